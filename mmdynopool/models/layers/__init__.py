@@ -1,0 +1,9 @@
+from .dynopool import DynOPool2d, dynopool2d, dynopool_output_size
+from .shape_adaptor import (ShapeAdaptor, shape_adaptor,
+                            shape_adaptor_init_alpha,
+                            shape_adaptor_num_modules)
+
+__all__ = [
+    'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'ShapeAdaptor',
+    'shape_adaptor', 'shape_adaptor_init_alpha', 'shape_adaptor_num_modules'
+]

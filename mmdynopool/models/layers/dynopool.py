@@ -1,0 +1,242 @@
+"""DynOPool: dynamically optimised pooling (Jang et al., CVPR 2022).
+
+Convention:
+    * Sizes and scales are ``(h, w)`` ordered.
+    * Normalised coordinates follow ``F.grid_sample(align_corners=False)``:
+      ``(-1, -1)`` and ``(1, 1)`` are the *outer corners* of the input, so
+      pixel ``i`` of ``n`` has its centre at ``-1 + (2 i + 1) / n``.
+    * Queries that fall outside the input clamp to the border, as
+      ``F.interpolate(mode='bilinear', align_corners=False)`` does.
+    * Output size: ``round(max(H_in * r_h, 1.5))`` with round-half-up, so it
+      is never below 2, and ``r = 0.5`` reproduces a ``3x3/stride 2/pad 1``
+      convolution's ``ceil(H_in / 2)`` on odd sizes.
+
+Numerical note:
+    At ``r = 0.5`` on an even size (the usual initialisation) every query
+    lands exactly on a pixel centre, where bilinear sampling is not
+    differentiable w.r.t. position: the alpha gradient there is a one-sided
+    derivative that floating-point rounding of the coordinates picks. The
+    forward values and the input gradient are unaffected; once alpha moves
+    off ``0.5`` the queries leave the pixel centres.
+"""
+import math
+from numbers import Real
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import Tensor, nn
+
+__all__ = [
+    'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'round_size',
+    'MIN_SIZE'
+]
+
+#: Lower bound of the continuous size before rounding (paper Sec. 5.1):
+#: ``round(max(x, 1.5)) >= 2``.
+MIN_SIZE = 1.5
+
+ScaleType = Union[float, Sequence[float]]
+
+
+def round_size(x: float) -> int:
+    """The integer output size for a continuous size ``x`` (round half up,
+    bounded below by :data:`MIN_SIZE`)."""
+    return int(math.floor(max(float(x), MIN_SIZE) + 0.5))
+
+
+def dynopool_output_size(input_size: Sequence[int], alpha: Tensor) -> Tensor:
+    """Output size with the straight-through estimator of Eq. (3)-(4).
+
+    The forward value is the integer size ``round(max(H_in / alpha, 1.5))``;
+    the gradient is that of the continuous size ``H_in / alpha``. The
+    surrogate is deliberately *not* clamped at 1.5 so that a layer collapsed to
+    2 pixels still tells its ``alpha`` which way to move.
+
+    Args:
+        input_size (Sequence[int]): ``(H_in, W_in)``.
+        alpha (Tensor): Inverse scale ``(alpha_h, alpha_w)``, shape ``(2,)``.
+
+    Returns:
+        Tensor: ``(H_out, W_out)`` of ``alpha``'s dtype, shape ``(2,)``.
+
+    Example:
+        >>> dynopool_output_size((7, 224), torch.tensor([10.0, 2.0]))
+        tensor([  2., 112.])
+    """
+    cont = alpha.new_tensor(tuple(input_size)) / alpha
+    hard = torch.floor(cont.detach().clamp(min=MIN_SIZE) + 0.5)
+    # Parenthesised so the forward value is exactly the integer.
+    return hard + (cont - cont.detach())
+
+
+def _cell_query_coords(size: Tensor, n: int) -> Tensor:
+    """Normalised coordinates of the 2n query points along one axis.
+
+    The four query points of output cell ``i`` (Eq. 2) sit at
+    ``p_i +- 1/(2 n)`` with ``p_i = -1 + (2 i + 1) / n``, i.e. exactly at the
+    centres of a ``2n`` grid: ``-1 + (2 k + 1) / (2 n)``, ``k = 0..2n-1``.
+    ``size`` is the straight-through size whose forward value is ``n``, which
+    is how ``alpha`` receives the gradient of the query positions.
+    """
+    k = torch.arange(2 * n, device=size.device, dtype=size.dtype)
+    return -1 + (2 * k + 1) / (2 * size)
+
+
+def dynopool2d(input: Tensor, alpha: Tensor, mode: str = 'max') -> Tensor:
+    """Resize ``input`` by ``1 / alpha`` with DynOPool.
+
+    Every output cell bilinearly samples four query points (Eq. 2) and
+    aggregates them with ``mode`` (``'max'`` as in the paper, or ``'avg'``).
+    Gradients reach ``input`` (bilinear weights) and ``alpha`` (query
+    positions through the straight-through size, Eq. 3-4).
+
+    Args:
+        input (Tensor): Feature map of shape ``(N, C, H_in, W_in)``.
+        alpha (Tensor): Inverse scale factor ``(alpha_h, alpha_w)``, shape
+            ``(2,)``.
+        mode (str): Aggregation of the four query points, ``'max'`` or
+            ``'avg'``. Default: ``'max'``.
+
+    Returns:
+        Tensor: Shape ``(N, C, H_out, W_out)``.
+
+    Example:
+        >>> x = torch.rand(2, 3, 7, 10)
+        >>> dynopool2d(x, torch.tensor([2.0, 0.5])).shape
+        torch.Size([2, 3, 4, 20])
+    """
+    if input.dim() != 4:
+        raise ValueError(f'input must be 4-D (N, C, H, W), got shape '
+                         f'{tuple(input.shape)}')
+    if mode not in ('max', 'avg'):
+        raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    if not bool(torch.all(torch.isfinite(alpha) & (alpha > 0))):
+        raise ValueError('alpha (= 1 / scale) must be finite and > 0, got '
+                         f'{alpha.detach().tolist()}; if it diverged during '
+                         'training, lower the learning rate of alpha')
+    size = dynopool_output_size(input.shape[-2:], alpha)
+    h_out, w_out = (int(v) for v in size.detach().tolist())
+    return _dynopool2d_sized(input, size, (h_out, w_out), mode)
+
+
+def _dynopool2d_sized(input: Tensor, size: Tensor, out_size: Tuple[int, int],
+                      mode: str) -> Tensor:
+    """DynOPool on an ``out_size`` grid whose query positions are the
+    differentiable function of ``size`` given by Eq. (2).
+
+    ``size``'s forward value equals ``out_size`` in :func:`dynopool2d`; the
+    split lets tests check d(output)/d(size) with finite differences, which
+    the straight-through estimator itself does not admit.
+    """
+    ys = _cell_query_coords(size[0], out_size[0])
+    xs = _cell_query_coords(size[1], out_size[1])
+    grid = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), -1)
+    grid = grid.to(input.dtype).expand(input.shape[0], -1, -1, -1)
+    samples = F.grid_sample(
+        input, grid, mode='bilinear', padding_mode='border',
+        align_corners=False)
+    if mode == 'max':
+        return F.max_pool2d(samples, 2)
+    return F.avg_pool2d(samples, 2)
+
+
+def _pair_scale(init_scale: ScaleType) -> Tuple[float, float]:
+    if isinstance(init_scale, Real) and not isinstance(init_scale, bool):
+        pair = (float(init_scale), float(init_scale))
+    elif (isinstance(init_scale, Sequence) and len(init_scale) == 2
+          and all(isinstance(v, Real) and not isinstance(v, bool)
+                  for v in init_scale)):
+        pair = (float(init_scale[0]), float(init_scale[1]))
+    else:
+        raise TypeError('init_scale must be a positive float or a pair '
+                        f'(r_h, r_w) of positive floats, got {init_scale!r}')
+    if not all(math.isfinite(v) and v > 0 for v in pair):
+        raise ValueError('init_scale must be finite and > 0 (r = 1/alpha), '
+                         f'got {init_scale!r}')
+    return pair
+
+
+@MODELS.register_module()
+class DynOPool2d(nn.Module):
+    """Learnable resizing layer of DynOPool (CVPR 2022, Sec. 4.1).
+
+    Holds ``alpha = (1 / r_h, 1 / r_w)`` (Eq. 6) and resizes its input to
+    ``round(max(H_in * r_h, 1.5)) x round(max(W_in * r_w, 1.5))``. The same
+    instance may be called from several places (e.g. every path into one
+    HRNet stream) so that they share ``alpha`` and always agree on the size.
+
+    Args:
+        init_scale (float | tuple[float, float]): Initial scale factor
+            ``r`` (``(r_h, r_w)`` or one value for both). ``0.5`` halves like
+            a stride-2 layer, ``> 1`` up-samples. Default: 0.5.
+        mode (str): Aggregation of the four query points, ``'max'`` or
+            ``'avg'``. Default: ``'max'``.
+        fixed (bool): Freeze ``alpha`` (``requires_grad=False``), e.g. to
+            retrain a learned shape from scratch ("Fix (Final)"). ``alpha``
+            stays a parameter so checkpoint keys do not change.
+            Default: False.
+        device (torch.device, optional): Device of ``alpha``.
+        dtype (torch.dtype, optional): Dtype of ``alpha``. Default: float32.
+
+    Example:
+        >>> pool = DynOPool2d(init_scale=(0.5, 0.75))
+        >>> pool(torch.rand(1, 8, 32, 32)).shape
+        torch.Size([1, 8, 16, 24])
+        >>> pool.output_size((7, 7))
+        (4, 5)
+    """
+
+    def __init__(self,
+                 init_scale: ScaleType = 0.5,
+                 mode: str = 'max',
+                 fixed: bool = False,
+                 device: Optional[torch.device] = None,
+                 dtype: Optional[torch.dtype] = None) -> None:
+        super().__init__()
+        self.init_scale = _pair_scale(init_scale)
+        if mode not in ('max', 'avg'):
+            raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+        self.mode = mode
+        self.alpha = nn.Parameter(torch.empty(2, device=device, dtype=dtype))
+        self.reset_parameters()
+        self.fixed = bool(fixed)
+
+    @property
+    def fixed(self) -> bool:
+        return not self.alpha.requires_grad
+
+    @fixed.setter
+    def fixed(self, value: bool) -> None:
+        self.alpha.requires_grad_(not value)
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.alpha.copy_(
+                torch.tensor([1 / r for r in self.init_scale],
+                             dtype=self.alpha.dtype))
+
+    @property
+    def scale(self) -> Tuple[float, float]:
+        """Current scale factor ``(r_h, r_w) = 1 / alpha``."""
+        a_h, a_w = self.alpha.detach().tolist()
+        return 1 / a_h, 1 / a_w
+
+    def output_size(self, input_size: Sequence[int]) -> Tuple[int, int]:
+        """Integer ``(H_out, W_out)`` for an input of ``(H_in, W_in)``."""
+        h, w = self.continuous_output_size(input_size).detach().tolist()
+        return int(h), int(w)
+
+    def continuous_output_size(self, input_size: Sequence[int]) -> Tensor:
+        """Differentiable ``(H_out, W_out)``: integer forward value, gradient
+        of ``H_in / alpha_h`` (the straight-through estimator, Eq. 3-4)."""
+        return dynopool_output_size(input_size, self.alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dynopool2d(x, self.alpha, self.mode)
+
+    def extra_repr(self) -> str:
+        r_h, r_w = self.scale
+        return (f'scale=({r_h:.4g}, {r_w:.4g}), mode={self.mode!r}, '
+                f'fixed={self.fixed}')

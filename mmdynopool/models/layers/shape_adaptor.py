@@ -1,0 +1,241 @@
+"""Shape Adaptor: a learnable two-branch resizing module (Liu et al., ECCV 2020).
+
+Convention:
+    * Sizes are ``(h, w)``; each axis is scaled by the same ``s(alpha)``.
+    * The adaptive resize ``G`` is ``F.interpolate(mode='bilinear',
+      align_corners=True)``, as in the authors' release.
+    * Output size ``max(round_half_up(D_in * s), 1)`` per axis, ``D_in`` being the
+      module's *input* size.
+"""
+import math
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.registry import MODELS
+from torch import Tensor, nn
+
+__all__ = [
+    'ShapeAdaptor', 'shape_adaptor', 'shape_adaptor_num_modules',
+    'shape_adaptor_init_alpha'
+]
+
+#: Small value of Eq. (5) that keeps the initial logit finite.
+INIT_EPS = 1e-4
+
+BranchType = Union[nn.Module, dict, None]
+
+
+def _check_range(r1: float, r2: float) -> None:
+    if not (math.isfinite(r1) and math.isfinite(r2) and 0 < r1 < r2):
+        raise ValueError('the search space (r1, r2) must satisfy '
+                         f'0 < r1 < r2, got r1={r1!r}, r2={r2!r}')
+
+
+def shape_adaptor_num_modules(d_in: float, d_last: float,
+                              r_min: float = 0.5) -> int:
+    """Number of shape adaptors ``N = ceil(log_{1/r_min}(D_in / D_last))``
+    (Eq. 3).
+
+    Example:
+        >>> shape_adaptor_num_modules(32, 2), shape_adaptor_num_modules(224, 2)
+        (4, 7)
+    """
+    if not 0 < r_min < 1:
+        raise ValueError(f'r_min must be in (0, 1), got {r_min!r}')
+    if not 0 < d_last <= d_in:
+        raise ValueError('need 0 < d_last <= d_in, got '
+                         f'd_in={d_in!r}, d_last={d_last!r}')
+    # The tolerance keeps exact powers (32 / 2 = 0.5 ** -4) from rounding up.
+    n = math.log(d_in / d_last) / math.log(1 / r_min)
+    return max(int(math.ceil(n - 1e-9)), 1)
+
+
+def shape_adaptor_init_alpha(d_in: float,
+                             d_out: float,
+                             num_modules: int,
+                             r_min: float = 0.5,
+                             r_max: float = 1.0) -> float:
+    """Initial raw (pre-sigmoid) alpha of Eq. (5).
+
+    Solves ``D_in * s(sigmoid(alpha)) ** N = D_out`` for the logit:
+    ``alpha = ln((s - r_min) / (r_max - s) + eps)`` with
+    ``s = (D_out / D_in) ** (1 / N)``. When even the smallest shape
+    ``D_in * r_min ** N`` exceeds ``D_out`` it returns ``ln(eps)``, the
+    smallest shape (the paper's "otherwise" case, tested exactly as the
+    authors' code does).
+
+    Example:
+        >>> a = shape_adaptor_init_alpha(32, 8, 4)
+        >>> s = 0.5 + 0.5 / (1 + math.exp(-a))
+        >>> round(32 * s ** 4, 3)
+        8.0
+    """
+    _check_range(r_min, r_max)
+    if num_modules < 1:
+        raise ValueError(f'num_modules must be >= 1, got {num_modules!r}')
+    if d_in <= 0 or d_out <= 0:
+        raise ValueError(f'd_in and d_out must be > 0, got {d_in!r}, '
+                         f'{d_out!r}')
+    if d_in * r_min**num_modules > d_out:
+        return math.log(INIT_EPS)
+    s = (d_out / d_in)**(1.0 / num_modules)
+    if s >= r_max:
+        raise ValueError(
+            f'd_out={d_out!r} is out of reach: {num_modules} modules scale '
+            f'd_in={d_in!r} by at most r_max={r_max!r} each')
+    return math.log((s - r_min) / (r_max - s) + INIT_EPS)
+
+
+def _scaled_size(input_size: Tuple[int, int], s: float) -> Tuple[int, int]:
+    # Round half up, like DynOPool2d, and never below one pixel.
+    return tuple(max(int(math.floor(d * s + 0.5)), 1) for d in input_size)
+
+
+def shape_adaptor(x1: Tensor,
+                  x2: Tensor,
+                  alpha: Tensor,
+                  input_size: Tuple[int, int],
+                  r1: float = 0.5,
+                  r2: float = 1.0,
+                  penalty: float = 1.0,
+                  residual: bool = False) -> Tensor:
+    """Mix two resized branches (Eq. 1) with the penalised alpha (Eq. 6).
+
+    ``alpha`` (raw, pre-sigmoid) gets its gradient only through the mixing
+    weights ``1 - a`` and ``a``: the output size ``round(D_in * s(a))`` is not
+    differentiable and follows ``a`` as the paper's ``grad s(a) ~ s(grad a)``.
+
+    Args:
+        x1 (Tensor): Branch ``F1(x, r1)``, shape ``(N, C, H1, W1)``.
+        x2 (Tensor): Branch ``F2(x, r2)``, shape ``(N, C, H2, W2)``.
+        alpha (Tensor): Raw scalar parameter, ``a = sigmoid(alpha)``.
+        input_size (tuple[int, int]): ``(H_in, W_in)`` of the module's input.
+        r1 (float): Scale of branch 1 (the smaller). Default: 0.5.
+        r2 (float): Scale of branch 2. Default: 1.0.
+        penalty (float): Memory penalty ``rho`` of Eq. (6)-(8); 1 is none.
+            Default: 1.0.
+        residual (bool): Double the mixing weights, so that ``a = 0.5`` gives
+            ``x1 + x2`` like a residual cell. Default: False.
+
+    Returns:
+        Tensor: Shape ``(N, C, round(H_in * s), round(W_in * s))``.
+
+    Example:
+        >>> x = torch.rand(1, 4, 16, 16)
+        >>> shape_adaptor(F.max_pool2d(x, 2), x, torch.tensor(0.), (16, 16)).shape
+        torch.Size([1, 4, 12, 12])
+    """
+    a = torch.sigmoid(alpha) * penalty + r1 / (r2 - r1) * (penalty - 1)
+    s = (r2 - r1) * float(a.detach()) + r1
+    size = _scaled_size(input_size, s)
+    y1 = F.interpolate(x1, size=size, mode='bilinear', align_corners=True)
+    y2 = F.interpolate(x2, size=size, mode='bilinear', align_corners=True)
+    out = (1 - a) * y1 + a * y2
+    return 2 * out if residual else out
+
+
+def _build_branch(branch: BranchType, default: nn.Module) -> nn.Module:
+    if branch is None:
+        return default
+    if isinstance(branch, nn.Module):
+        return branch
+    if isinstance(branch, dict):
+        return MODELS.build(branch)
+    raise TypeError('a branch must be an nn.Module, a config dict or None, '
+                    f'got {type(branch).__name__}')
+
+
+@MODELS.register_module()
+class ShapeAdaptor(nn.Module):
+    """Learnable resizing between two fixed-ratio branches (Shape Adaptor).
+
+    ``out = (1 - a) G(F1(x), s / r1) + a G(F2(x), s / r2)`` with
+    ``a = sigmoid(alpha)`` and ``s(a) = (r2 - r1) a + r1`` (Eq. 1-2). With the
+    defaults it is the paper's VGG cell: ``F1`` = 2x2 max-pool, ``F2`` =
+    identity, search space ``(0.5, 1)``. For a ResNet cell pass the strided
+    shortcut as ``branch1``, the stride-1 weight layers as ``branch2`` and
+    ``residual=True``.
+
+    Args:
+        branch1 (nn.Module | dict, optional): ``F1`` with ratio ``r1``.
+            Default: ``nn.MaxPool2d(2, 2)``.
+        branch2 (nn.Module | dict, optional): ``F2`` with ratio ``r2``.
+            Default: ``nn.Identity()``.
+        r1 (float): Ratio of ``branch1``. Default: 0.5.
+        r2 (float): Ratio of ``branch2``, ``> r1``. Default: 1.0.
+        init_alpha (float): Initial raw alpha (logit); see
+            :func:`shape_adaptor_init_alpha` for Eq. (5). Default: 0.0.
+        residual (bool): Double the mixing weights (ResNet cell).
+            Default: False.
+        device (torch.device, optional): Device of ``alpha``.
+        dtype (torch.dtype, optional): Dtype of ``alpha``.
+
+    Attributes:
+        penalty (float): Memory penalty ``rho`` (Eq. 6-8), set from outside
+            (e.g. by a hook every iteration). Default: 1.0.
+
+    Example:
+        >>> sa = ShapeAdaptor(init_alpha=0.0)
+        >>> sa(torch.rand(2, 8, 32, 32)).shape
+        torch.Size([2, 8, 24, 24])
+    """
+
+    def __init__(self,
+                 branch1: BranchType = None,
+                 branch2: BranchType = None,
+                 r1: float = 0.5,
+                 r2: float = 1.0,
+                 init_alpha: float = 0.0,
+                 residual: bool = False,
+                 device: Optional[torch.device] = None,
+                 dtype: Optional[torch.dtype] = None) -> None:
+        super().__init__()
+        _check_range(r1, r2)
+        if not math.isfinite(init_alpha):
+            raise ValueError(f'init_alpha must be finite, got {init_alpha!r}')
+        self.branch1 = _build_branch(branch1, nn.MaxPool2d(2, 2))
+        self.branch2 = _build_branch(branch2, nn.Identity())
+        self.r1, self.r2 = float(r1), float(r2)
+        self.init_alpha = float(init_alpha)
+        self.residual = residual
+        self.penalty = 1.0
+        self.alpha = nn.Parameter(torch.empty((), device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.alpha.fill_(self.init_alpha)
+
+    @property
+    def penalty(self) -> float:
+        return self._penalty
+
+    @penalty.setter
+    def penalty(self, value: float) -> None:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f'penalty (rho) must be finite and > 0, got '
+                             f'{value!r}')
+        self._penalty = float(value)
+
+    @property
+    def scale(self) -> float:
+        """Current reshaping factor ``s(a_rho)`` (Eq. 7)."""
+        a = torch.sigmoid(self.alpha.detach()).item()
+        return ((self.r2 - self.r1) * a + self.r1) * self.penalty
+
+    def output_size(self, input_size: Tuple[int, int]) -> Tuple[int, int]:
+        """Integer ``(H_out, W_out)`` for an input of ``(H_in, W_in)``."""
+        return _scaled_size(input_size, self.scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4:
+            raise ValueError(f'input must be 4-D (N, C, H, W), got shape '
+                             f'{tuple(x.shape)}')
+        return shape_adaptor(
+            self.branch1(x), self.branch2(x), self.alpha, x.shape[-2:],
+            self.r1, self.r2, self.penalty, self.residual)
+
+    def extra_repr(self) -> str:
+        return (f'r=({self.r1:g}, {self.r2:g}), scale={self.scale:.4g}, '
+                f'penalty={self.penalty:.4g}, residual={self.residual}')

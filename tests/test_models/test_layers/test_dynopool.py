@@ -1,0 +1,331 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmdynopool.models import DynOPool2d, dynopool2d
+from mmdynopool.models.layers.dynopool import _dynopool2d_sized
+
+
+def reference_dynopool(x, alpha, mode='max', shift=0.0):
+    """DynOPool written straight from Eq. (1)-(4) of the paper.
+
+    Four ``grid_sample`` calls, one per query point ``p +- delta``, then the
+    aggregation. Sizes use the straight-through estimator of Eq. (3)-(4) with
+    round-half-up and the 1.5 lower bound of Sec. 5.1. ``shift`` moves the
+    query grid by a relative amount (the STE keeps it still otherwise).
+    """
+    cont = torch.stack([x.shape[-2] / alpha[0], x.shape[-1] / alpha[1]])
+    hard = torch.floor(torch.clamp(cont.detach(), min=1.5) + 0.5)
+    h_ste, w_ste = hard * (1 + shift) + (cont - cont.detach())
+    h, w = int(hard[0]), int(hard[1])
+    p_h = -1 + (2 * torch.arange(h, dtype=x.dtype) + 1) / h_ste  # cell centres
+    p_w = -1 + (2 * torch.arange(w, dtype=x.dtype) + 1) / w_ste
+    d_h, d_w = 0.25 * 2 / h_ste, 0.25 * 2 / w_ste  # Eq. (2)
+    queries = []
+    for sh in (-1, 1):
+        for sw in (-1, 1):
+            qy = (p_h + sh * d_h)[:, None].expand(h, w)
+            qx = (p_w + sw * d_w)[None, :].expand(h, w)
+            grid = torch.stack([qx, qy], -1)[None].expand(x.shape[0], -1, -1,
+                                                          -1)
+            queries.append(
+                F.grid_sample(x, grid.to(x.dtype), mode='bilinear',
+                              padding_mode='border', align_corners=False))
+    q = torch.stack(queries)
+    return q.max(0).values if mode == 'max' else q.mean(0)
+
+
+def reference_alpha_grad(x, alpha, mode, g, shift):
+    alpha = alpha.detach().clone().requires_grad_()
+    reference_dynopool(x.detach(), alpha, mode, shift).backward(g)
+    return alpha.grad
+
+
+def on_kink(x, alpha, mode, g):
+    """Whether some query sits exactly on a pixel centre (e.g. r = 0.5 on an
+    even size), where bilinear sampling has no derivative w.r.t. position and
+    autograd returns a one-sided one chosen by floating-point rounding."""
+    grads = [reference_alpha_grad(x, alpha, mode, g, shift)
+             for shift in (-1e-9, 1e-9)]
+    return not torch.allclose(*grads, rtol=1e-5, atol=1e-6)
+
+
+def naive_bilinear(img, y, x):
+    """Bilinear value of ``img`` (H, W) at pixel coordinates, border-clamped."""
+    h, w = img.shape
+    y = min(max(y, 0.0), h - 1.0)
+    x = min(max(x, 0.0), w - 1.0)
+    y0, x0 = int(math.floor(y)), int(math.floor(x))
+    y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+    wy, wx = y - y0, x - x0
+    return ((1 - wy) * (1 - wx) * img[y0, x0] + (1 - wy) * wx * img[y0, x1] +
+            wy * (1 - wx) * img[y1, x0] + wy * wx * img[y1, x1])
+
+
+def naive_dynopool(img, h_out, w_out):
+    """Loops over cells and query points in pixel units (no torch)."""
+    h, w = img.shape
+    out = np.empty((h_out, w_out))
+    for i in range(h_out):
+        for j in range(w_out):
+            vals = []
+            for dy in (-0.25, 0.25):
+                for dx in (-0.25, 0.25):
+                    # Cell centre (i + 0.5) plus +-1/4 of a cell, mapped to
+                    # input pixel units (pixel k's centre is at k).
+                    y = (i + 0.5 + dy) * h / h_out - 0.5
+                    x = (j + 0.5 + dx) * w / w_out - 0.5
+                    vals.append(naive_bilinear(img, y, x))
+            out[i, j] = max(vals)
+    return out
+
+
+# (H_in, W_in, init_scale, on_kink): down, up, non-integer and non-square
+# scales. on_kink: r = 0.5 on an even size puts every query on a pixel centre
+# ((2k + 1) H = 2 H_out (2m + 1) has solutions), where the alpha gradient is
+# one-sided and set by rounding, so only the input gradient is compared there.
+CASES = [
+    (16, 16, 0.5, True),
+    (224, 224, 0.5, True),
+    (15, 9, (0.5, 0.5), False),
+    (12, 20, (0.37, 0.81), False),
+    (24, 18, (0.55, 0.47), False),
+    (8, 6, (1.7, 2.3), False),
+    (7, 11, (0.6, 1.4), False),
+    (5, 5, 0.1, False),
+]
+
+
+class TestDynOPool2d:
+
+    @pytest.mark.parametrize('size,expected', [
+        ((224, 224, 0.5), (112, 112)),
+        ((7, 7, 0.1), (2, 2)),
+        ((5, 5, 0.5), (3, 3)),  # 2.5 rounds half up, like 3x3/s2/p1 conv
+        ((3, 3, 0.5), (2, 2)),  # 1.5 -> 2
+        ((2, 2, 0.5), (2, 2)),  # 1.0 is lifted to the 1.5 floor -> 2
+        ((1, 1, 0.5), (2, 2)),
+        ((56, 56, 0.25), (14, 14)),
+        ((32, 24, (0.6, 0.8)), (19, 19)),  # 19.2 -> 19, 19.2 -> 19
+        ((10, 10, (1.26, 3.0)), (13, 30)),  # 12.6 -> 13
+        ((512, 1024, 0.5), (256, 512)),
+    ])
+    def test_output_size_table(self, size, expected):
+        h, w, scale = size
+        pool = DynOPool2d(init_scale=scale)
+        assert pool.output_size((h, w)) == expected
+        out = pool(torch.rand(1, 2, h, w))
+        assert tuple(out.shape[-2:]) == expected
+
+    def test_continuous_size_is_straight_through(self):
+        pool = DynOPool2d(init_scale=(0.3, 0.7))
+        size = pool.continuous_output_size((10, 10))
+        assert size.tolist() == [3.0, 7.0]
+        size.sum().backward()
+        # d(H_in / alpha) / d alpha = -H_in / alpha^2
+        expected = [-10 / (1 / 0.3)**2, -10 / (1 / 0.7)**2]
+        torch.testing.assert_close(pool.alpha.grad,
+                                   torch.tensor(expected))
+
+    def test_alpha_init_and_scale(self):
+        pool = DynOPool2d(init_scale=(0.25, 0.8))
+        torch.testing.assert_close(pool.alpha.data, torch.tensor([4.0, 1.25]))
+        assert pool.scale == pytest.approx((0.25, 0.8))
+        assert 'scale=(0.25, 0.8)' in repr(pool)
+
+    @pytest.mark.parametrize('mode', ['max', 'avg'])
+    @pytest.mark.parametrize('case', CASES)
+    def test_matches_reference(self, case, mode):
+        h, w, scale, kink = case
+        # float64, so that the two ways of writing the query coordinates
+        # (cell centre +- delta vs. centres of the 2x grid) agree to ~1e-12;
+        # in float32 they differ by an ulp, i.e. ~1e-5 px on a 224 map.
+        torch.manual_seed(0)
+        f64 = torch.float64
+        pool = DynOPool2d(init_scale=scale, mode=mode, dtype=f64)
+        x = torch.randn(2, 3, h, w, dtype=f64, requires_grad=True)
+        x_ref = x.detach().clone().requires_grad_()
+        alpha_ref = pool.alpha.detach().clone().requires_grad_()
+
+        out = pool(x)
+        ref = reference_dynopool(x_ref, alpha_ref, mode)
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+
+        g = torch.randn_like(out)
+        out.backward(g)
+        ref.backward(g)
+        torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-10,
+                                   atol=1e-10)
+        assert torch.all(pool.alpha.grad != 0)
+        assert on_kink(x, pool.alpha, mode, g) == kink
+        if not kink:
+            torch.testing.assert_close(
+                pool.alpha.grad, alpha_ref.grad, rtol=1e-8, atol=1e-8)
+
+    @pytest.mark.parametrize('case', CASES)
+    def test_float32_matches_float64_reference(self, case):
+        h, w, scale, _ = case
+        torch.manual_seed(0)
+        x = torch.randn(2, 3, h, w, dtype=torch.float64)
+        pool = DynOPool2d(init_scale=scale)
+        alpha = pool.alpha.detach().double()
+        torch.testing.assert_close(
+            pool(x.float()).double(), reference_dynopool(x, alpha),
+            rtol=0, atol=2e-4)
+
+    @pytest.mark.parametrize('h,w,h_out,w_out', [(5, 7, 3, 2), (4, 4, 6, 9),
+                                                 (6, 3, 6, 3), (8, 8, 4, 4)])
+    def test_matches_naive_loops(self, h, w, h_out, w_out):
+        img = np.random.RandomState(1).randn(h, w)
+        alpha = torch.tensor([h / h_out, w / w_out], dtype=torch.float64)
+        out = dynopool2d(torch.from_numpy(img)[None, None], alpha)
+        np.testing.assert_allclose(
+            out[0, 0].numpy(), naive_dynopool(img, h_out, w_out), atol=1e-12)
+
+    def test_equals_resize_then_maxpool(self):
+        # The 4 query points are the centres of a 2H_out x 2W_out grid.
+        x = torch.randn(2, 4, 30, 17)
+        pool = DynOPool2d(init_scale=(0.41, 0.67))
+        h, w = pool.output_size((30, 17))
+        up = F.interpolate(x, size=(2 * h, 2 * w), mode='bilinear',
+                           align_corners=False)
+        torch.testing.assert_close(pool(x), F.max_pool2d(up, 2))
+
+    def test_scale_half_on_even_input_is_2x2_sample_of_pixel_centres(self):
+        # At r = 0.5 on an even input the queries land on pixel centres, so
+        # DynOPool is exactly the human 2x2 max-pool it replaces.
+        x = torch.randn(2, 3, 16, 12)
+        torch.testing.assert_close(DynOPool2d()(x), F.max_pool2d(x, 2))
+        torch.testing.assert_close(
+            DynOPool2d(mode='avg')(x), F.avg_pool2d(x, 2))
+
+    @pytest.mark.parametrize('h,w,h_out,w_out', [(7, 9, 3, 4), (5, 4, 8, 7),
+                                                 (6, 10, 4, 3)])
+    @pytest.mark.parametrize('mode', ['max', 'avg'])
+    def test_gradcheck(self, h, w, h_out, w_out, mode):
+        torch.manual_seed(0)
+        x = torch.randn(1, 2, h, w, dtype=torch.float64, requires_grad=True)
+        # A continuous size near (not at) the integer one keeps every query
+        # off pixel centres, where bilinear sampling has kinks.
+        size = torch.tensor([h_out + 0.013, w_out - 0.021],
+                            dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(
+            lambda x, s: _dynopool2d_sized(x, s, (h_out, w_out), mode),
+            (x, size))
+        # And the full layer, input gradient.
+        alpha = torch.tensor([h / (h_out + 0.2), w / (w_out - 0.3)],
+                             dtype=torch.float64)
+        assert torch.autograd.gradcheck(lambda x: dynopool2d(x, alpha, mode),
+                                        (x, ))
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        h=st.integers(1, 40),
+        w=st.integers(1, 40),
+        r_h=st.floats(0.05, 3.0),
+        r_w=st.floats(0.05, 3.0),
+        mode=st.sampled_from(['max', 'avg']))
+    def test_random_sizes_and_scales(self, h, w, r_h, r_w, mode):
+        f64 = torch.float64
+        pool = DynOPool2d(init_scale=(r_h, r_w), mode=mode, dtype=f64)
+        x = torch.randn(1, 2, h, w, dtype=f64, requires_grad=True)
+        alpha_ref = pool.alpha.detach().clone().requires_grad_()
+        out = pool(x)
+        expected = tuple(
+            int(math.floor(max(d * r, 1.5) + 0.5))
+            for d, r in ((h, r_h), (w, r_w)))
+        assert tuple(out.shape[-2:]) == expected
+        ref = reference_dynopool(x.detach(), alpha_ref, mode)
+        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+        out.sum().backward()
+        ref.sum().backward()
+        assert torch.isfinite(pool.alpha.grad).all()
+        if not on_kink(x, pool.alpha, mode, torch.ones_like(out)):
+            torch.testing.assert_close(
+                pool.alpha.grad, alpha_ref.grad, rtol=1e-8, atol=1e-8)
+
+    def test_shared_instance_accumulates_both_calls(self):
+        pool = DynOPool2d(init_scale=0.6)
+        a = torch.randn(1, 2, 20, 20)
+        b = torch.randn(1, 2, 13, 31)
+        out_a, out_b = pool(a), pool(b)
+        assert out_a.shape[-2:] == (12, 12) and out_b.shape[-2:] == (8, 19)
+        (out_a.sum() + out_b.square().sum()).backward()
+
+        alpha = pool.alpha.detach().clone().requires_grad_()
+        (reference_dynopool(a, alpha).sum() +
+         reference_dynopool(b, alpha).square().sum()).backward()
+        torch.testing.assert_close(pool.alpha.grad, alpha.grad, rtol=1e-4,
+                                   atol=1e-5)
+
+    def test_fixed(self):
+        pool = DynOPool2d(init_scale=0.7, fixed=True)
+        assert pool.fixed and not pool.alpha.requires_grad
+        assert list(pool.state_dict()) == ['alpha']
+        x = torch.randn(1, 2, 10, 10, requires_grad=True)
+        pool(x).sum().backward()
+        assert pool.alpha.grad is None and x.grad is not None
+        assert pool.output_size((10, 10)) == (7, 7)
+        pool.fixed = False
+        assert pool.alpha.requires_grad
+
+    def test_state_dict_round_trip(self):
+        pool = DynOPool2d()
+        with torch.no_grad():
+            pool.alpha.copy_(torch.tensor([2.7, 1.3]))
+        other = DynOPool2d()
+        other.load_state_dict(pool.state_dict())
+        assert other.output_size((27, 13)) == (10, 10)
+
+    def test_reset_parameters(self):
+        pool = DynOPool2d(init_scale=(0.3, 0.9))
+        with torch.no_grad():
+            pool.alpha.fill_(7.0)
+        pool.reset_parameters()
+        assert pool.scale == pytest.approx((0.3, 0.9))
+
+    def test_dtype_device_and_half_input(self):
+        pool = DynOPool2d(dtype=torch.float64)
+        assert pool.alpha.dtype == torch.float64
+        x = torch.randn(1, 2, 8, 8, dtype=torch.bfloat16)
+        out = DynOPool2d(init_scale=0.7)(x)
+        assert out.dtype == torch.bfloat16 and out.shape[-2:] == (6, 6)
+
+    def test_channels_last_and_batch_one(self):
+        x = torch.randn(1, 5, 11, 9).to(memory_format=torch.channels_last)
+        pool = DynOPool2d(init_scale=(0.45, 0.55))
+        torch.testing.assert_close(pool(x), pool(x.contiguous()))
+
+    @pytest.mark.parametrize('init_scale', [0, -0.5, float('nan'),
+                                            float('inf'), (0.5, 0.0)])
+    def test_bad_init_scale_value(self, init_scale):
+        with pytest.raises(ValueError, match='init_scale'):
+            DynOPool2d(init_scale=init_scale)
+
+    @pytest.mark.parametrize('init_scale', ['0.5', (0.5, 0.5, 0.5), True,
+                                            None])
+    def test_bad_init_scale_type(self, init_scale):
+        with pytest.raises(TypeError, match='init_scale'):
+            DynOPool2d(init_scale=init_scale)
+
+    def test_bad_mode_and_rank(self):
+        with pytest.raises(ValueError, match="mode must be 'max' or 'avg'"):
+            DynOPool2d(mode='min')
+        with pytest.raises(ValueError, match='4-D'):
+            DynOPool2d()(torch.rand(3, 8, 8))
+        with pytest.raises(ValueError, match='alpha'):
+            dynopool2d(torch.rand(1, 1, 4, 4), torch.tensor([-1.0, 2.0]))
+
+    def test_registry(self):
+        from mmengine.registry import MODELS as ROOT
+        from mmpretrain.registry import MODELS as PRETRAIN
+        from mmseg.registry import MODELS as SEG
+        for registry in (ROOT, SEG, PRETRAIN):
+            pool = registry.build(dict(type='DynOPool2d', init_scale=0.25))
+            assert isinstance(pool, DynOPool2d)
+            assert pool.output_size((64, 64)) == (16, 16)
