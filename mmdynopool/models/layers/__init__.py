@@ -1,9 +1,12 @@
 from .dynopool import DynOPool2d, dynopool2d, dynopool_output_size
+from .pooled_conv import PoolAfter, PooledConv2d
 from .shape_adaptor import (ShapeAdaptor, shape_adaptor,
                             shape_adaptor_init_alpha,
                             shape_adaptor_num_modules)
 
 __all__ = [
-    'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'ShapeAdaptor',
-    'shape_adaptor', 'shape_adaptor_init_alpha', 'shape_adaptor_num_modules'
+    'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'PooledConv2d',
+    'PoolAfter',
+    'ShapeAdaptor', 'shape_adaptor', 'shape_adaptor_init_alpha',
+    'shape_adaptor_num_modules'
 ]

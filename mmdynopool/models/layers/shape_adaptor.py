@@ -228,13 +228,26 @@ class ShapeAdaptor(nn.Module):
         """Integer ``(H_out, W_out)`` for an input of ``(H_in, W_in)``."""
         return _scaled_size(input_size, self.scale)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self,
+                x: Tensor,
+                branch_outputs: Optional[Tuple[Tensor, Tensor]] = None
+                ) -> Tensor:
+        """Mix ``F1(x)`` and ``F2(x)`` resized from ``x``'s size (Eq. 1).
+
+        Args:
+            x (Tensor): Module input, shape ``(N, C, H, W)``.
+            branch_outputs (tuple[Tensor, Tensor], optional): ``(F1(x),
+                F2(x))`` computed by the caller, e.g. the shortcut and the
+                weight layers of a residual block; ``branch1``/``branch2``
+                are then not called.
+        """
         if x.dim() != 4:
             raise ValueError(f'input must be 4-D (N, C, H, W), got shape '
                              f'{tuple(x.shape)}')
-        return shape_adaptor(
-            self.branch1(x), self.branch2(x), self.alpha, x.shape[-2:],
-            self.r1, self.r2, self.penalty, self.residual)
+        if branch_outputs is None:
+            branch_outputs = (self.branch1(x), self.branch2(x))
+        return shape_adaptor(*branch_outputs, self.alpha, x.shape[-2:],
+                             self.r1, self.r2, self.penalty, self.residual)
 
     def extra_repr(self) -> str:
         return (f'r=({self.r1:g}, {self.r2:g}), scale={self.scale:.4g}, '

@@ -1,0 +1,3 @@
+from .shapes import format_resizing_report, resizing_report
+
+__all__ = ['resizing_report', 'format_resizing_report']

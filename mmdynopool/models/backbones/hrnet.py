@@ -1,0 +1,141 @@
+"""HRNet with DynOPool down-sampling (DynOPool paper, Appendix A.1, rule C)."""
+from typing import Optional, Sequence
+
+from mmseg.models.backbones import HRNet
+from mmseg.registry import MODELS
+from torch import nn
+
+from ..layers import DynOPool2d, PooledConv2d
+from .utils import build_pools, parse_init_scales
+
+__all__ = ['DynOPoolHRNet']
+
+_STAGE_KEYS = ('num_modules', 'num_branches', 'block', 'num_blocks',
+               'num_channels')
+
+
+def check_hrnet_extra(extra: dict) -> None:
+    """Raise a clear error for an HRNet ``extra`` dict that cannot build."""
+    if not isinstance(extra, dict):
+        raise TypeError(f'extra must be a dict, got {type(extra).__name__}')
+    prev = 0
+    for i in range(1, 5):
+        name = f'stage{i}'
+        if name not in extra:
+            raise ValueError(f'extra must define stage1..stage4; {name} is '
+                             f'missing (got keys {sorted(extra)})')
+        cfg = extra[name]
+        missing = [k for k in _STAGE_KEYS if k not in cfg]
+        if missing:
+            raise ValueError(f'extra.{name} lacks {missing}')
+        n = cfg['num_branches']
+        for key in ('num_blocks', 'num_channels'):
+            if len(cfg[key]) != n:
+                raise ValueError(
+                    f'extra.{name}.{key} has {len(cfg[key])} entries but '
+                    f'num_branches={n}')
+        if cfg['block'] not in HRNet.blocks_dict:
+            raise ValueError(f'extra.{name}.block must be one of '
+                             f'{sorted(HRNet.blocks_dict)}, got '
+                             f"{cfg['block']!r}")
+        if i == 1 and n != 1:
+            raise ValueError(f'extra.stage1.num_branches must be 1, got {n}')
+        if n < prev:
+            raise ValueError(f'extra.{name}.num_branches={n} is fewer than '
+                             f'the previous stage ({prev})')
+        prev = n
+
+
+@MODELS.register_module()
+class DynOPoolHRNet(HRNet):
+    """HRNet whose every strided convolution becomes DynOPool + stride-1 conv.
+
+    ``Conv_s -> Conv_1 o DynOPool_s`` (rule C). One DynOPool module per
+    resolution stream is shared by every path into that stream (stem,
+    transitions, fuse layers), so all of them produce the stream's size; the
+    stem's first down-sampling has a pool of its own. Fuse-layer up-sampling
+    resizes bilinearly straight to the target stream's actual size. Checkpoint
+    keys are those of :class:`mmseg.models.backbones.HRNet` plus
+    ``stem_pool.alpha`` and ``stream_pools.{i}.alpha``.
+
+    Args:
+        extra (dict): HRNet stage configuration, as for ``HRNet``.
+        init_scales (float | Sequence, optional): Initial scale of each
+            resizing layer, in the order ``[stem, stream 0, stream 1, ...]``
+            (stream ``i`` relative to stream ``i - 1``; stream 0 relative to
+            the stem). One value for all, or one per layer (float or
+            ``(r_h, r_w)``). Default: 0.5 everywhere (the human design).
+        dynopool_cfg (dict, optional): Extra ``DynOPool2d`` arguments
+            (``mode``, ``fixed``). Default: None.
+        **kwargs: Passed to ``HRNet``.
+
+    Example:
+        >>> import torch
+        >>> extra = dict(
+        ...     stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
+        ...                 num_blocks=(1, ), num_channels=(16, )),
+        ...     stage2=dict(num_modules=1, num_branches=2, block='BASIC',
+        ...                 num_blocks=(1, 1), num_channels=(8, 16)),
+        ...     stage3=dict(num_modules=1, num_branches=3, block='BASIC',
+        ...                 num_blocks=(1, 1, 1), num_channels=(8, 16, 32)),
+        ...     stage4=dict(num_modules=1, num_branches=4, block='BASIC',
+        ...                 num_blocks=(1, 1, 1, 1),
+        ...                 num_channels=(8, 16, 32, 64)))
+        >>> model = DynOPoolHRNet(extra, init_scales=[0.5, 0.5, 0.7, 0.5, 0.5])
+        >>> [tuple(o.shape[-2:]) for o in model(torch.rand(1, 3, 64, 64))]
+        [(16, 16), (11, 11), (6, 6), (3, 3)]
+    """
+
+    def __init__(self,
+                 extra: dict,
+                 *args,
+                 init_scales=None,
+                 dynopool_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
+        check_hrnet_extra(extra)
+        super().__init__(extra, *args, **kwargs)
+        num_streams = extra['stage4']['num_branches']
+        scales = parse_init_scales(init_scales, num_streams + 1,
+                                   'stem, stream 0..' + str(num_streams - 1))
+        pools = build_pools(scales, dynopool_cfg)
+        self.stem_pool = pools[0]
+        self.stream_pools = nn.ModuleList(pools[1:])
+
+        self.conv1 = PooledConv2d.from_conv(self.conv1, self.stem_pool)
+        self.conv2 = PooledConv2d.from_conv(self.conv2, self.stream_pools[0])
+        for k in (1, 2, 3):
+            num_pre = extra[f'stage{k}']['num_branches']
+            self._convert_transition(getattr(self, f'transition{k}'),
+                                     num_pre)
+        for stage in (self.stage2, self.stage3, self.stage4):
+            for hr_module in stage:
+                self._convert_fuse_layers(hr_module)
+
+    def _convert_transition(self, transition: nn.ModuleList,
+                            num_pre: int) -> None:
+        # New branch i is reached from stream num_pre - 1 through a chain of
+        # stride-2 cells; cell j of the chain ends at stream num_pre + j.
+        for i in range(num_pre, len(transition)):
+            for j, cell in enumerate(transition[i]):
+                cell[0] = PooledConv2d.from_conv(
+                    cell[0], self.stream_pools[num_pre + j])
+
+    def _convert_fuse_layers(self, hr_module: nn.Module) -> None:
+        if hr_module.fuse_layers is None:
+            return
+        for i, fuse_layer in enumerate(hr_module.fuse_layers):
+            for j, path in enumerate(fuse_layer):
+                if j > i:
+                    # conv1x1, norm, Upsample(2 ** (j - i)): drop the fixed
+                    # factor; HRModule.forward resizes to x[i]'s real size.
+                    path[2] = nn.Identity()
+                elif j < i:
+                    # Cell k goes from stream j + k to stream j + k + 1.
+                    for k, cell in enumerate(path):
+                        cell[0] = PooledConv2d.from_conv(
+                            cell[0], self.stream_pools[j + k + 1])
+
+    @property
+    def dynopools(self) -> Sequence[DynOPool2d]:
+        """The resizing layers in order: stem, then one per stream."""
+        return [self.stem_pool, *self.stream_pools]

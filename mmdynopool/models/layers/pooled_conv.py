@@ -1,0 +1,103 @@
+"""``Conv_1 o Pool``: a stride-1 convolution fed by a (shared) resizing layer.
+
+This is how the backbones replace a strided convolution without renaming a
+single checkpoint key: the convolution keeps its ``weight``/``bias`` names and
+only its stride changes, while the resizing layer it applies first lives (and
+is registered, once) elsewhere, typically shared by every path that must
+agree on one resolution.
+"""
+import torch
+from torch import Tensor, nn
+
+__all__ = ['PooledConv2d', 'PoolAfter']
+
+
+class PooledConv2d(nn.Conv2d):
+    """``conv(pool(x))`` with the convolution's stride set to 1.
+
+    ``pool`` is held by reference, not registered as a child, so the
+    convolution's ``state_dict`` keys stay exactly those of ``nn.Conv2d``.
+    Register the pool on the owning model (it is what owns its ``alpha``).
+
+    Args:
+        *args: Passed to :class:`torch.nn.Conv2d` (``stride`` must be 1).
+        pool (nn.Module): Resizing layer applied to the input first.
+        **kwargs: Passed to :class:`torch.nn.Conv2d`.
+
+    Example:
+        >>> from mmdynopool.models import DynOPool2d
+        >>> conv = PooledConv2d(8, 16, 3, padding=1, pool=DynOPool2d(0.5))
+        >>> conv(torch.rand(1, 8, 32, 32)).shape
+        torch.Size([1, 16, 16, 16])
+        >>> list(conv.state_dict())
+        ['weight', 'bias']
+    """
+
+    def __init__(self, *args, pool: nn.Module, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.stride != (1, 1):
+            raise ValueError('PooledConv2d resizes with its pool; stride must '
+                             f'be 1, got {self.stride}')
+        self.set_pool(pool)
+
+    def set_pool(self, pool: nn.Module) -> None:
+        # object.__setattr__ keeps the pool out of _modules (and state_dict).
+        object.__setattr__(self, 'pool', pool)
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, pool: nn.Module) -> 'PooledConv2d':
+        """A stride-1 copy of ``conv`` that shares its parameters."""
+        new = cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=1,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            groups=conv.groups,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            pool=pool,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype)
+        new.weight = conv.weight
+        new.bias = conv.bias
+        return new
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(self.pool(x))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', pool=<{type(self.pool).__name__} ' \
+            f'id={id(self.pool):#x}>'
+
+
+
+class PoolAfter(nn.Module):
+    """``pool(module(x))``, with ``pool`` held by reference (not registered).
+
+    Used to put a shared resizing layer right after an activation
+    (``DynOPool o ReLU o Conv_1``) without touching checkpoint keys: wrap the
+    parameter-free activation module in place.
+
+    Args:
+        module (nn.Module): Applied first (typically an activation).
+        pool (nn.Module): Resizing layer applied to its output.
+
+    Example:
+        >>> from mmdynopool.models import DynOPool2d
+        >>> act = PoolAfter(nn.ReLU(), DynOPool2d(0.5))
+        >>> act(torch.rand(1, 2, 8, 8)).shape
+        torch.Size([1, 2, 4, 4])
+    """
+
+    def __init__(self, module: nn.Module, pool: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        object.__setattr__(self, 'pool', pool)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.module(x))
+
+    def extra_repr(self) -> str:
+        return f'pool=<{type(self.pool).__name__} id={id(self.pool):#x}>'
