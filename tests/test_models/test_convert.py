@@ -1,0 +1,86 @@
+import pytest
+import timm
+import torch
+import torchvision
+from torch import nn
+
+from mmdynopool.analysis import resizing_report
+from mmdynopool.models import DynOPool2d
+from mmdynopool.models.convert import convert_to_dynopool
+
+MODELS = {
+    'torchvision_resnet50': lambda: torchvision.models.resnet50(),
+    'torchvision_mobilenet_v2': lambda: torchvision.models.mobilenet_v2(),
+    'timm_resnet18': lambda: timm.create_model('resnet18', pretrained=False),
+    'timm_efficientnet_b0':
+    lambda: timm.create_model('efficientnet_b0', pretrained=False),
+}
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_convert_keeps_shapes_keys_and_only_adds_alpha(name):
+    human, model = MODELS[name](), MODELS[name]()
+    model.load_state_dict(human.state_dict())
+    rows = convert_to_dynopool(model)
+    human_rows = resizing_report(human, (96, 96))['layers']
+    assert sorted(r['name'] for r in rows) == sorted(
+        r['name'] for r in human_rows)
+    report = resizing_report(model, (96, 96))
+    assert {r['type'] for r in report['layers']} == {'DynOPool2d'}
+    x = torch.randn(2, 3, 96, 96)
+    human.eval(), model.eval()
+    assert model(x).shape == human(x).shape
+    assert n_params(model) - n_params(human) == 2 * len(model.dynopools)
+    result = model.load_state_dict(human.state_dict(), strict=False)
+    assert result.unexpected_keys == []
+    assert all(k.startswith('dynopools.') for k in result.missing_keys)
+
+
+def test_torchvision_resnet_branches_share_alpha():
+    model = torchvision.models.resnet50()
+    rows = convert_to_dynopool(model)
+    group = {r['name']: r['group'] for r in rows}
+    # stem conv, stem max-pool, then one shared pool per strided block.
+    assert len(model.dynopools) == 5
+    for stage in ('layer2', 'layer3', 'layer4'):
+        assert group[f'{stage}.0.conv2'] == group[f'{stage}.0.downsample.0']
+    assert group['conv1'] != group['maxpool']
+    block = model.layer2[0]
+    assert block.conv2.pool is block.downsample[0].pool
+    assert isinstance(model.maxpool.pool, DynOPool2d)
+    # Random scales: the branches still agree, every alpha learns.
+    with torch.no_grad():
+        for pool in model.dynopools:
+            pool.alpha.copy_(1 / torch.empty(2).uniform_(0.3, 1.5))
+    model.train()
+    model(torch.randn(2, 3, 80, 72)).sum().backward()
+    assert all((p.alpha.grad != 0).all() for p in model.dynopools)
+
+
+def test_avg_pool_mode_and_no_share():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.AvgPool2d(2))
+    rows = convert_to_dynopool(model, share=False)
+    assert [r['type'] for r in rows] == ['Conv2d', 'AvgPool2d']
+    assert [p.mode for p in model.dynopools] == ['max', 'avg']
+
+
+def test_mismatched_group_is_an_error():
+
+    class TwoPaths(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.a = nn.MaxPool2d(2)
+            self.b = nn.Sequential(nn.MaxPool2d(2), nn.MaxPool2d(1, 1))
+            self.c = nn.AvgPool2d(4, stride=4)
+
+        def forward(self, x):
+            up = nn.functional.interpolate(x, scale_factor=2)
+            return self.a(x) + self.c(up)
+
+    with pytest.raises(ValueError, match='different input sizes or strides'):
+        convert_to_dynopool(TwoPaths())
