@@ -10,7 +10,7 @@ setup:
 	bash tools/setup_env.sh
 
 demo: setup
-	$(PY) benchmarks/bench_dynopool.py
+	$(PY) tools/demo.py
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)

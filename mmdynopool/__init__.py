@@ -1,4 +1,4 @@
 from .version import __version__
-from . import models  # noqa: F401  (runs the registrations)
+from . import datasets, engine, models  # noqa: F401  (registrations)
 
 __all__ = ['__version__']

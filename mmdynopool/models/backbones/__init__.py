@@ -1,11 +1,13 @@
-from .classification import (DynOPoolMobileNetV2, DynOPoolResNet,
-                             DynOPoolResNet_CIFAR, DynOPoolVGG)
+from .classification import (DynOPoolMobileNetV2, DynOPoolMobileNetV2_CIFAR,
+                             DynOPoolResNet, DynOPoolResNet_CIFAR, DynOPoolVGG,
+                             MobileNetV2_CIFAR)
 from .hrnet import DynOPoolHRNet
 from .shape_adaptor import (ShapeAdaptorMobileNetV2, ShapeAdaptorResNet,
                             ShapeAdaptorResNet_CIFAR, ShapeAdaptorVGG)
 
 __all__ = [
     'DynOPoolHRNet', 'DynOPoolResNet', 'DynOPoolResNet_CIFAR', 'DynOPoolVGG',
-    'DynOPoolMobileNetV2', 'ShapeAdaptorVGG', 'ShapeAdaptorResNet',
+    'DynOPoolMobileNetV2', 'DynOPoolMobileNetV2_CIFAR', 'MobileNetV2_CIFAR',
+    'ShapeAdaptorVGG', 'ShapeAdaptorResNet',
     'ShapeAdaptorResNet_CIFAR', 'ShapeAdaptorMobileNetV2'
 ]

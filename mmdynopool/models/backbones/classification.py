@@ -28,7 +28,7 @@ from .utils import build_pools, parse_init_scales
 
 __all__ = [
     'DynOPoolResNet', 'DynOPoolResNet_CIFAR', 'DynOPoolVGG',
-    'DynOPoolMobileNetV2'
+    'DynOPoolMobileNetV2', 'DynOPoolMobileNetV2_CIFAR', 'MobileNetV2_CIFAR'
 ]
 
 
@@ -172,6 +172,23 @@ class DynOPoolVGG(VGG):
         return [m for m in self.modules() if isinstance(m, DynOPool2d)]
 
 
+# Layer 2 and the stem keep the resolution on 32x32 inputs, which leaves three
+# down-sampling layers (the CIFAR MobileNetV2 of the Shape Adaptor paper).
+_CIFAR_ARCH = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2],
+               [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
+
+
+@MODELS.register_module()
+class MobileNetV2_CIFAR(MobileNetV2):
+    """The human MobileNetV2 for 32x32 inputs: stride-1 stem and layer 2, so
+    32 -> 16 -> 8 -> 4 (three resizing layers)."""
+    arch_settings = _CIFAR_ARCH
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.conv1.conv.stride = (1, 1)
+
+
 @MODELS.register_module()
 class DynOPoolMobileNetV2(MobileNetV2):
     """mmpretrain ``MobileNetV2`` with DynOPool (rule B).
@@ -182,25 +199,39 @@ class DynOPoolMobileNetV2(MobileNetV2):
 
     Args:
         init_scales (float | Sequence, optional): One per strided conv:
-            ``[stem, strided layers...]``. Default: 0.5.
+            ``[stem, strided layers...]`` (no stem on the CIFAR variant).
+            Default: 0.5.
         dynopool_cfg (dict, optional): Extra ``DynOPool2d`` arguments.
         **kwargs: Passed to ``MobileNetV2``.
     """
+    stem_stride = 2
 
     def __init__(self, *args, init_scales=None,
                  dynopool_cfg: Optional[dict] = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         blocks = [getattr(self, n)[0] for n in self.layers[:-1]]
-        strided = [b for b in blocks if b.stride != 1]
-        scales = parse_init_scales(init_scales, len(strided) + 1,
+        convs = [b.conv[-2] for b in blocks if b.stride != 1]
+        if self.stem_stride != 1:
+            convs.insert(0, self.conv1)
+        scales = parse_init_scales(init_scales, len(convs),
                                    'stem, strided layers')
         pools = build_pools(scales, dynopool_cfg)
         self.dynopools = nn.ModuleList(pools)
         # DynOPool o ReLU6 o BN o Conv_1: the pool runs on the activation's
         # output, before any residual sum of the following blocks.
-        for conv_module, pool in zip(
-            [self.conv1] + [b.conv[-2] for b in strided], pools):
+        for conv_module, pool in zip(convs, pools):
             _set_stride_one(conv_module.conv)
             conv_module.activate = PoolAfter(conv_module.activate, pool)
-        for block in strided:
+        for block in blocks:
             block.stride = 1
+
+
+@MODELS.register_module()
+class DynOPoolMobileNetV2_CIFAR(DynOPoolMobileNetV2):
+    """:class:`DynOPoolMobileNetV2` built on :class:`MobileNetV2_CIFAR`."""
+    arch_settings = _CIFAR_ARCH
+    stem_stride = 1
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.conv1.conv.stride = (1, 1)

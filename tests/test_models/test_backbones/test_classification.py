@@ -5,8 +5,10 @@ from hypothesis import strategies as st
 from mmpretrain.models.backbones import VGG, MobileNetV2, ResNet, ResNet_CIFAR
 
 from mmdynopool.analysis import resizing_report
-from mmdynopool.models.backbones import (DynOPoolMobileNetV2, DynOPoolResNet,
-                                         DynOPoolResNet_CIFAR, DynOPoolVGG)
+from mmdynopool.models.backbones import (DynOPoolMobileNetV2,
+                                         DynOPoolMobileNetV2_CIFAR,
+                                         DynOPoolResNet, DynOPoolResNet_CIFAR,
+                                         DynOPoolVGG, MobileNetV2_CIFAR)
 from mmdynopool.models.layers import DynOPool2d
 
 ALL4 = dict(out_indices=(0, 1, 2, 3))
@@ -31,6 +33,9 @@ PAIRS = [
                             with_last_pool=False), 32, [(2, 2)]),
     (MobileNetV2, DynOPoolMobileNetV2, dict(out_indices=(1, 2, 4, 7)), 224,
      [(56, 56), (28, 28), (14, 14), (7, 7)]),
+    (MobileNetV2_CIFAR, DynOPoolMobileNetV2_CIFAR,
+     dict(out_indices=(1, 2, 4, 7)), 32, [(32, 32), (16, 16), (8, 8),
+                                          (4, 4)]),
 ]
 IDS = [f'{p[1].__name__}-{i}' for i, p in enumerate(PAIRS)]
 

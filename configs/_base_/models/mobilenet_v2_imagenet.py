@@ -1,0 +1,1 @@
+_base_ = 'mmpretrain::_base_/models/mobilenet_v2_1x.py'

@@ -1,0 +1,1 @@
+_base_ = 'mmpretrain::_base_/models/resnet50.py'

@@ -1,0 +1,10 @@
+# DynOPool-B mobilenet_v2 on CIFAR-100: lambda and first-layer scale from Table A.
+_base_ = './mobilenet_v2_human_cifar100.py'
+model = dict(
+    backbone=dict(
+        type='DynOPoolMobileNetV2_CIFAR',
+        init_scales=[0.5, 0.5, 0.5]))
+custom_hooks = [
+    dict(type='GMACsLossHook', loss_weight=1e-07, input_size=(32, 32)),
+    dict(type='ShapeLoggingHook', interval=500, input_size=(32, 32)),
+]

@@ -1,0 +1,10 @@
+# DynOPool-B resnet50 on CIFAR-100: lambda and first-layer scale from Table A.
+_base_ = './resnet50_human_cifar100.py'
+model = dict(
+    backbone=dict(
+        type='DynOPoolResNet_CIFAR',
+        init_scales=[0.8, 0.5, 0.5]))
+custom_hooks = [
+    dict(type='GMACsLossHook', loss_weight=0.0, input_size=(32, 32)),
+    dict(type='ShapeLoggingHook', interval=500, input_size=(32, 32)),
+]

@@ -1,0 +1,10 @@
+# DynOPool-B vgg16 on CIFAR-100: lambda and first-layer scale from Table A.
+_base_ = './vgg16_human_cifar100.py'
+model = dict(
+    backbone=dict(
+        type='DynOPoolVGG',
+        init_scales=[0.5, 0.5, 0.5, 0.5]))
+custom_hooks = [
+    dict(type='GMACsLossHook', loss_weight=1.59e-05, input_size=(32, 32)),
+    dict(type='ShapeLoggingHook', interval=500, input_size=(32, 32)),
+]

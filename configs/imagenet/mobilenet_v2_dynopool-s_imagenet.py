@@ -1,0 +1,10 @@
+# DynOPool-S mobilenet_v2 on ImageNet: lambda and first-layer scale from Table A.
+_base_ = './mobilenet_v2_human_imagenet.py'
+model = dict(
+    backbone=dict(
+        type='DynOPoolMobileNetV2',
+        init_scales=[0.5, 0.5, 0.5, 0.5, 0.5]))
+custom_hooks = [
+    dict(type='GMACsLossHook', loss_weight=4e-05, input_size=(224, 224)),
+    dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),
+]

@@ -1,0 +1,10 @@
+# DynOPool-B resnet50 on ImageNet: lambda and first-layer scale from Table A.
+_base_ = './resnet50_human_imagenet.py'
+model = dict(
+    backbone=dict(
+        type='DynOPoolResNet',
+        init_scales=[0.25, 0.5, 0.5, 0.5]))
+custom_hooks = [
+    dict(type='GMACsLossHook', loss_weight=2e-05, input_size=(224, 224)),
+    dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),
+]

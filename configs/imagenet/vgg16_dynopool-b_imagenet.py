@@ -1,0 +1,10 @@
+# DynOPool-B vgg16 on ImageNet: lambda and first-layer scale from Table A.
+_base_ = './vgg16_human_imagenet.py'
+model = dict(
+    backbone=dict(
+        type='DynOPoolVGG',
+        init_scales=[0.5, 0.5, 0.5, 0.5, 0.5]))
+custom_hooks = [
+    dict(type='GMACsLossHook', loss_weight=7e-05, input_size=(224, 224)),
+    dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),
+]

@@ -1,0 +1,72 @@
+"""What our tools do to the config and the process before mmengine runs.
+
+* CPU-only distributed runs: mmengine's ``pytorch`` launcher calls
+  ``torch.cuda.set_device`` and fails without CUDA unless a process group
+  already exists, DDP needs ``device_ids=None`` on the CPU, and SyncBN needs
+  GPUs. :func:`setup_distributed` initialises gloo itself and adapts the
+  config so the same config trains on GPUs and on CPUs.
+* Checkpoints and ``torch >= 2.6``: ``torch.load`` defaults to
+  ``weights_only=True``, which rejects mmengine checkpoints (their message
+  hub holds ``HistoryBuffer`` objects and numpy scalars).
+  :func:`allow_mmengine_checkpoints` allow-lists exactly those globals, so a
+  checkpoint the user names loads while ``weights_only`` stays on.
+"""
+import os
+
+import torch
+import torch.distributed as dist
+
+__all__ = ['setup_distributed', 'allow_mmengine_checkpoints']
+
+
+def setup_distributed(cfg, launcher: str) -> None:
+    """Prepare ``cfg`` (in place) and the process for ``launcher``."""
+    cfg.launcher = launcher
+    if torch.cuda.is_available():
+        return
+    # CPU: BN instead of SyncBN, gloo, DDP on the CPU.
+    cfg.pop('sync_bn', None)
+    env_cfg = cfg.setdefault('env_cfg', {})
+    env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if launcher == 'none':
+        return
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    if launcher == 'pytorch' and not dist.is_initialized():
+        dist.init_process_group(
+            backend='gloo',
+            rank=int(os.environ['RANK']),
+            world_size=int(os.environ['WORLD_SIZE']))
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Allow-list the globals mmengine writes into checkpoints for
+    ``torch.load(weights_only=True)``.
+
+    They are: ``HistoryBuffer`` (the message hub's logs), numpy arrays,
+    dtypes and scalars (``_reconstruct``, ``scalar``, ``_codecs.encode`` for
+    their bytes) and ``builtins.getattr``, which pickle uses to name the
+    buffer's statistics methods. ``getattr`` lets a file look attributes up
+    on allow-listed objects, but the loader still refuses to call anything
+    that is not on the list.
+    """
+    import builtins
+    import codecs
+
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    core = getattr(np, '_core', None) or np.core
+    safe = [
+        HistoryBuffer, np.ndarray, np.dtype, core.multiarray._reconstruct,
+        core.multiarray.scalar, codecs.encode, builtins.getattr
+    ]
+    safe += [
+        type(np.dtype(t))
+        for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'bool')
+    ]
+    torch.serialization.add_safe_globals(safe)
