@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Multi-process testing with torchrun; works on CPU-only machines (gloo).
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args...]
+# PYTHON selects the interpreter (default: python on PATH).
 CONFIG=$1
 CHECKPOINT=$2
 GPUS=$3
@@ -10,7 +11,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-python -m torch.distributed.run \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

@@ -1,0 +1,46 @@
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO_CONFIG = osp.join(ROOT, 'configs', 'demo', 'hrnet_dynopool_digits.py')
+
+
+@pytest.fixture(scope='session')
+def digits_root(tmp_path_factory):
+    """A small digit-mosaic data set, generated once per test session."""
+    from mmdynopool.datasets import build_digits_voc
+    root = str(tmp_path_factory.mktemp('data') / 'digits_voc')
+    return build_digits_voc(root, num_train=24, num_val=4)
+
+
+@pytest.fixture
+def demo_cfg(digits_root):
+    """``demo_cfg(work_dir, iters=4, gmacs=0.1)``: the demo config,
+    shortened to a few iterations on the small data set."""
+
+    def make(work_dir, iters=4, gmacs=0.1):
+        return tiny_demo_config(digits_root, work_dir, iters, gmacs)
+
+    return make
+
+
+def tiny_demo_config(data_root, work_dir, iters=4, gmacs=0.1):
+    cfg = Config.fromfile(DEMO_CONFIG)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        loader.dataset.data_root = data_root
+    cfg.train_dataloader.batch_size = 2
+    cfg.work_dir = str(work_dir)
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters
+    cfg.param_scheduler[0].end = iters
+    cfg.default_hooks.logger.interval = 1
+    cfg.default_hooks.checkpoint.interval = 2
+    cfg.custom_hooks = [
+        dict(type='GMACsLossHook', loss_weight=gmacs,
+             input_size=(96, 96)),
+        dict(type='ShapeLoggingHook', interval=2, input_size=(96, 96)),
+    ]
+    cfg.log_level = 'WARNING'
+    return cfg

@@ -1,0 +1,42 @@
+"""Every config in configs/ parses and builds its model."""
+import glob
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, init_default_scope
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(
+    p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
+                         recursive=True) if '_base_' not in p)
+
+
+def test_every_config_is_listed():
+    assert len(CONFIGS) >= 27
+
+
+@pytest.mark.parametrize('path', CONFIGS,
+                         ids=[osp.relpath(p, ROOT) for p in CONFIGS])
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports.imports == ['mmdynopool']
+    # Nothing may download at run time.
+    assert cfg.model.get('pretrained') is None
+    assert 'open-mmlab://' not in cfg.pretty_text
+    init_default_scope(cfg.default_scope)
+    try:
+        from mmengine.registry import MODELS
+        model = MODELS.build(cfg.model)
+    finally:
+        DefaultScope._instance_dict.pop(
+            next(reversed(DefaultScope._instance_dict)), None)
+    name = osp.basename(path)
+    pools = [n for n, _ in model.named_parameters() if n.endswith('alpha')]
+    if 'human' in name:
+        assert pools == []
+    else:
+        assert pools, 'a learnable-resizing config has no alpha'
+    for hook in cfg.get('custom_hooks', []):
+        if hook['type'] == 'GMACsLossHook':
+            assert 'dynopool' in name

@@ -1,0 +1,130 @@
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from mmdynopool.engine import GMACsLossHook
+from mmdynopool.models import DynOPool2d, ShapeAdaptor
+from mmdynopool.utils import allow_mmengine_checkpoints
+
+
+def alphas(model):
+    return {
+        n: p.detach().clone()
+        for n, p in model.named_parameters() if n.endswith('alpha')
+    }
+
+
+class TestGMACsLossHook:
+
+    def test_loss_added_with_weight(self, demo_cfg, tmp_path):
+        cfg = demo_cfg(tmp_path, gmacs=0.25)
+        runner = Runner.from_cfg(cfg)
+        runner.call_hook('before_run')
+        hook = next(h for h in runner.hooks if isinstance(h, GMACsLossHook))
+        model = runner.model
+        data = next(iter(runner.build_dataloader(cfg.train_dataloader)))
+        data = model.data_preprocessor(data, True)
+        losses = model(**data, mode='loss')
+        # At init every size is the reference: lambda * total GMACs.
+        assert float(losses['loss_gmacs']) == pytest.approx(
+            0.25 * hook.counter.initial_gmacs, rel=1e-6)
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        for p in model.backbone.dynopools:
+            assert (p.alpha.grad != 0).all()
+        # No loss outside mode='loss'.
+        assert isinstance(model(data['inputs'], mode='tensor'), torch.Tensor)
+        runner.call_hook('after_run')
+        assert 'loss_gmacs' not in model(**data, mode='loss')
+
+    def test_zero_weight_costs_nothing(self, demo_cfg, tmp_path):
+        cfg = demo_cfg(tmp_path, gmacs=0.0)
+        runner = Runner.from_cfg(cfg)
+        runner.call_hook('before_run')
+        hook = next(h for h in runner.hooks if isinstance(h, GMACsLossHook))
+        assert hook.counter is None
+        assert not runner.model._forward_hooks
+        assert all(not p._forward_pre_hooks
+                   for p in runner.model.backbone.dynopools)
+
+    @pytest.mark.parametrize('kwargs,match', [
+        (dict(loss_weight=-1, input_size=(8, 8)), 'loss_weight'),
+        (dict(loss_weight=1, input_size=(8, )), 'input_size'),
+        (dict(loss_weight=1, input_size=(8, 8), loss_name='gmacs'),
+         'loss_name'),
+    ])
+    def test_bad_arguments(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            GMACsLossHook(**kwargs)
+
+
+def test_alpha_param_group(demo_cfg, tmp_path):
+    cfg = demo_cfg(tmp_path)
+    runner = Runner.from_cfg(cfg)
+    optim = runner.build_optim_wrapper(cfg.optim_wrapper).optimizer
+    alpha_ids = {id(p) for p in runner.model.parameters()
+                 if p.shape == (2, ) and p in set(
+                     q for m in runner.model.modules()
+                     if isinstance(m, DynOPool2d) for q in m.parameters())}
+    assert len(alpha_ids) == 5
+    for group in optim.param_groups:
+        if any(id(p) in alpha_ids for p in group['params']):
+            assert group['lr'] == pytest.approx(0.1 * 0.5)
+            assert group['weight_decay'] == 0
+        else:
+            assert group['lr'] == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_resume_reproduces_the_run_exactly(demo_cfg, tmp_path):
+    allow_mmengine_checkpoints()
+    straight = Runner.from_cfg(
+        demo_cfg(tmp_path / 'straight', iters=4))
+    straight.train()
+    log_straight = straight.message_hub.get_scalar('train/loss').data[0]
+
+    first = Runner.from_cfg(
+        demo_cfg(tmp_path / 'resumed', iters=4))
+    first.train_loop._max_iters = 2  # stop after the iter-2 checkpoint
+    first.train()
+    cfg = demo_cfg(tmp_path / 'resumed', iters=4)
+    cfg.resume = True
+    resumed = Runner.from_cfg(cfg)
+    resumed.train()
+    assert resumed.iter == straight.iter == 4
+    a, b = alphas(straight.model), alphas(resumed.model)
+    assert a.keys() == b.keys() and len(a) == 5
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    for (k, v), w in zip(straight.model.state_dict().items(),
+                         resumed.model.state_dict().values()):
+        assert torch.equal(v, w), k
+    losses_resumed = resumed.message_hub.get_scalar('train/loss').data[0]
+    # The resumed hub holds iterations 1-4 too (restored from iteration 2).
+    assert list(losses_resumed) == list(log_straight)
+    sd = straight.optim_wrapper.optimizer.state_dict()['state']
+    sr = resumed.optim_wrapper.optimizer.state_dict()['state']
+    for k in sd:
+        assert torch.equal(sd[k]['momentum_buffer'],
+                           sr[k]['momentum_buffer'])
+
+
+def test_shape_adaptor_hook_schedule_and_penalty():
+    from types import SimpleNamespace
+
+    from mmdynopool.engine.hooks import ShapeAdaptorHook
+    model = torch.nn.Sequential(*[ShapeAdaptor(init_alpha=0.0)
+                                  for _ in range(4)])
+    runner = SimpleNamespace(model=model, iter=0)
+    hook = ShapeAdaptorHook(alpha_interval=3, input_size=32, d_limit=10)
+    updates = []
+    for it in range(6):
+        runner.iter = it
+        hook.before_train_iter(runner, it)
+        updates.append(model[0].alpha.requires_grad)
+    assert updates == [False, False, True, False, False, True]
+    # s = 0.75 each: D_cout = 32 * 0.75 ** 4 = 10.125 > 10.
+    rho = (10 / (32 * 0.75**4))**(1 / 4)
+    assert model[0].penalty == pytest.approx(rho)
+    assert 32 * model[0].scale**4 == pytest.approx(10)
+    hook.after_train(runner)
+    assert model[0].alpha.requires_grad

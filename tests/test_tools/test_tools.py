@@ -1,0 +1,100 @@
+"""End-to-end runs of the tools as a user runs them (slow)."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import mmseg
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(ROOT, 'configs', 'demo', 'hrnet_dynopool_digits.py')
+
+
+def data_options(root, iters):
+    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            f'param_scheduler.0.end={iters}', 'train_dataloader.batch_size=2',
+            f'default_hooks.checkpoint.interval={iters}',
+            'default_hooks.logger.interval=1']
+    for loader in ('train', 'val', 'test'):
+        opts.append(f'{loader}_dataloader.dataset.data_root={root}')
+    return opts
+
+
+def run(cmd, **env):
+    full_env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    full_env.update(env)
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_train_then_test_with_ours_and_mmsegs_tool(digits_root, tmp_path):
+    work = str(tmp_path / 'work')
+    out = run([sys.executable, 'tools/train.py', DEMO, '--work-dir', work,
+               '--cfg-options', *data_options(digits_root, 3)])
+    assert 'loss_gmacs' in out and 'mIoU' in out
+    ckpt = osp.join(work, 'iter_3.pth')
+    assert osp.isfile(ckpt)
+    state = torch.load(ckpt, map_location='cpu', weights_only=False)
+    assert 'backbone.stream_pools.3.alpha' in state['state_dict']
+
+    metrics = str(tmp_path / 'metrics.json')
+    run([sys.executable, 'tools/test.py', DEMO, ckpt, '--work-dir',
+         str(tmp_path / 'test'), '--out', metrics, '--cfg-options',
+         *data_options(digits_root, 3)])
+    with open(metrics) as f:
+        assert 0 <= json.load(f)['mIoU'] <= 100
+
+    # mmseg's own test tool, trusting the checkpoint we just wrote.
+    mmseg_test = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools',
+                          'test.py')
+    out = run([sys.executable, mmseg_test, DEMO, ckpt, '--work-dir',
+               str(tmp_path / 'mmseg_test'), '--cfg-options',
+               *data_options(digits_root, 3)],
+              TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1')
+    assert 'mIoU' in out
+
+
+HOOK = '''
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+from mmengine.dist import get_rank
+
+
+@HOOKS.register_module()
+class DumpAlphaHook(Hook):
+    def after_train(self, runner):
+        model = runner.model.module
+        torch.save({n: p.detach() for n, p in model.named_parameters()
+                    if n.endswith('alpha')},
+                   f'{runner.work_dir}/alpha_rank{get_rank()}.pth')
+'''
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_keep_alpha_identical(
+        digits_root, tmp_path):
+    (tmp_path / 'dump_alpha.py').write_text(HOOK)
+    cfg = tmp_path / 'dist.py'
+    cfg.write_text(f"_base_ = '{DEMO}'\n"
+                   "custom_imports = dict(imports=['mmdynopool', "
+                   "'dump_alpha'], allow_failed_imports=False)\n"
+                   "custom_hooks = [dict(type='GMACsLossHook', "
+                   "loss_weight=0.1, input_size=(96, 96)), "
+                   "dict(type='DumpAlphaHook')]\n")
+    work = tmp_path / 'work'
+    run(['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir',
+         str(work), '--cfg-options', *data_options(digits_root, 3)],
+        PYTHONPATH=f'{ROOT}:{tmp_path}', PORT='29533', PYTHON=sys.executable)
+    a0 = torch.load(work / 'alpha_rank0.pth')
+    a1 = torch.load(work / 'alpha_rank1.pth')
+    assert len(a0) == 5 and a0.keys() == a1.keys()
+    for k in a0:
+        assert torch.equal(a0[k], a1[k]), k
+        assert not torch.equal(a0[k], torch.tensor([2.0, 2.0])), 'untrained'
