@@ -44,3 +44,14 @@ def tiny_demo_config(data_root, work_dir, iters=4, gmacs=0.1):
     ]
     cfg.log_level = 'WARNING'
     return cfg
+
+
+@pytest.fixture(autouse=True)
+def isolated_default_scope():
+    """Runners and configs set mmengine's global default scope; restore it
+    after every test so registry look-ups do not depend on test order."""
+    from mmengine.registry import DefaultScope
+    saved = dict(DefaultScope._instance_dict)
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from mmengine.registry import DefaultScope, init_default_scope
+from mmengine.registry import init_default_scope
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
@@ -24,13 +24,9 @@ def test_config_builds(path):
     # Nothing may download at run time.
     assert cfg.model.get('pretrained') is None
     assert 'open-mmlab://' not in cfg.pretty_text
-    init_default_scope(cfg.default_scope)
-    try:
-        from mmengine.registry import MODELS
-        model = MODELS.build(cfg.model)
-    finally:
-        DefaultScope._instance_dict.pop(
-            next(reversed(DefaultScope._instance_dict)), None)
+    init_default_scope(cfg.default_scope)  # undone by conftest's fixture
+    from mmengine.registry import MODELS
+    model = MODELS.build(cfg.model)
     name = osp.basename(path)
     pools = [n for n, _ in model.named_parameters() if n.endswith('alpha')]
     if 'human' in name:
