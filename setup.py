@@ -39,7 +39,7 @@ def add_mim_extension():
     mim_path = osp.join(HERE, 'mmdynopool', '.mim')
     import os
     os.makedirs(mim_path, exist_ok=True)
-    for name in ('configs', 'tools'):
+    for name in ('configs', 'tools', 'model-index.yml'):
         src = osp.join(HERE, name)
         dst = osp.join(mim_path, name)
         if not osp.exists(src):
@@ -51,7 +51,10 @@ def add_mim_extension():
         try:
             os.symlink(osp.relpath(src, mim_path), dst)
         except OSError:
-            shutil.copytree(src, dst)
+            if osp.isdir(src):
+                shutil.copytree(src, dst)
+            else:
+                shutil.copyfile(src, dst)
 
 
 if __name__ == '__main__':
@@ -66,7 +69,10 @@ if __name__ == '__main__':
         license='Apache License 2.0',
         packages=find_packages(exclude=('configs', 'tools', 'tests')),
         include_package_data=True,
-        package_data={'mmdynopool': ['.mim/configs/**/*', '.mim/tools/**/*']},
+        package_data={
+            'mmdynopool':
+            ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml']
+        },
         python_requires='>=3.8',
         install_requires=parse_requirements('runtime.txt') +
         parse_requirements('mminstall.txt'),

@@ -13,7 +13,22 @@ CONFIGS = sorted(
 
 
 def test_every_config_is_listed():
-    assert len(CONFIGS) >= 27
+    assert len(CONFIGS) >= 29
+
+
+@pytest.mark.parametrize('base', [
+    'mmdynopool::voc/hrnet_dynopool_voc.py',
+    'mmdynopool::cifar100/resnet50_dynopool-s_cifar100.py'
+])
+def test_downstream_inheritance(base, tmp_path):
+    # What a user's project writes (the package's .mim/configs link); the
+    # process must have imported mmdynopool first, as our tools do.
+    import mmdynopool  # noqa: F401
+    path = tmp_path / 'mine.py'
+    path.write_text(f"_base_ = '{base}'\n")
+    cfg = Config.fromfile(str(path))
+    assert cfg.model.backbone.type.startswith('DynOPool')
+    assert cfg.custom_hooks[0].type == 'GMACsLossHook'
 
 
 @pytest.mark.parametrize('path', CONFIGS,

@@ -1,0 +1,33 @@
+# FCN HRNet-W48 on Pascal VOC 2012 aug, 512x512: the human-designed baseline
+# with the DynOPool paper's segmentation recipe (Appendix A.2): 100 epochs of
+# the 10,582 aug images at batch 16 on one device, SGD 0.9, lr 1.6e-2,
+# wd 1e-4, poly 0.9. BN (mmengine converts it to SyncBN in distributed GPU
+# runs through `sync_bn`; our tools drop that on CPU).
+_base_ = 'mmseg::hrnet/fcn_hr48_4xb4-20k_voc12aug-512x512.py'
+custom_imports = dict(imports=['mmdynopool'], allow_failed_imports=False)
+
+norm_cfg = dict(type='BN', requires_grad=True)
+sync_bn = 'torch'
+model = dict(
+    # No download at run time: point init_cfg / load_from at a local
+    # ImageNet checkpoint to start from pretrained weights.
+    pretrained=None,
+    backbone=dict(norm_cfg=norm_cfg),
+    decode_head=dict(norm_cfg=norm_cfg))
+
+iters_per_epoch = 10582 // 16 + 1  # 662
+max_iters = 100 * iters_per_epoch
+train_dataloader = dict(batch_size=16, num_workers=4)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=1.6e-2, momentum=0.9, weight_decay=1e-4),
+    clip_grad=None)
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters,
+         by_epoch=False)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=10 * iters_per_epoch)
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                    interval=10 * iters_per_epoch, max_keep_ckpts=3))
