@@ -1,3 +1,4 @@
-from .runtime import allow_mmengine_checkpoints, setup_distributed
+from .runtime import (allow_mmengine_checkpoints, load_config,
+                      setup_distributed)
 
-__all__ = ['setup_distributed', 'allow_mmengine_checkpoints']
+__all__ = ['setup_distributed', 'allow_mmengine_checkpoints', 'load_config']

@@ -16,7 +16,26 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ['setup_distributed', 'allow_mmengine_checkpoints']
+__all__ = ['setup_distributed', 'allow_mmengine_checkpoints', 'load_config']
+
+
+def load_config(args):
+    """The config of an OpenMMLab-style tool: ``args.config`` with
+    ``args.cfg_options`` merged, prepared for ``args.launcher`` and with
+    ``work_dir`` from ``args.work_dir`` or ``work_dirs/<config name>``."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    setup_distributed(cfg, args.launcher)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
 
 
 def setup_distributed(cfg, launcher: str) -> None:

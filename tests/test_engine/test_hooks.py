@@ -128,3 +128,37 @@ def test_shape_adaptor_hook_schedule_and_penalty():
     assert 32 * model[0].scale**4 == pytest.approx(10)
     hook.after_train(runner)
     assert model[0].alpha.requires_grad
+
+
+def test_shape_logging_hook_writes_to_logger_and_visualizer():
+    from types import SimpleNamespace
+
+    from mmdynopool.engine.hooks import ShapeLoggingHook
+    from mmdynopool.models import DynOPoolResNet_CIFAR
+
+    class Recorder:
+
+        def __init__(self):
+            self.calls, self.lines = [], []
+
+        def add_scalars(self, scalars, step):
+            self.calls.append((scalars, step))
+
+        def info(self, line):
+            self.lines.append(line)
+
+    model = torch.nn.Module()
+    model.backbone = DynOPoolResNet_CIFAR(18, init_scales=[0.6, 0.5, 0.5],
+                                          out_indices=(0, 1, 2, 3))
+    rec = Recorder()
+    runner = SimpleNamespace(model=model, iter=9, visualizer=rec, logger=rec)
+    hook = ShapeLoggingHook(interval=5, input_size=(32, 32))
+    hook.after_train_iter(runner, 9)
+    scalars, step = rec.calls[0]
+    assert step == 10
+    assert scalars['scale/backbone.layer2.0.dynopool/h'] == pytest.approx(0.6)
+    assert (scalars['size/1/h'], scalars['size/1/w']) == (19, 19)  # 32*0.6
+    assert 'sizes=32x32 19x19 10x10 5x5' in rec.lines[0]
+    runner.iter = 10
+    hook.after_train_iter(runner, 10)  # not a multiple of the interval
+    assert len(rec.calls) == 1

@@ -66,6 +66,15 @@ def _convert_res_block(block: nn.Module, pool: DynOPool2d) -> None:
 
 class _DynOPoolResNetMixin:
     """Shared conversion of mmpretrain ``ResNet`` and ``ResNet_CIFAR``."""
+    has_stem_pool = True
+
+    def __init__(self, depth: int, *args, init_scales=None,
+                 dynopool_cfg: Optional[dict] = None, **kwargs) -> None:
+        if depth not in ResNet.arch_settings:
+            raise KeyError(f'depth must be one of '
+                           f'{sorted(ResNet.arch_settings)}, got {depth!r}')
+        super().__init__(depth, *args, **kwargs)
+        self._convert(init_scales, dynopool_cfg, self.has_stem_pool)
 
     def _convert(self, init_scales, dynopool_cfg, has_stem_pool) -> None:
         strided = [
@@ -113,14 +122,6 @@ class DynOPoolResNet(_DynOPoolResNetMixin, ResNet):
         [(16, 16), (8, 8), (4, 4), (2, 2)]
     """
 
-    def __init__(self, depth: int, *args, init_scales=None,
-                 dynopool_cfg: Optional[dict] = None, **kwargs) -> None:
-        if depth not in ResNet.arch_settings:
-            raise KeyError(f'depth must be one of {sorted(self.arch_settings)}'
-                           f', got {depth!r}')
-        super().__init__(depth, *args, **kwargs)
-        self._convert(init_scales, dynopool_cfg, has_stem_pool=True)
-
 
 @MODELS.register_module()
 class DynOPoolResNet_CIFAR(_DynOPoolResNetMixin, ResNet_CIFAR):
@@ -133,14 +134,7 @@ class DynOPoolResNet_CIFAR(_DynOPoolResNetMixin, ResNet_CIFAR):
         dynopool_cfg (dict, optional): Extra ``DynOPool2d`` arguments.
         **kwargs: Passed to ``ResNet_CIFAR``.
     """
-
-    def __init__(self, depth: int, *args, init_scales=None,
-                 dynopool_cfg: Optional[dict] = None, **kwargs) -> None:
-        if depth not in ResNet.arch_settings:
-            raise KeyError(f'depth must be one of {sorted(self.arch_settings)}'
-                           f', got {depth!r}')
-        super().__init__(depth, *args, **kwargs)
-        self._convert(init_scales, dynopool_cfg, has_stem_pool=False)
+    has_stem_pool = False
 
 
 @MODELS.register_module()
