@@ -33,7 +33,7 @@ def count_macs(model: nn.Module, inputs: Tensor,
                forward: Optional[Callable] = None) -> Dict[str, float]:
     """MACs (not FLOPs) per conv/linear layer name, counted by
     ``FlopCounterMode`` (FLOPs / 2) in one forward pass."""
-    forward = forward or model
+    forward = model if forward is None else forward
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         forward(inputs)
@@ -74,7 +74,7 @@ class GMACsCounter:
                  in_channels: int = 3,
                  forward: Optional[Callable] = None) -> None:
         self.model = model
-        self.forward = forward or model
+        self.forward = model if forward is None else forward
         param = next(model.parameters())
         x = torch.zeros(1, in_channels, *input_size, device=param.device,
                         dtype=param.dtype)

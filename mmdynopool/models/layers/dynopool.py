@@ -118,7 +118,76 @@ def dynopool2d(input: Tensor, alpha: Tensor, mode: str = 'max') -> Tensor:
                          'training, lower the learning rate of alpha')
     size = dynopool_output_size(input.shape[-2:], alpha)
     h_out, w_out = (int(v) for v in size.detach().tolist())
-    return _dynopool2d_sized(input, size, (h_out, w_out), mode)
+    return _DynOPoolFunction.apply(input, size, h_out, w_out, mode)
+
+
+class _DynOPoolFunction(torch.autograd.Function):
+    """DynOPool as ``bilinear resize to 2 H_out x 2 W_out -> 2x2 max``.
+
+    The four query points of every output cell are the centres of a
+    ``2 H_out x 2 W_out`` grid, so ``F.interpolate(align_corners=False)``
+    (which clamps like ``padding_mode='border'``) samples exactly what four
+    ``grid_sample`` calls would; a 2x2 max (or average) pool aggregates
+    them. Backward:
+
+    * input: the native bilinear-interpolation backward;
+    * size (hence alpha, through the straight-through estimator outside):
+      ``grid_sampler_2d_backward`` restricted to the grid gradient on the
+      query grid, i.e. exactly the reference's position derivative (same
+      one-sided convention on pixel centres), times ``dg/dH_out =
+      -(2k + 1) / (2 H_out^2)``. fp16 / bf16 inputs use float32 there.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, size: Tensor, h: int, w: int,
+                mode: str) -> Tensor:
+        up = F.interpolate(x, size=(2 * h, 2 * w), mode='bilinear',
+                           align_corners=False)
+        if mode == 'max':
+            out, idx = F.max_pool2d(up, 2, return_indices=True)
+            ctx.save_for_backward(x, idx)
+        else:
+            out = F.avg_pool2d(up, 2)
+            ctx.save_for_backward(x)
+        ctx.hw, ctx.mode, ctx.size_dtype = (h, w), mode, size.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        x = ctx.saved_tensors[0]
+        h, w = ctx.hw
+        if ctx.mode == 'max':
+            grad_up = F.max_unpool2d(grad_out.contiguous(),
+                                     ctx.saved_tensors[1], 2,
+                                     output_size=(2 * h, 2 * w))
+        else:
+            grad_up = F.interpolate(grad_out, scale_factor=2,
+                                    mode='nearest') / 4
+        grad_x = grad_size = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.upsample_bilinear2d_backward(
+                grad_up, [2 * h, 2 * w], list(x.shape), False)
+        if ctx.needs_input_grad[1]:
+            dtype = torch.promote_types(x.dtype, torch.float32)
+            size = torch.tensor([h, w], dtype=torch.float64, device=x.device)
+            ys = _cell_query_coords(size[0], h)
+            xs = _cell_query_coords(size[1], w)
+            grid = torch.stack(torch.broadcast_tensors(xs[None, :],
+                                                       ys[:, None]), -1)
+            grid = grid.to(dtype).expand(x.shape[0], -1, -1, -1).contiguous()
+            grad_grid = torch.ops.aten.grid_sampler_2d_backward(
+                grad_up.to(dtype), x.to(dtype), grid, 0, 1, False,
+                [False, True])[1]
+            # d g_k / d H_out = -(2k + 1) / (2 H_out^2), per row / column.
+            k_h = torch.arange(2 * h, device=x.device, dtype=torch.float64)
+            k_w = torch.arange(2 * w, device=x.device, dtype=torch.float64)
+            per_row = grad_grid[..., 1].sum((0, 2), dtype=torch.float64)
+            per_col = grad_grid[..., 0].sum((0, 1), dtype=torch.float64)
+            grad_size = torch.stack([
+                (per_row * -(2 * k_h + 1) / (2 * h**2)).sum(),
+                (per_col * -(2 * k_w + 1) / (2 * w**2)).sum()
+            ]).to(ctx.size_dtype)
+        return grad_x, grad_size, None, None, None
 
 
 def _dynopool2d_sized(input: Tensor, size: Tensor, out_size: Tuple[int, int],

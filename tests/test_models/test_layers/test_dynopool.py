@@ -329,3 +329,64 @@ class TestDynOPool2d:
             pool = registry.build(dict(type='DynOPool2d', init_scale=0.25))
             assert isinstance(pool, DynOPool2d)
             assert pool.output_size((64, 64)) == (16, 16)
+
+
+class TestFastPath:
+    """``dynopool2d`` runs a custom autograd Function (resize to the 2x query
+    grid, then a 2x2 pool); the grid_sample formulation, whose size
+    gradient is checked by ``gradcheck`` above, is its oracle."""
+
+    @pytest.mark.parametrize('mode', ['max', 'avg'])
+    @pytest.mark.parametrize('h,w,h_out,w_out', [(7, 9, 3, 4), (5, 4, 8, 7),
+                                                 (13, 10, 5, 9), (1, 3, 2, 2),
+                                                 (30, 17, 11, 6)])
+    def test_equals_grid_sample_formulation(self, h, w, h_out, w_out, mode):
+        torch.manual_seed(0)
+        f64 = torch.float64
+        x = torch.randn(2, 3, h, w, dtype=f64, requires_grad=True)
+        alpha = torch.tensor([h / (h_out + 0.2), w / (w_out - 0.3)],
+                             dtype=f64, requires_grad=True)
+        out = dynopool2d(x, alpha, mode)
+        g = torch.randn_like(out)
+        gx, ga = torch.autograd.grad(out, (x, alpha), g)
+
+        x_ref = x.detach().clone().requires_grad_()
+        a_ref = alpha.detach().clone().requires_grad_()
+        from mmdynopool.models.layers.dynopool import dynopool_output_size
+        size = dynopool_output_size((h, w), a_ref)
+        assert size.tolist() == [h_out, w_out]
+        ref = _dynopool2d_sized(x_ref, size, (h_out, w_out), mode)
+        gx_ref, ga_ref = torch.autograd.grad(ref, (x_ref, a_ref), g)
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(gx, gx_ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(ga, ga_ref, rtol=1e-10, atol=1e-10)
+        # A 1-pixel axis has no interior: its queries all clamp.
+        assert ((ga != 0) == torch.tensor([h > 1, w > 1])).all()
+
+    @pytest.mark.parametrize('mode', ['max', 'avg'])
+    def test_float32_gradients_agree_with_reference(self, mode):
+        # fp32 fast path against the float64 reference: 1e-5 relative.
+        torch.manual_seed(1)
+        x = torch.randn(4, 8, 56, 42, requires_grad=True)
+        pool = DynOPool2d(init_scale=(0.43, 0.61), mode=mode)
+        out = pool(x)
+        g = torch.randn_like(out)
+        out.backward(g)
+        alpha = pool.alpha.detach().double().requires_grad_()
+        x_ref = x.detach().double().requires_grad_()
+        reference_dynopool(x_ref, alpha, mode).backward(g.double())
+        torch.testing.assert_close(x.grad.double(), x_ref.grad, rtol=1e-5,
+                                   atol=1e-5)
+        torch.testing.assert_close(pool.alpha.grad.double(), alpha.grad,
+                                   rtol=1e-5, atol=0)
+
+    def test_autocast_bfloat16(self):
+        x = torch.randn(2, 4, 20, 20, requires_grad=True)
+        pool = DynOPool2d(init_scale=0.45)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = pool(x.to(torch.bfloat16))
+        assert out.dtype == torch.bfloat16 and out.shape[-2:] == (9, 9)
+        out.float().sum().backward()
+        assert pool.alpha.grad.dtype == torch.float32
+        assert torch.isfinite(pool.alpha.grad).all()
+        assert x.grad is not None and x.grad.shape == x.shape
