@@ -129,8 +129,10 @@ def shape_adaptor(x1: Tensor,
     a = torch.sigmoid(alpha) * penalty + r1 / (r2 - r1) * (penalty - 1)
     s = (r2 - r1) * float(a.detach()) + r1
     size = _scaled_size(input_size, s)
-    y1 = F.interpolate(x1, size=size, mode='bilinear', align_corners=True)
-    y2 = F.interpolate(x2, size=size, mode='bilinear', align_corners=True)
+    # A branch already at the target size needs no resize (an
+    # align_corners=True resize to the same size is the identity).
+    y1, y2 = (t if tuple(t.shape[-2:]) == size else F.interpolate(
+        t, size=size, mode='bilinear', align_corners=True) for t in (x1, x2))
     out = (1 - a) * y1 + a * y2
     return 2 * out if residual else out
 

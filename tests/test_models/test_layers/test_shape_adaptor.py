@@ -74,6 +74,19 @@ class TestShapeAdaptor:
         sa_registry = ShapeAdaptor(branch1=dict(type='DynOPool2d'))
         assert type(sa_registry.branch1).__name__ == 'DynOPool2d'
 
+    def test_branch_at_target_size_is_not_resized(self, monkeypatch):
+        calls = []
+        real = F.interpolate
+
+        def spy(t, *args, **kwargs):
+            calls.append(tuple(t.shape[-2:]))
+            return real(t, *args, **kwargs)
+
+        monkeypatch.setattr(F, 'interpolate', spy)
+        x = torch.randn(1, 2, 32, 32)
+        out = ShapeAdaptor(init_alpha=30.0)(x)  # s = 1: identity branch
+        assert out.shape[-2:] == (32, 32) and calls == [(16, 16)]
+
     def test_limits_of_search_space(self):
         x = torch.randn(1, 1, 32, 32)
         assert ShapeAdaptor(init_alpha=-30.0)(x).shape[-2:] == (16, 16)
