@@ -193,11 +193,12 @@ class _DynOPoolFunction(torch.autograd.Function):
 def _dynopool2d_sized(input: Tensor, size: Tensor, out_size: Tuple[int, int],
                       mode: str) -> Tensor:
     """DynOPool on an ``out_size`` grid whose query positions are the
-    differentiable function of ``size`` given by Eq. (2).
+    differentiable function of ``size`` given by Eq. (2), via one
+    ``grid_sample`` (plain autograd).
 
-    ``size``'s forward value equals ``out_size`` in :func:`dynopool2d`; the
-    split lets tests check d(output)/d(size) with finite differences, which
-    the straight-through estimator itself does not admit.
+    The reference for :class:`_DynOPoolFunction` (tests, benchmarks): with
+    ``size`` a free tensor its size gradient can be checked by finite
+    differences, which the straight-through estimator does not admit.
     """
     ys = _cell_query_coords(size[0], out_size[0])
     xs = _cell_query_coords(size[1], out_size[1])
