@@ -98,3 +98,28 @@ def test_torchrun_two_cpu_processes_keep_alpha_identical(
     for k in a0:
         assert torch.equal(a0[k], a1[k]), k
         assert not torch.equal(a0[k], torch.tensor([2.0, 2.0])), 'untrained'
+
+
+def test_analysis_tools(tmp_path):
+    out = run([sys.executable, 'tools/analysis/get_flops.py', DEMO,
+               '--shape', '96', '96'])
+    assert 'GMACs (conv + linear): 0.1217' in out
+    assert 'feature map sizes: [96,96] [48,48] [24,24] [12,12] [6,6] [3,3]' \
+        in out
+    png = str(tmp_path / 'shapes.png')
+    run([sys.executable, 'tools/analysis/show_shapes.py', '--shape', '96',
+         '96', '--out', png, DEMO])
+    with open(png, 'rb') as f:
+        assert f.read(4) == b'\x89PNG'
+    # Export from a checkpoint holding alpha.
+    from mmdynopool.utils import build_model_from_cfg
+    _, model = build_model_from_cfg(DEMO)
+    ckpt = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+    fixed = str(tmp_path / 'fixed.py')
+    run([sys.executable, 'tools/analysis/export_fixed.py', DEMO, ckpt,
+         '--out', fixed])
+    from mmengine.config import Config
+    cfg = Config.fromfile(fixed)
+    assert cfg.model.backbone.dynopool_cfg == dict(fixed=True)
+    assert len(cfg.model.backbone.init_scales) == 5

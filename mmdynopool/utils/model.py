@@ -1,0 +1,24 @@
+"""Build a model from a config (and optionally a checkpoint) for analysis."""
+from typing import Optional
+
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+__all__ = ['build_model_from_cfg']
+
+
+def build_model_from_cfg(config: str, checkpoint: Optional[str] = None):
+    """``(cfg, model)`` in eval mode on the CPU; the checkpoint's learned
+    alpha (and weights) are loaded when given."""
+    from mmengine.registry import MODELS
+    from mmengine.runner import load_checkpoint
+
+    from .runtime import allow_mmengine_checkpoints
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    model = MODELS.build(cfg.model)
+    if checkpoint:
+        allow_mmengine_checkpoints()
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    model.eval()
+    return cfg, model

@@ -1,0 +1,67 @@
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdynopool.analysis import (complexity_report, count_macs,
+                                 export_fixed_config, plot_shapes)
+from mmdynopool.models import DynOPoolVGG
+from mmdynopool.utils import build_model_from_cfg
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def test_totals_and_resizing_cost_by_hand():
+    model = DynOPoolVGG(16, out_indices=(4, ))
+    model.eval()
+    r = complexity_report(model, (224, 224), backbone=model)
+    x = torch.zeros(1, 3, 224, 224)
+    assert r['gmacs'] == pytest.approx(sum(count_macs(model, x).values()) /
+                                       1e9)
+    # Each DynOPool output value: 4 queries x 4 MACs + 3 comparisons.
+    outputs = [(64, 112), (128, 56), (256, 28), (512, 14), (512, 7)]
+    by_hand = sum(c * s * s * 19 for c, s in outputs) / 1e9
+    assert r['resize_gmacs'] == pytest.approx(by_hand)
+    assert r['resolutions'] == [(224, 224), (112, 112), (56, 56), (28, 28),
+                                (14, 14), (7, 7)]
+    assert r['params'] == pytest.approx(
+        sum(p.numel() for p in model.parameters()) / 1e6)
+
+
+def test_plot_writes_png(tmp_path):
+    out = plot_shapes([[(32, 32), (16, 16), (8, 8)], [(32, 32), (21, 14),
+                                                      (10, 7)]],
+                      ['human', 'DynOPool'], str(tmp_path / 'shapes.png'),
+                      ['0.31 GMACs', '0.36 GMACs'])
+    with open(out, 'rb') as f:
+        assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert osp.getsize(out) > 5000
+
+
+def test_export_fixed_round_trip(tmp_path):
+    from mmseg.registry import MODELS
+    config = osp.join(ROOT, 'configs', 'demo', 'hrnet_dynopool_digits.py')
+    cfg, model = build_model_from_cfg(config)
+    scales = [(0.43, 0.61), (0.55, 0.37), (0.7, 0.5), (0.45, 0.52),
+              (0.5, 0.9)]
+    with torch.no_grad():
+        for p, s in zip(model.backbone.dynopools, scales):
+            p.alpha.copy_(1 / torch.tensor(s))
+    fixed = export_fixed_config(cfg, model)
+    path = str(tmp_path / 'fixed.py')
+    fixed.dump(path)
+    reloaded = Config.fromfile(path)
+    assert all(h['type'] != 'GMACsLossHook' for h in reloaded.custom_hooks)
+    new = MODELS.build(reloaded.model)
+    for old, p in zip(model.backbone.dynopools, new.backbone.dynopools):
+        assert p.fixed and not p.alpha.requires_grad
+        torch.testing.assert_close(p.alpha, old.alpha, rtol=1e-7, atol=0)
+    x = torch.zeros(1, 3, 96, 80)
+    new.eval()
+    with torch.no_grad():
+        sizes_old = [o.shape[-2:] for o in model.backbone(x)]
+        sizes_new = [o.shape[-2:] for o in new.backbone(x)]
+    assert sizes_old == sizes_new
+    with pytest.raises(ValueError, match='DynOPool backbone'):
+        export_fixed_config(cfg, torch.nn.Conv2d(1, 1, 1))
