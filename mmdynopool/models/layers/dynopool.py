@@ -29,8 +29,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 __all__ = [
-    'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'round_size',
-    'MIN_SIZE'
+    'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'MIN_SIZE'
 ]
 
 #: Lower bound of the continuous size before rounding (paper Sec. 5.1):
@@ -38,12 +37,6 @@ __all__ = [
 MIN_SIZE = 1.5
 
 ScaleType = Union[float, Sequence[float]]
-
-
-def round_size(x: float) -> int:
-    """The integer output size for a continuous size ``x`` (round half up,
-    bounded below by :data:`MIN_SIZE`)."""
-    return int(math.floor(max(float(x), MIN_SIZE) + 0.5))
 
 
 def dynopool_output_size(input_size: Sequence[int], alpha: Tensor) -> Tensor:
