@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmdynopool.models.layers.dynamic_conv import (DynamicConv2d,
+                                                   dynamic_conv2d)
+
+
+def zero_interleave(x):
+    """Up-sample by 2 with zeros between the pixels (x at even positions)."""
+    n, c, h, w = x.shape
+    z = x.new_zeros(n, c, 2 * h, 2 * w)
+    z[..., ::2, ::2] = x
+    return z
+
+
+def bilinear_kernel(w, k):
+    """Hand-built align_corners=False resize of a k0 x k0 kernel to k x k."""
+    k0 = w.shape[-1]
+    out = np.zeros(w.shape[:2] + (k, k))
+    for i in range(k):
+        for j in range(k):
+            y = min(max((i + 0.5) * k0 / k - 0.5, 0), k0 - 1)
+            x = min(max((j + 0.5) * k0 / k - 0.5, 0), k0 - 1)
+            y0, x0 = int(np.floor(y)), int(np.floor(x))
+            y1, x1 = min(y0 + 1, k0 - 1), min(x0 + 1, k0 - 1)
+            wy, wx = y - y0, x - x0
+            out[..., i, j] = ((1 - wy) * (1 - wx) * w[..., y0, x0] +
+                              (1 - wy) * wx * w[..., y0, x1] +
+                              wy * (1 - wx) * w[..., y1, x0] +
+                              wy * wx * w[..., y1, x1])
+    return out
+
+
+@pytest.fixture
+def conv():
+    torch.manual_seed(0)
+    return nn.Conv2d(6, 4, 3, stride=2, padding=1, groups=2).double()
+
+
+class TestDynamicConv2d:
+
+    def test_default_is_the_original(self, conv):
+        x = torch.randn(2, 6, 13, 10, dtype=torch.float64)
+        layer = DynamicConv2d(conv)
+        torch.testing.assert_close(layer(x), conv(x))
+        assert list(layer.state_dict()) == ['conv.weight', 'conv.bias']
+
+    @pytest.mark.parametrize('stride', [1, 2, 3, 4])
+    @pytest.mark.parametrize('dilation', [1, 2, 5])
+    def test_integer_stride_and_dilation(self, conv, stride, dilation):
+        x = torch.randn(1, 6, 17, 12, dtype=torch.float64)
+        layer = DynamicConv2d(conv)
+        layer.set_option(stride=stride, dilation=dilation)
+        ref = F.conv2d(x, conv.weight, conv.bias, stride=stride,
+                       padding=dilation, dilation=dilation, groups=2)
+        torch.testing.assert_close(layer(x), ref)
+        assert layer(x).shape[-2:] == (-(-17 // stride), -(-12 // stride))
+
+    @pytest.mark.parametrize('dilation', [1, 3])
+    def test_half_stride_is_kernel_over_zero_interleaved_input(
+            self, conv, dilation):
+        x = torch.randn(2, 6, 7, 9, dtype=torch.float64)
+        layer = DynamicConv2d(conv)
+        layer.set_option(stride=0.5, dilation=dilation)
+        out = layer(x)
+        ref = F.conv2d(zero_interleave(x), conv.weight, conv.bias,
+                       padding=dilation, dilation=dilation, groups=2)
+        assert out.shape[-2:] == (14, 18)
+        torch.testing.assert_close(out, ref)
+
+    @pytest.mark.parametrize('k', [1, 5, 7, 9])
+    def test_resized_kernel(self, conv, k):
+        x = torch.randn(1, 6, 11, 11, dtype=torch.float64)
+        layer = DynamicConv2d(conv)
+        layer.set_option(stride=1, kernel_size=k)
+        w = torch.from_numpy(bilinear_kernel(conv.weight.detach().numpy(), k))
+        ref = F.conv2d(x, w * 9 / k**2, conv.bias, padding=k // 2, groups=2)
+        torch.testing.assert_close(layer(x), ref)
+
+    def test_magnitude_scale_on_constant_kernel(self):
+        conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+        nn.init.constant_(conv.weight, 0.5)
+        x = torch.ones(1, 1, 15, 15)
+        for k in (1, 3, 5, 9):
+            out = dynamic_conv2d(x, conv.weight, kernel_size=k)
+            # Away from the border the response equals the trained 3x3's.
+            assert out[0, 0, 7, 7].item() == pytest.approx(4.5)
+
+    def test_parameters_untouched_and_gradients_flow(self, conv):
+        before = conv.weight.detach().clone()
+        layer = DynamicConv2d(conv)
+        layer.set_option(stride=0.5, kernel_size=5)
+        layer(torch.randn(1, 6, 5, 5, dtype=torch.float64)).sum().backward()
+        assert torch.equal(conv.weight.detach(), before)
+        assert conv.weight.grad is not None
+        layer.reset_option()
+        assert layer.option == (2, 1, 3)
+
+    def test_bad_options(self, conv):
+        layer = DynamicConv2d(conv)
+        with pytest.raises(ValueError, match='stride=5'):
+            layer.set_option(stride=5)
+        with pytest.raises(ValueError, match='kernel_size=4'):
+            layer.set_option(kernel_size=4)
+        with pytest.raises(ValueError, match='square, odd kernel'):
+            DynamicConv2d(nn.Conv2d(1, 1, (3, 5)))
