@@ -45,15 +45,16 @@ test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
+dataset = dict(
+    type=dataset_type,
+    data_root=data_root,
+    data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'))
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(
-            img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        **dataset,
         ann_file='ImageSets/Segmentation/train.txt',
         pipeline=train_pipeline))
 val_dataloader = dict(
@@ -61,10 +62,7 @@ val_dataloader = dict(
     num_workers=0,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix=dict(
-            img_path='JPEGImages', seg_map_path='SegmentationClass'),
+        **dataset,
         ann_file='ImageSets/Segmentation/val.txt',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader

@@ -10,25 +10,20 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..models.convert import is_strided, stride_of
 from ..models.layers import DynOPool2d, ShapeAdaptor
 
 __all__ = ['resizing_report', 'format_resizing_report']
 
 
 def _is_resizing(m: nn.Module) -> bool:
-    if isinstance(m, (DynOPool2d, ShapeAdaptor)):
-        return True
-    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d)):
-        stride = m.stride if isinstance(m.stride, tuple) else (m.stride, ) * 2
-        return any(s != 1 for s in stride)
-    return False
+    return isinstance(m, (DynOPool2d, ShapeAdaptor)) or is_strided(m)
 
 
 def _scale(m: nn.Module):
     if isinstance(m, (DynOPool2d, ShapeAdaptor)):
         return m.scale
-    stride = m.stride if isinstance(m.stride, tuple) else (m.stride, ) * 2
-    return tuple(1 / s for s in stride)
+    return tuple(1 / s for s in stride_of(m))
 
 
 def _sizes(out) -> List[Tuple[int, int]]:

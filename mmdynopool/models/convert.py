@@ -31,14 +31,15 @@ _MERGE_OPS = {operator.add, operator.iadd, operator.mul, operator.imul,
 _MERGE_METHODS = {'add', 'add_', 'mul', 'mul_'}
 
 
-def _stride(m: nn.Module) -> Tuple[int, int]:
+def stride_of(m: nn.Module) -> Tuple[int, int]:
     s = m.stride
     return tuple(s) if isinstance(s, (tuple, list)) else (s, s)
 
 
-def _is_resizing(m: nn.Module) -> bool:
+def is_strided(m: nn.Module) -> bool:
+    """A pooling or convolution layer with a stride other than 1."""
     return (isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d))
-            and not isinstance(m, PooledConv2d) and _stride(m) != (1, 1))
+            and not isinstance(m, PooledConv2d) and stride_of(m) != (1, 1))
 
 
 def _share_groups(model: nn.Module, names: Sequence[str]) -> List[List[str]]:
@@ -112,7 +113,7 @@ def convert_to_dynopool(model: nn.Module,
         (8, 5)
     """
     modules = dict(model.named_modules())
-    names = [n for n, m in modules.items() if _is_resizing(m)]
+    names = [n for n, m in modules.items() if is_strided(m)]
     if not names:
         return []
     groups = _share_groups(model, names) if share else [[n] for n in names]
@@ -141,7 +142,7 @@ def convert_to_dynopool(model: nn.Module,
         for h in hooks:
             h.remove()
     for group in groups:
-        keys = {(seen.get(n), _stride(modules[n])) for n in group}
+        keys = {(seen.get(n), stride_of(modules[n])) for n in group}
         if len(keys) > 1:
             raise ValueError(
                 f'layers {group} meet in one tensor but see different input '
@@ -155,7 +156,7 @@ def convert_to_dynopool(model: nn.Module,
         first = modules[group[0]]
         mode = 'avg' if isinstance(first, nn.AvgPool2d) else 'max'
         pool = DynOPool2d(
-            init_scale=tuple(1 / s for s in _stride(first)),
+            init_scale=tuple(1 / s for s in stride_of(first)),
             mode=user_mode or mode, **cfg)
         pools.append(pool)
         for name in group:
@@ -166,7 +167,7 @@ def convert_to_dynopool(model: nn.Module,
                 m, nn.Conv2d) else PoolAfter(nn.Identity(), pool))
             setattr(parent, attr, new)  # also right for Sequential's '0'
             rows.append(
-                dict(name=name, type=type(m).__name__, stride=_stride(m),
+                dict(name=name, type=type(m).__name__, stride=stride_of(m),
                      group=g))
     model.add_module('dynopools', pools)
     return sorted(rows, key=lambda r: names.index(r['name']))

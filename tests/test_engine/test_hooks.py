@@ -61,10 +61,10 @@ def test_alpha_param_group(demo_cfg, tmp_path):
     cfg = demo_cfg(tmp_path)
     runner = Runner.from_cfg(cfg)
     optim = runner.build_optim_wrapper(cfg.optim_wrapper).optimizer
-    alpha_ids = {id(p) for p in runner.model.parameters()
-                 if p.shape == (2, ) and p in set(
-                     q for m in runner.model.modules()
-                     if isinstance(m, DynOPool2d) for q in m.parameters())}
+    alpha_ids = {
+        id(m.alpha)
+        for m in runner.model.modules() if isinstance(m, DynOPool2d)
+    }
     assert len(alpha_ids) == 5
     for group in optim.param_groups:
         if any(id(p) in alpha_ids for p in group['params']):
