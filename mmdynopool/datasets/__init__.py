@@ -1,3 +1,7 @@
 from .digits_voc import DigitsVOCDataset, build_digits_voc, load_mnist_5k
+from .toy_digits import TOY_VARIANTS, ToyDigits, make_toy_images
 
-__all__ = ['DigitsVOCDataset', 'build_digits_voc', 'load_mnist_5k']
+__all__ = [
+    'DigitsVOCDataset', 'build_digits_voc', 'load_mnist_5k', 'ToyDigits',
+    'make_toy_images', 'TOY_VARIANTS'
+]
