@@ -2,9 +2,13 @@ from .complexity import GMACsCounter, count_macs
 from .report import (complexity_report, export_fixed_config,
                      format_complexity_report, plot_shapes)
 from .shapes import format_resizing_report, resizing_report
+from .sweep import (lambda_sweep, plot_tradeoff, run_experiment,
+                    set_gmacs_loss_weight, set_input_resolution, write_rows)
 
 __all__ = [
     'resizing_report', 'format_resizing_report', 'GMACsCounter', 'count_macs',
     'complexity_report', 'format_complexity_report', 'plot_shapes',
-    'export_fixed_config'
+    'export_fixed_config', 'run_experiment', 'lambda_sweep',
+    'set_gmacs_loss_weight', 'set_input_resolution', 'plot_tradeoff',
+    'write_rows'
 ]
