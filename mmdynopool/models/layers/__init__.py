@@ -1,4 +1,4 @@
-from .dynamic_conv import DynamicConv2d, dynamic_conv2d
+from .dynamic_conv import DynamicConv2d, DynamicPool2d, dynamic_conv2d
 from .dynopool import DynOPool2d, dynopool2d, dynopool_output_size
 from .pooled_conv import PoolAfter, PooledConv2d
 from .shape_adaptor import (ShapeAdaptor, shape_adaptor,
@@ -7,6 +7,6 @@ from .shape_adaptor import (ShapeAdaptor, shape_adaptor,
 
 __all__ = [
     'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'PooledConv2d',
-    'PoolAfter', 'DynamicConv2d', 'dynamic_conv2d', 'ShapeAdaptor',
-    'shape_adaptor', 'shape_adaptor_init_alpha', 'shape_adaptor_num_modules'
+    'PoolAfter', 'DynamicConv2d', 'DynamicPool2d', 'dynamic_conv2d',
+    'ShapeAdaptor', 'shape_adaptor', 'shape_adaptor_init_alpha', 'shape_adaptor_num_modules'
 ]

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-__all__ = ['DynamicConv2d', 'dynamic_conv2d', 'STRIDES', 'DILATIONS',
+__all__ = ['DynamicConv2d', 'DynamicPool2d', 'FollowerConv2d',
+           'FollowerResize', 'dynamic_conv2d', 'STRIDES', 'DILATIONS',
            'KERNEL_SIZES']
 
 STRIDES = (0.5, 1, 2, 3, 4)
@@ -90,77 +91,231 @@ def dynamic_conv2d(input: Tensor,
                     dilation=dilation, groups=groups)
 
 
+def _check_stride(name: str, value) -> None:
+    if not (value == 0.5 or (float(value).is_integer() and value >= 1)):
+        raise ValueError(f'{name} must be 0.5 or a positive integer, got '
+                         f'{value!r}')
+
+
 @MODELS.register_module()
-class DynamicConv2d(nn.Module):
-    """A trained ``nn.Conv2d`` whose stride, dilation and kernel size can be
-    changed between forward passes (``set_option``); its parameters are the
-    wrapped conv's, untouched, under the same keys (``conv.weight``).
+class DynamicConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` whose stride, dilation and kernel size can be changed
+    between forward passes (``set_option``) without touching its trained
+    parameters.
+
+    It *is* a ``Conv2d`` (``weight`` / ``bias`` under the same keys), so a
+    model converted with :meth:`from_conv` loads and saves the original
+    checkpoints. ``stride`` / ``dilation`` / ``kernel_size`` keep the trained
+    values; the current choice is :attr:`option`.
 
     Args:
-        conv (nn.Conv2d): A square-kernel, odd-size convolution.
+        *args: As for ``nn.Conv2d`` (a square, odd kernel).
         strides (Sequence): Allowed strides. Default: ``STRIDES``.
         dilations (Sequence[int]): Allowed dilations. Default: ``DILATIONS``.
         kernel_sizes (Sequence[int]): Allowed sizes. Default:
             ``KERNEL_SIZES``.
+        **kwargs: As for ``nn.Conv2d``.
 
     Example:
-        >>> layer = DynamicConv2d(nn.Conv2d(4, 8, 3, stride=2, padding=1))
+        >>> conv = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+        >>> layer = DynamicConv2d.from_conv(conv)
         >>> layer.set_option(stride=3, kernel_size=5)
         >>> layer(torch.rand(1, 4, 12, 12)).shape
         torch.Size([1, 8, 4, 4])
         >>> layer.option
         (3, 1, 5)
     """
+    ATTRIBUTES = ('stride', 'dilation', 'kernel_size')
 
     def __init__(self,
-                 conv: nn.Conv2d,
+                 *args,
                  strides: Sequence = STRIDES,
                  dilations: Sequence[int] = DILATIONS,
-                 kernel_sizes: Sequence[int] = KERNEL_SIZES) -> None:
-        super().__init__()
-        k0 = conv.kernel_size
+                 kernel_sizes: Sequence[int] = KERNEL_SIZES,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        k0 = self.kernel_size
         if k0[0] != k0[1] or k0[0] % 2 == 0:
             raise ValueError('DynamicConv2d needs a square, odd kernel; got '
                              f'kernel_size={k0}')
-        if conv.stride[0] != conv.stride[1] or \
-                conv.dilation[0] != conv.dilation[1]:
+        if self.stride[0] != self.stride[1] or \
+                self.dilation[0] != self.dilation[1]:
             raise ValueError('DynamicConv2d needs equal strides and '
-                             f'dilations per axis; got stride={conv.stride}'
-                             f', dilation={conv.dilation}')
-        self.conv = conv
+                             f'dilations per axis; got stride={self.stride}'
+                             f', dilation={self.dilation}')
+        for s in strides:
+            _check_stride('strides', s)
         self.options = dict(
             stride=tuple(strides), dilation=tuple(dilations),
             kernel_size=tuple(kernel_sizes))
-        self.default = (conv.stride[0], conv.dilation[0], k0[0])
+        self.default = (self.stride[0], self.dilation[0], k0[0])
         self.reset_option()
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d, **kwargs) -> 'DynamicConv2d':
+        """A dynamic conv sharing ``conv``'s parameters (not copies)."""
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
+                  conv.stride, conv.padding, conv.dilation, conv.groups,
+                  conv.bias is not None, conv.padding_mode,
+                  device='meta', **kwargs)
+        new.weight, new.bias = conv.weight, conv.bias
+        new.train(conv.training)
+        return new
 
     @property
     def option(self) -> tuple:
         """Current ``(stride, dilation, kernel_size)``."""
-        return (self.stride, self.dilation, self.kernel_size)
+        return tuple(self._option[a] for a in self.ATTRIBUTES)
 
     def reset_option(self) -> None:
         """Back to the trained configuration."""
-        self.stride, self.dilation, self.kernel_size = self.default
+        self._option = dict(zip(self.ATTRIBUTES, self.default))
 
     def set_option(self, stride=None, dilation=None,
                    kernel_size=None) -> None:
         """Change any of the three; ``None`` keeps the current value."""
-        for name, value in (('stride', stride), ('dilation', dilation),
-                            ('kernel_size', kernel_size)):
+        for i, (name, value) in enumerate(
+                zip(self.ATTRIBUTES, (stride, dilation, kernel_size))):
             if value is None:
                 continue
-            allowed = self.options[name] + (self.default[
-                ('stride', 'dilation', 'kernel_size').index(name)], )
+            allowed = set(self.options[name]) | {self.default[i]}
             if value not in allowed:
                 raise ValueError(f'{name}={value!r} is not allowed; choose '
-                                 f'from {sorted(set(allowed))}')
-            setattr(self, name, value)
+                                 f'from {sorted(allowed)}')
+            self._option[name] = value
 
     def forward(self, x: Tensor) -> Tensor:
-        c = self.conv
-        return dynamic_conv2d(x, c.weight, c.bias, self.stride, self.dilation,
-                              self.kernel_size, c.groups)
+        if self.option == self.default:
+            return super().forward(x)
+        stride, dilation, k = self.option
+        return dynamic_conv2d(x, self.weight, self.bias, stride, dilation, k,
+                              self.groups)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', option={self.option}'
+
+
+class FollowerConv2d(nn.Conv2d):
+    """A shortcut convolution (ResNet ``downsample``) that follows the stride
+    of its block's :class:`DynamicConv2d` (the *leader*), so the residual sum
+    still lines up.
+
+    Its stride is ``leader stride x (own trained stride / leader trained
+    stride)``; stride ``1/2`` up-samples the shortcut input 2x (nearest)
+    before the convolution: a transposed 1x1 would leave three zeros in
+    every 2x2 cell of the identity path. The leader is held by reference, not
+    as a sub-module, so the state dict keeps the original keys.
+    """
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d,
+                  leader: DynamicConv2d) -> 'FollowerConv2d':
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
+                  conv.stride, conv.padding, conv.dilation, conv.groups,
+                  conv.bias is not None, conv.padding_mode, device='meta')
+        new.weight, new.bias = conv.weight, conv.bias
+        new.train(conv.training)
+        object.__setattr__(new, 'leader', leader)
+        return new
+
+    def forward(self, x: Tensor) -> Tensor:
+        stride = follow_stride(self.leader, self.stride[0])
+        if stride == self.stride[0]:
+            return super().forward(x)
+        if stride == 0.5:
+            x, stride = F.interpolate(x, scale_factor=2, mode='nearest'), 1
+        return F.conv2d(x, self.weight, self.bias, int(stride), self.padding,
+                        self.dilation, self.groups)
+
+
+class FollowerResize(nn.Module):
+    """The identity shortcut of a block whose leader's stride changed:
+    ``x[..., ::s, ::s]`` (a 1x1 stride-``s`` identity) or a 2x nearest
+    up-sampling for ``s = 1/2``. No parameters."""
+
+    def __init__(self, leader: DynamicConv2d) -> None:
+        super().__init__()
+        object.__setattr__(self, 'leader', leader)
+
+    def forward(self, x: Tensor) -> Tensor:
+        stride = follow_stride(self.leader, 1)
+        if stride == 0.5:
+            return F.interpolate(x, scale_factor=2, mode='nearest')
+        return x if stride == 1 else x[..., ::int(stride), ::int(stride)]
+
+
+def follow_stride(leader: DynamicConv2d, own_default) -> Union[int, float]:
+    """Stride that keeps a follower at the leader's resolution."""
+    stride = leader.option[0] * own_default / leader.default[0]
+    _check_stride('follower stride', stride)
+    return 0.5 if stride == 0.5 else int(stride)
+
+
+@MODELS.register_module()
+class DynamicPool2d(nn.Module):
+    """A trained max / average pooling (DenseNet's stem and transitions)
+    whose stride can change between forward passes; kernel and padding stay.
+    Only integer strides: the paper gives pools no fractional stride. A
+    non-default stride pools with ``ceil_mode=True`` (average over the part
+    of the window inside the input), so a map smaller than the window after
+    earlier large strides still yields one value instead of an error.
+
+    Args:
+        pool (nn.MaxPool2d | nn.AvgPool2d): The pooling layer.
+        strides (Sequence[int]): Allowed strides. Default: ``(1, 2, 3, 4)``.
+
+    Example:
+        >>> layer = DynamicPool2d(nn.AvgPool2d(2, 2))
+        >>> layer.set_option(stride=4)
+        >>> layer(torch.rand(1, 3, 16, 16)).shape
+        torch.Size([1, 3, 4, 4])
+    """
+    ATTRIBUTES = ('stride', )
+
+    def __init__(self, pool: nn.Module,
+                 strides: Sequence[int] = (1, 2, 3, 4)) -> None:
+        super().__init__()
+        if not isinstance(pool, (nn.MaxPool2d, nn.AvgPool2d)):
+            raise TypeError('pool must be nn.MaxPool2d or nn.AvgPool2d, got '
+                            f'{type(pool).__name__}')
+        for s in strides:
+            if not (float(s).is_integer() and s >= 1):
+                raise ValueError(f'strides of a pool must be positive '
+                                 f'integers, got {s!r}')
+        self.pool = pool
+        stride = pool.stride if isinstance(pool.stride, int) else \
+            pool.stride[0]
+        self.options = dict(stride=tuple(int(s) for s in strides))
+        self.default = (stride, )
+        self.reset_option()
+
+    @property
+    def option(self) -> tuple:
+        return (self.stride, )
+
+    def reset_option(self) -> None:
+        self.stride = self.default[0]
+
+    def set_option(self, stride=None) -> None:
+        allowed = set(self.options['stride']) | set(self.default)
+        if stride is not None and stride not in allowed:
+            raise ValueError(f'stride={stride!r} is not allowed; choose from '
+                             f'{sorted(allowed)}')
+        if stride is not None:
+            self.stride = int(stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        p = self.pool
+        if self.option == self.default:
+            return p(x)
+        # ceil_mode so that a map smaller than the window after earlier
+        # large strides still gives one output (its valid part).
+        if isinstance(p, nn.MaxPool2d):
+            return F.max_pool2d(x, p.kernel_size, self.stride, p.padding,
+                                p.dilation, ceil_mode=True)
+        return F.avg_pool2d(x, p.kernel_size, self.stride, p.padding,
+                            ceil_mode=True, count_include_pad=False,
+                            divisor_override=p.divisor_override)
 
     def extra_repr(self) -> str:
         return f'option={self.option}, default={self.default}'

@@ -44,15 +44,15 @@ class TestDynamicConv2d:
 
     def test_default_is_the_original(self, conv):
         x = torch.randn(2, 6, 13, 10, dtype=torch.float64)
-        layer = DynamicConv2d(conv)
+        layer = DynamicConv2d.from_conv(conv)
         torch.testing.assert_close(layer(x), conv(x))
-        assert list(layer.state_dict()) == ['conv.weight', 'conv.bias']
+        assert list(layer.state_dict()) == ['weight', 'bias']
 
     @pytest.mark.parametrize('stride', [1, 2, 3, 4])
     @pytest.mark.parametrize('dilation', [1, 2, 5])
     def test_integer_stride_and_dilation(self, conv, stride, dilation):
         x = torch.randn(1, 6, 17, 12, dtype=torch.float64)
-        layer = DynamicConv2d(conv)
+        layer = DynamicConv2d.from_conv(conv)
         layer.set_option(stride=stride, dilation=dilation)
         ref = F.conv2d(x, conv.weight, conv.bias, stride=stride,
                        padding=dilation, dilation=dilation, groups=2)
@@ -63,7 +63,7 @@ class TestDynamicConv2d:
     def test_half_stride_is_kernel_over_zero_interleaved_input(
             self, conv, dilation):
         x = torch.randn(2, 6, 7, 9, dtype=torch.float64)
-        layer = DynamicConv2d(conv)
+        layer = DynamicConv2d.from_conv(conv)
         layer.set_option(stride=0.5, dilation=dilation)
         out = layer(x)
         ref = F.conv2d(zero_interleave(x), conv.weight, conv.bias,
@@ -74,7 +74,7 @@ class TestDynamicConv2d:
     @pytest.mark.parametrize('k', [1, 5, 7, 9])
     def test_resized_kernel(self, conv, k):
         x = torch.randn(1, 6, 11, 11, dtype=torch.float64)
-        layer = DynamicConv2d(conv)
+        layer = DynamicConv2d.from_conv(conv)
         layer.set_option(stride=1, kernel_size=k)
         w = torch.from_numpy(bilinear_kernel(conv.weight.detach().numpy(), k))
         ref = F.conv2d(x, w * 9 / k**2, conv.bias, padding=k // 2, groups=2)
@@ -91,7 +91,7 @@ class TestDynamicConv2d:
 
     def test_parameters_untouched_and_gradients_flow(self, conv):
         before = conv.weight.detach().clone()
-        layer = DynamicConv2d(conv)
+        layer = DynamicConv2d.from_conv(conv)
         layer.set_option(stride=0.5, kernel_size=5)
         layer(torch.randn(1, 6, 5, 5, dtype=torch.float64)).sum().backward()
         assert torch.equal(conv.weight.detach(), before)
@@ -100,10 +100,10 @@ class TestDynamicConv2d:
         assert layer.option == (2, 1, 3)
 
     def test_bad_options(self, conv):
-        layer = DynamicConv2d(conv)
+        layer = DynamicConv2d.from_conv(conv)
         with pytest.raises(ValueError, match='stride=5'):
             layer.set_option(stride=5)
         with pytest.raises(ValueError, match='kernel_size=4'):
             layer.set_option(kernel_size=4)
         with pytest.raises(ValueError, match='square, odd kernel'):
-            DynamicConv2d(nn.Conv2d(1, 1, (3, 5)))
+            DynamicConv2d.from_conv(nn.Conv2d(1, 1, (3, 5)))

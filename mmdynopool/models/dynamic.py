@@ -1,0 +1,279 @@
+"""Make the four "ABCD" layers of a trained CNN inference-time dynamic
+(*The Untapped Potential of Off-the-Shelf CNNs*, WACV 2022, Sec. 3.2 and
+appendix), and enumerate / apply option permutations.
+
+Layers (in network order, named ``A``-``D``):
+
+* ResNet / ResNeXt (any block with a ``downsample`` attribute: mmpretrain,
+  mmseg, torchvision, timm): the first 3x3 conv of the first block of each
+  stage (the bottleneck's ``conv2``, a basic block's ``conv1``). Its
+  shortcut follows the main path's resolution (:class:`FollowerConv2d`,
+  :class:`FollowerResize`).
+* MobileNetV2: the 3x3 depthwise convs with a trained stride of 2.
+* DenseNet: stride -> the stem max pool and the transition average pools
+  (:class:`DynamicPool2d`); dilation / kernel size -> the first 3x3 conv
+  after each of them (the first dense layer of each block).
+
+A *permutation* is one option tuple per dynamic layer, each tuple holding
+one value per dynamic attribute (``('stride', )``, or e.g.
+``('stride', 'kernel_size')``).
+"""
+import itertools
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from torch import nn
+
+from .layers.dynamic_conv import (DILATIONS, KERNEL_SIZES, STRIDES,
+                                  DynamicConv2d, DynamicPool2d,
+                                  FollowerConv2d, FollowerResize)
+
+__all__ = ['convert_to_dynamic', 'DynamicLayers', 'ARCHS', 'ATTRIBUTES']
+
+ARCHS = ('resnet', 'mobilenet_v2', 'densenet')
+ATTRIBUTES = ('stride', 'dilation', 'kernel_size')
+LAYER_NAMES = 'ABCDEFGH'
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, child = name.rpartition('.')
+    setattr(model.get_submodule(parent) if parent else model, child, module)
+
+
+def _is_conv3x3(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv2d) and tuple(m.kernel_size) == (3, 3)
+
+
+def _detect_arch(model: nn.Module) -> str:
+    names = {type(m).__name__.lower() for m in model.modules()}
+    if any('denseblock' in n for n in names):
+        return 'densenet'
+    if any(hasattr(m, 'downsample') and hasattr(m, 'conv1')
+           for m in model.modules()):
+        return 'resnet'
+    if any(_is_depthwise_s2(m) for m in model.modules()):
+        return 'mobilenet_v2'
+    raise ValueError('arch=None: cannot tell the architecture of '
+                     f'{type(model).__name__}; pass arch= one of {ARCHS}')
+
+
+def _is_depthwise_s2(m: nn.Module) -> bool:
+    return (_is_conv3x3(m) and m.groups == m.in_channels == m.out_channels
+            and m.groups > 1 and tuple(m.stride) == (2, 2))
+
+
+def _resnet_sites(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    """``(name, block)`` of the first residual block of every stage."""
+    firsts, seen = [], set()
+    for name, m in model.named_modules():
+        if hasattr(m, 'downsample') and hasattr(m, 'conv1'):
+            parent = name.rpartition('.')[0]
+            if parent not in seen:
+                seen.add(parent)
+                firsts.append((name, m))
+    return firsts
+
+
+def convert_to_dynamic(model: nn.Module,
+                       arch: Optional[str] = None,
+                       layers: str = 'ABCD',
+                       options: Optional[Dict[str, Sequence]] = None
+                       ) -> 'DynamicLayers':
+    """Make the paper's ABCD layers of ``model`` dynamic, in place.
+
+    Parameters stay the same objects under the same state-dict keys, so
+    trained checkpoints load into the converted model and back.
+
+    Args:
+        model (nn.Module): A ResNet / ResNeXt / MobileNetV2 / DenseNet
+            backbone or a whole model containing one (mmpretrain, mmseg,
+            torchvision or timm).
+        arch (str, optional): One of :data:`ARCHS`; detected if ``None``.
+        layers (str): Which of the four layers to make dynamic, e.g. ``'D'``
+            or ``'ABCD'``. Default: ``'ABCD'``.
+        options (dict, optional): Allowed values per attribute, applied to
+            every layer, e.g. ``{'stride': (1, 2, 3, 4)}``. Default: strides
+            ``{1/2, 1, 2, 3, 4}`` except no up-sampling (``1/2``) in A and B
+            (the paper's memory limit), and for pools ``{1, 2, 3, 4}``;
+            dilations ``{1..5}``; kernel sizes ``{1, 3, 5, 7, 9}``.
+
+    Returns:
+        DynamicLayers: Handle to set permutations.
+
+    Example:
+        >>> from mmpretrain.models.backbones import ResNet
+        >>> dyn = convert_to_dynamic(ResNet(50))
+        >>> dyn.names, len(dyn.permutations(('stride', )))
+        (['A', 'B', 'C', 'D'], 400)
+    """
+    arch = _detect_arch(model) if arch is None else arch
+    if arch not in ARCHS:
+        raise ValueError(f'arch must be one of {ARCHS}, got {arch!r}')
+    if not layers or any(c not in 'ABCD' for c in layers):
+        raise ValueError(f"layers must be letters from 'ABCD', got "
+                         f'{layers!r}')
+    options = dict(options or {})
+    for key in options:
+        if key not in ATTRIBUTES:
+            raise ValueError(f'options keys must be in {ATTRIBUTES}, got '
+                             f'{key!r}')
+
+    def conv_kwargs(slot):
+        strides = STRIDES if slot in 'CD' else tuple(s for s in STRIDES
+                                                     if s >= 1)
+        return dict(strides=options.get('stride', strides),
+                    dilations=options.get('dilation', DILATIONS),
+                    kernel_sizes=options.get('kernel_size', KERNEL_SIZES))
+
+    sites = []  # (slot, name, module, attributes)
+    if arch == 'resnet':
+        blocks = _resnet_sites(model)
+        for slot, (bname, block) in zip('ABCD', blocks):
+            cname, conv = next((n, c) for n, c in block.named_children()
+                               if _is_conv3x3(c))
+            sites.append((slot, f'{bname}.{cname}', conv, ATTRIBUTES, block))
+    elif arch == 'mobilenet_v2':
+        for slot, (name, conv) in zip('ABCD', [
+                (n, m) for n, m in model.named_modules()
+                if _is_depthwise_s2(m)]):
+            sites.append((slot, name, conv, ATTRIBUTES, None))
+    else:
+        pools = [(n, m) for n, m in model.named_modules()
+                 if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))
+                 and m.stride in (2, (2, 2))]
+        blocks = [(n, m) for n, m in model.named_modules()
+                  if 'denseblock' in type(m).__name__.lower()]
+        for slot, (name, pool) in zip('ABCD', pools):
+            sites.append((slot, name, pool, ('stride', ), None))
+        for slot, (bname, block) in zip('ABCD', blocks):
+            cname, conv = next((n, m) for n, m in block.named_modules()
+                               if _is_conv3x3(m))
+            sites.append((slot, f'{bname}.{cname}', conv,
+                          ('dilation', 'kernel_size'), None))
+    found = sorted({s[0] for s in sites})
+    if found != list('ABCD'):
+        raise ValueError(f'found dynamic layers {found} in '
+                         f'{type(model).__name__} (arch={arch!r}), need '
+                         'A-D: is it a four-stage network?')
+
+    for slot, name, mod, attributes, block in sites:
+        if slot not in layers:
+            continue
+        if isinstance(mod, nn.Conv2d):
+            new = DynamicConv2d.from_conv(mod, **conv_kwargs(slot))
+        else:
+            new = DynamicPool2d(mod, options.get('stride', (1, 2, 3, 4)))
+        new.slot, new.slot_attributes = slot, attributes
+        _set_module(model, name, new)
+        if block is not None:  # the shortcut follows the main path
+            down = block.downsample
+            if down is None:
+                block.downsample = FollowerResize(new)
+            else:
+                convs = [(n, m) for n, m in down.named_modules()
+                         if isinstance(m, nn.Conv2d)]
+                if len(convs) != 1 or any(
+                        isinstance(m, (nn.AvgPool2d, nn.MaxPool2d))
+                        for m in down.modules()):
+                    raise ValueError(
+                        f'{name}: shortcut {type(down).__name__} is not a '
+                        'single strided conv (e.g. avg_down=True); its '
+                        'stride cannot follow the dynamic layer')
+                n, conv = convs[0]
+                _set_module(down, n, FollowerConv2d.from_conv(conv, new))
+    return DynamicLayers.from_model(model)
+
+
+class DynamicLayers:
+    """The dynamic layers of a converted model, by slot (``'A'``-``'D'``).
+
+    Not a module: it holds references, so it can be rebuilt from any copy of
+    a converted model with :meth:`from_model`.
+    """
+
+    def __init__(self, modules: Dict[str, List[nn.Module]]) -> None:
+        self.modules = modules
+        self.names = sorted(modules)
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> 'DynamicLayers':
+        found: Dict[str, List[nn.Module]] = {}
+        for m in model.modules():
+            if getattr(m, 'slot', None) is not None:
+                found.setdefault(m.slot, []).append(m)
+        if not found:
+            raise ValueError(f'{type(model).__name__} has no dynamic layers; '
+                             'convert it with convert_to_dynamic first')
+        return cls(found)
+
+    def _owner(self, name: str, attribute: str) -> nn.Module:
+        for m in self.modules[name]:
+            if attribute in m.slot_attributes:
+                return m
+        raise ValueError(f'layer {name} has no dynamic {attribute!r}')
+
+    def _check(self, attributes: Sequence[str]) -> Tuple[str, ...]:
+        attributes = (attributes, ) if isinstance(attributes, str) else \
+            tuple(attributes)
+        bad = [a for a in attributes if a not in ATTRIBUTES]
+        if not attributes or bad or len(set(attributes)) != len(attributes):
+            raise ValueError(f'attributes must be distinct names from '
+                             f'{ATTRIBUTES}, got {attributes!r}')
+        return attributes
+
+    def choices(self, name: str, attribute: str) -> tuple:
+        """Allowed values of ``attribute`` in layer ``name``, sorted."""
+        m = self._owner(name, attribute)
+        i = m.ATTRIBUTES.index(attribute)
+        return tuple(sorted(set(m.options[attribute]) | {m.default[i]}))
+
+    def permutations(self, attributes: Sequence[str] = ('stride', )
+                     ) -> List[tuple]:
+        """All permutations: tuples over layers of per-layer value tuples
+        (one value per attribute)."""
+        attributes = self._check(attributes)
+        per_layer = [
+            list(itertools.product(*(self.choices(n, a) for a in attributes)))
+            for n in self.names
+        ]
+        return list(itertools.product(*per_layer))
+
+    def default(self, attributes: Sequence[str] = ('stride', )) -> tuple:
+        """The trained configuration as a permutation."""
+        attributes = self._check(attributes)
+        return tuple(
+            tuple(self._owner(n, a).default[self._owner(
+                n, a).ATTRIBUTES.index(a)] for a in attributes)
+            for n in self.names)
+
+    def apply(self, permutation: Sequence[Sequence],
+              attributes: Sequence[str] = ('stride', )) -> None:
+        """Set every dynamic layer; attributes not named keep their value."""
+        attributes = self._check(attributes)
+        if len(permutation) != len(self.names) or any(
+                len(p) != len(attributes) for p in permutation):
+            raise ValueError(
+                f'permutation {permutation!r} must hold {len(self.names)} '
+                f'tuples (layers {self.names}) of {len(attributes)} values '
+                f'({attributes})')
+        for name, values in zip(self.names, permutation):
+            for attribute, value in zip(attributes, values):
+                self._owner(name, attribute).set_option(**{attribute: value})
+
+    def reset(self) -> None:
+        """Every layer back to its trained configuration."""
+        for mods in self.modules.values():
+            for m in mods:
+                m.reset_option()
+
+
+def permutation_key(permutation: Sequence[Sequence]) -> str:
+    """Compact text of a permutation: layers by spaces, attributes by '/'
+    (``'1 2 0.5 4'`` or ``'2/3 1/1 2/5 2/3'``)."""
+    return ' '.join('/'.join(f'{v:g}' for v in p) for p in permutation)
+
+
+def parse_permutation_key(key: str) -> tuple:
+    """Inverse of :func:`permutation_key`."""
+    return tuple(
+        tuple(float(v) if '.' in v else int(v) for v in p.split('/'))
+        for p in key.split())

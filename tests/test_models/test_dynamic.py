@@ -1,0 +1,226 @@
+"""convert_to_dynamic / DynamicLayers against the library models they wrap
+and hand-built references of the residual blocks."""
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from mmpretrain.models.backbones import (DenseNet, MobileNetV2, ResNet,
+                                         ResNet_CIFAR, ResNetV1d, ResNeXt)
+from torch import nn
+
+from mmdynopool.models.dynamic import (DynamicLayers, convert_to_dynamic,
+                                       parse_permutation_key,
+                                       permutation_key)
+from mmdynopool.models.layers import DynamicConv2d, DynamicPool2d
+
+
+def names_of(model):
+    dyn = DynamicLayers.from_model(model)
+    lookup = {id(m): n for n, m in model.named_modules()}
+    return {k: sorted(lookup[id(m)] for m in v)
+            for k, v in dyn.modules.items()}
+
+
+def last(out):
+    return out[-1] if isinstance(out, (tuple, list)) else out
+
+
+# (model factory, expected dynamic modules per layer A-D)
+CASES = {
+    'mmpretrain ResNet-50': (lambda: ResNet(50), [
+        ['layer1.0.conv2'], ['layer2.0.conv2'], ['layer3.0.conv2'],
+        ['layer4.0.conv2']]),
+    'mmpretrain ResNeXt-50': (lambda: ResNeXt(50), [
+        ['layer1.0.conv2'], ['layer2.0.conv2'], ['layer3.0.conv2'],
+        ['layer4.0.conv2']]),
+    'mmpretrain MobileNetV2': (lambda: MobileNetV2(), [
+        ['layer2.0.conv.1.conv'], ['layer3.0.conv.1.conv'],
+        ['layer4.0.conv.1.conv'], ['layer6.0.conv.1.conv']]),
+    'mmpretrain DenseNet-121': (lambda: DenseNet('121'), [
+        ['stem.3', 'stages.0.block.0.conv2'],
+        ['transitions.0.pool', 'stages.1.block.0.conv2'],
+        ['transitions.1.pool', 'stages.2.block.0.conv2'],
+        ['transitions.2.pool', 'stages.3.block.0.conv2']]),
+    'torchvision ResNet-50': (lambda: torchvision.models.resnet50(), [
+        ['layer1.0.conv2'], ['layer2.0.conv2'], ['layer3.0.conv2'],
+        ['layer4.0.conv2']]),
+    'torchvision DenseNet-121': (lambda: torchvision.models.densenet121(), [
+        ['features.pool0', 'features.denseblock1.denselayer1.conv2'],
+        ['features.transition1.pool',
+         'features.denseblock2.denselayer1.conv2'],
+        ['features.transition2.pool',
+         'features.denseblock3.denselayer1.conv2'],
+        ['features.transition3.pool',
+         'features.denseblock4.denselayer1.conv2']]),
+}
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_converts_the_papers_layers_keeping_outputs_and_keys(case):
+    factory, expected = CASES[case]
+    torch.manual_seed(0)
+    model = factory()
+    model.eval()  # mmpretrain backbones' eval() returns None
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = last(model(x))
+    keys = list(model.state_dict())
+    dyn = convert_to_dynamic(model)
+    assert names_of(model) == {
+        k: sorted(v) for k, v in zip('ABCD', expected)}
+    assert list(model.state_dict()) == keys  # checkpoints load unchanged
+    with torch.no_grad():
+        torch.testing.assert_close(last(model(x)), ref, rtol=0, atol=0)
+    assert dyn.names == list('ABCD')
+
+
+def test_torchvision_mobilenet_and_timm_resnet():
+    timm = pytest.importorskip('timm')
+    mb = torchvision.models.mobilenet_v2()
+    convert_to_dynamic(mb)
+    assert [v[0] for v in names_of(mb).values()] == [
+        f'features.{i}.conv.1.0' for i in (2, 4, 7, 14)]
+    r18 = timm.create_model('resnet18')
+    convert_to_dynamic(r18)
+    assert [v[0] for v in names_of(r18).values()] == [
+        f'layer{i}.0.conv1' for i in (1, 2, 3, 4)]  # basic block: conv1
+
+
+def test_permutation_counts_and_default():
+    dyn = convert_to_dynamic(ResNet(50))
+    # No up-sampling in A and B (paper Sec. 3.1): 4 * 4 * 5 * 5.
+    assert dyn.choices('A', 'stride') == (1, 2, 3, 4)
+    assert dyn.choices('C', 'stride') == (0.5, 1, 2, 3, 4)
+    assert len(dyn.permutations('stride')) == 400
+    assert len(dyn.permutations('dilation')) == 625
+    assert len(dyn.permutations(('stride', 'kernel_size'))) == 400 * 625
+    assert dyn.default('stride') == ((1, ), (2, ), (2, ), (2, ))
+    assert dyn.default(('stride', 'kernel_size')) == ((1, 3), (2, 3),
+                                                      (2, 3), (2, 3))
+    assert dyn.default('stride') in dyn.permutations('stride')
+    dense = convert_to_dynamic(DenseNet('121'))
+    assert len(dense.permutations('stride')) == 4**4  # pools: 1..4
+
+
+def test_output_sizes_follow_the_strides():
+    model = ResNet(50)
+    model.eval()
+    dyn = convert_to_dynamic(model)
+    # stem /4: 64 -> 16; A s2 -> 8; B s4 -> 2; C s1 -> 2; D s1/2 -> 4.
+    dyn.apply(((2, ), (4, ), (1, ), (0.5, )))
+    with torch.no_grad():
+        assert last(model(torch.randn(1, 3, 64, 64))).shape[-2:] == (4, 4)
+    dyn.reset()
+    with torch.no_grad():
+        assert last(model(torch.randn(1, 3, 64, 64))).shape[-2:] == (2, 2)
+
+
+def bottleneck_reference(block, x, stride, dilation=1):
+    """mmpretrain Bottleneck by hand with its 3x3 at ``stride``; the
+    shortcut 1x1 at the same stride (nearest 2x up-sampling for 1/2)."""
+    out = F.relu(block.bn1(block.conv1(x)))
+    w2 = block.conv2.weight
+    if stride == 0.5:
+        z = out.new_zeros(*out.shape[:2], 2 * out.shape[2],
+                          2 * out.shape[3])
+        z[..., ::2, ::2] = out
+        out = F.conv2d(z, w2, padding=dilation, dilation=dilation,
+                       groups=block.conv2.groups)
+        short = F.interpolate(x, scale_factor=2, mode='nearest')
+        stride_ds = 1
+    else:
+        out = F.conv2d(out, w2, stride=stride, padding=dilation,
+                       dilation=dilation, groups=block.conv2.groups)
+        short, stride_ds = x, stride
+    out = F.relu(block.bn2(out))
+    out = block.bn3(block.conv3(out))
+    ds_conv, ds_bn = block.downsample[0], block.downsample[1]
+    short = ds_bn(F.conv2d(short, ds_conv.weight, stride=stride_ds))
+    return F.relu(out + short)
+
+
+@pytest.mark.parametrize('stride,dilation', [(1, 1), (3, 2), (4, 1),
+                                             (0.5, 1), (0.5, 3)])
+def test_block_and_shortcut_equal_hand_reference(stride, dilation):
+    torch.manual_seed(0)
+    model = ResNet(50).double()
+    model.eval()
+    block = model.layer3[0]
+    x = torch.randn(2, 512, 9, 11, dtype=torch.float64)
+    with torch.no_grad():
+        ref = bottleneck_reference(block, x, stride, dilation)
+        dyn = convert_to_dynamic(model)
+        dyn.apply(((1, 1), (2, 1), (stride, dilation), (2, 1)),
+                  ('stride', 'dilation'))
+        out = model.layer3[0](x)
+    torch.testing.assert_close(out, ref)
+    expected = (18, 22) if stride == 0.5 else (-(-9 // stride),
+                                               -(-11 // stride))
+    assert out.shape[-2:] == expected
+
+
+def test_identity_shortcut_follows_basic_block():
+    torch.manual_seed(0)
+    model = ResNet_CIFAR(18, stem_channels=8, base_channels=8)
+    model.eval()
+    block = model.layer1[0]
+    assert block.downsample is None
+    x = torch.randn(1, 8, 10, 10)
+    dyn = convert_to_dynamic(model)
+    dyn.apply(((3, ), (2, ), (2, ), (2, )))
+    with torch.no_grad():
+        out = block(x)
+        main = block.norm2(block.conv2(F.relu(block.norm1(
+            F.conv2d(x, block.conv1.weight, stride=3, padding=1)))))
+    torch.testing.assert_close(out, F.relu(main + x[..., ::3, ::3]))
+
+
+def test_pool_stride_equals_hand_average():
+    pool = DynamicPool2d(nn.AvgPool2d(2, 2))
+    x = torch.arange(49.).reshape(1, 1, 7, 7)
+    pool.set_option(stride=3)
+    out = pool(x)
+    # Windows start at 0, 3, 6; the last one holds only column / row 6.
+    expected = torch.tensor([[x[0, 0, r:r + 2, c:c + 2].mean()
+                              for c in (0, 3, 6)] for r in (0, 3, 6)])
+    torch.testing.assert_close(out[0, 0], expected)
+    pool.reset_option()
+    torch.testing.assert_close(pool(x), F.avg_pool2d(x, 2, 2))
+    with pytest.raises(ValueError, match='stride=0.5'):
+        pool.set_option(stride=0.5)
+
+
+def test_keys_round_trip_and_converted_modules():
+    model = ResNet(50)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    convert_to_dynamic(model, layers='BD')
+    assert isinstance(model.layer2[0].conv2, DynamicConv2d)
+    assert not isinstance(model.layer1[0].conv2, DynamicConv2d)
+    model.load_state_dict(sd, strict=True)
+    assert DynamicLayers.from_model(model).names == ['B', 'D']
+
+
+def test_permutation_key_round_trip():
+    p = ((1, 3), (0.5, 1), (4, 9))
+    assert permutation_key(p) == '1/3 0.5/1 4/9'
+    assert parse_permutation_key(permutation_key(p)) == p
+
+
+def test_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="arch must be one of"):
+        convert_to_dynamic(ResNet(50), arch='vgg')
+    with pytest.raises(ValueError, match="layers must be letters"):
+        convert_to_dynamic(ResNet(50), layers='AE')
+    with pytest.raises(ValueError, match='options keys'):
+        convert_to_dynamic(ResNet(50), options={'padding': (1, )})
+    with pytest.raises(ValueError, match='avg_down'):
+        convert_to_dynamic(ResNetV1d(depth=50))
+    dyn = convert_to_dynamic(ResNet(50))
+    with pytest.raises(ValueError, match='must hold 4 tuples'):
+        dyn.apply(((1, ), (2, )))
+    with pytest.raises(ValueError, match='stride=5'):
+        dyn.apply(((5, ), (2, ), (2, ), (2, )))
+    with pytest.raises(ValueError, match='attributes must be'):
+        dyn.permutations(('padding', ))
+    with pytest.raises(ValueError, match='no dynamic layers'):
+        DynamicLayers.from_model(nn.Conv2d(1, 1, 3))
