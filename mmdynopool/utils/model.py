@@ -7,7 +7,8 @@ from mmengine.registry import init_default_scope
 __all__ = ['build_model_from_cfg']
 
 
-def build_model_from_cfg(config: str, checkpoint: Optional[str] = None):
+def build_model_from_cfg(config: str, checkpoint: Optional[str] = None,
+                         cfg_options: Optional[dict] = None):
     """``(cfg, model)`` in eval mode on the CPU; the checkpoint's learned
     alpha (and weights) are loaded when given."""
     from mmengine.registry import MODELS
@@ -15,6 +16,8 @@ def build_model_from_cfg(config: str, checkpoint: Optional[str] = None):
 
     from .runtime import allow_mmengine_checkpoints
     cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     model = MODELS.build(cfg.model)
     if checkpoint:

@@ -1,0 +1,161 @@
+"""Oracle evaluation against brute force on a tiny model and real digits."""
+import numpy as np
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from mmdynopool.analysis.oracle import (classification_quality,
+                                        combine_permutations,
+                                        efficiency_search,
+                                        greedy_accumulation, oracle_summary,
+                                        run_oracle)
+from mmdynopool.models.dynamic import convert_to_dynamic
+
+
+def test_quality_is_eq1():
+    probs = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]])
+    labels = torch.tensor([2, 0])
+    # Sample 0 wrong: p = 0.3. Sample 1 right: 0.6 + 1.
+    torch.testing.assert_close(classification_quality(probs, labels),
+                               torch.tensor([0.3, 1.6]))
+
+
+def tiny_classifier():
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        data_preprocessor=dict(num_classes=10, mean=[33.3] * 3,
+                               std=[78.6] * 3),
+        backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=4,
+                      base_channels=4),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=32)))
+    model.eval()
+    return model
+
+
+def digits_loader(n=8, batch_size=3):
+    return Runner.build_dataloader(dict(
+        batch_size=batch_size, num_workers=0,
+        dataset=dict(type='ToyDigits', split='val', num_train=100,
+                     num_val=50, indices=n,
+                     pipeline=[dict(type='PackInputs')]),
+        sampler=dict(type='DefaultSampler', shuffle=False)))
+
+
+@pytest.fixture(scope='module')
+def oracle_run():
+    model = tiny_classifier()
+    dyn = convert_to_dynamic(model.backbone,
+                             options={'stride': (1, 2), 'kernel_size': (1, 3)})
+    attrs = ('stride', 'kernel_size')
+    perms = [p for p in dyn.permutations(attrs)  # 32 incl. the default
+             if p[0] == (1, 3) and p[1] in ((2, 3), (1, 1))]
+    loader = digits_loader()
+    res = run_oracle(model, loader, perms, attrs, progress=False)
+    return model, dyn, perms, attrs, loader, res
+
+
+def test_oracle_equals_brute_force(oracle_run):
+    model, dyn, perms, attrs, loader, res = oracle_run
+    dataset = loader.dataset
+    q_ref = np.zeros((len(dataset), len(perms)))
+    pred_ref = np.zeros_like(q_ref, dtype=int)
+    labels = []
+    with torch.no_grad():
+        for s in range(len(dataset)):
+            item = dataset[s]
+            labels.append(int(item['data_samples'].gt_label))
+            x = (item['inputs'].float()[None] - 33.3) / 78.6
+            for j, p in enumerate(perms):
+                # Set each dynamic layer by hand.
+                for name, values in zip(dyn.names, p):
+                    conv = dyn.modules[name][0]
+                    conv.set_option(stride=values[0],
+                                    kernel_size=values[1])
+                logits = model(x, mode='tensor')
+                probs = logits.softmax(1)[0]
+                pred_ref[s, j] = int(probs.argmax())
+                q_ref[s, j] = float(probs[labels[-1]]) + (
+                    pred_ref[s, j] == labels[-1])
+    dyn.reset()
+    labels = np.array(labels)
+    np.testing.assert_array_equal(res['labels'], labels)
+    np.testing.assert_array_equal(res['pred'], pred_ref)
+    np.testing.assert_allclose(res['q'], q_ref, rtol=1e-5, atol=1e-6)
+
+    default = perms.index(dyn.default(attrs))
+    summary = oracle_summary(res['q'], perms, default, dyn.names,
+                             res['pred'], res['labels'])
+    # Brute-force best / median / worst: sort each sample's qualities.
+    correct = pred_ref == labels[:, None]
+    case = {}
+    for name, pos in (('best', -1), ('median', (len(perms) - 1) // 2),
+                      ('worst', 0)):
+        idx = [sorted(range(len(perms)), key=lambda j: q_ref[s, j])[pos]
+               for s in range(len(labels))]
+        case[name] = 100 * np.mean([correct[s, j]
+                                    for s, j in enumerate(idx)])
+        assert summary[name] == pytest.approx(case[name])
+    assert case['best'] >= case['median'] >= case['worst']
+    assert summary['best'] == pytest.approx(100 * correct.any(1).mean())
+    assert summary['static'] == pytest.approx(100 * correct[:, default].mean())
+    assert summary['unique_predictions'] == {
+        int(k): int(v) for k, v in zip(*np.unique(
+            [len(set(r)) for r in pred_ref], return_counts=True))}
+    for layer, prefs in summary['preferences'].items():
+        assert sum(prefs.values()) == pytest.approx(100, abs=0.1)
+
+
+def test_resume_from_partial_results(oracle_run, tmp_path):
+    model, dyn, perms, attrs, loader, res = oracle_run
+    out = str(tmp_path / 'results.npz')
+    run_oracle(model, digits_loader(n=4), perms, attrs, out, progress=False)
+    assert np.load(out)['q'].shape == (4, len(perms))
+    resumed = run_oracle(model, digits_loader(), perms, attrs, out,
+                         progress=False)
+    for k in ('q', 'pred', 'labels'):
+        np.testing.assert_array_equal(resumed[k], res[k])
+    with pytest.raises(ValueError, match='other permutations'):
+        run_oracle(model, digits_loader(), perms[:3], attrs, out,
+                   progress=False)
+
+
+def test_greedy_accumulation_hand_example():
+    correct = np.array([[1, 0, 0, 1],
+                        [1, 0, 0, 0],
+                        [0, 1, 0, 0],
+                        [0, 0, 1, 0],
+                        [0, 0, 1, 0],
+                        [0, 0, 0, 0]], dtype=bool)
+    g = greedy_accumulation(correct)
+    # Perm 0 and 2 both cover 2 samples; 0 wins the tie on accuracy alone
+    # (2 = 2, then the lower index). Then 2 (+2), then 1 (+1); 3 adds none.
+    assert g['order'] == [0, 2, 1, 3]
+    np.testing.assert_allclose(g['accuracy'], [100 * 2 / 6, 100 * 4 / 6,
+                                               100 * 5 / 6, 100 * 5 / 6])
+
+
+def test_combine_permutations_eq2_counts():
+    a = [((i, ), (1, )) for i in range(30)]
+    b = [((1, ), (i, )) for i in range(30)]
+    c = [((i, ), (i, )) for i in range(9)]
+    two = combine_permutations([a, b], 625)
+    assert len(two) == 625 and len(set(two)) == 625
+    assert two[0] == ((0, 1), (1, 0))
+    assert len(combine_permutations([a, b, c], 625)) == 8**3
+    with pytest.raises(ValueError, match='budget'):
+        combine_permutations([a], 0)
+
+
+def test_efficiency_search_hand_example():
+    pred = np.array([[3, 3, 1], [2, 5, 2], [7, 7, 7]])
+    macs = np.array([4e9, 1e9, 2e9])
+    target = pred[:, 0]
+    eff = efficiency_search(pred, macs, target)
+    assert eff['choice'] == [1, 2, 1]
+    assert eff['mean_gmacs'] == pytest.approx((1 + 2 + 1) / 3)
+    assert eff['matched'] == 100
