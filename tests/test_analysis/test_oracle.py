@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from mmengine.config import ConfigDict
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
@@ -159,3 +160,64 @@ def test_efficiency_search_hand_example():
     assert eff['choice'] == [1, 2, 1]
     assert eff['mean_gmacs'] == pytest.approx((1 + 2 + 1) / 3)
     assert eff['matched'] == 100
+
+
+def test_segmentation_oracle_per_image_miou(digits_root):
+    """mmseg FCN on a dynamic ResNetV1c: per-image mIoU by hand."""
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    model = MODELS.build(ConfigDict(  # attribute access to test_cfg
+        type='EncoderDecoder',
+        data_preprocessor=dict(type='SegDataPreProcessor',
+                               mean=[123.7, 116.3, 103.5],
+                               std=[58.4, 57.1, 57.4], bgr_to_rgb=True,
+                               size=(96, 96)),
+        backbone=dict(type='ResNetV1c', depth=18, stem_channels=8,
+                      base_channels=8, out_indices=(3, )),
+        decode_head=dict(type='FCNHead', in_channels=64, channels=8,
+                         num_convs=1, num_classes=11, in_index=0,
+                         norm_cfg=dict(type='BN'),
+                         loss_decode=dict(type='CrossEntropyLoss')),
+        test_cfg=dict(mode='whole')))
+    model.eval()
+    dyn = convert_to_dynamic(model.backbone, options={'stride': (1, 2)})
+    perms = [p for p in dyn.permutations('stride') if p[:2] == ((1, ),
+                                                                 (2, ))]
+    loader = Runner.build_dataloader(dict(
+        batch_size=2, num_workers=0,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(type='DigitsVOCDataset', data_root=digits_root,
+                     data_prefix=dict(img_path='JPEGImages',
+                                      seg_map_path='SegmentationClass'),
+                     ann_file='ImageSets/Segmentation/val.txt',
+                     pipeline=[dict(type='LoadImageFromFile'),
+                               dict(type='LoadAnnotations'),
+                               dict(type='PackSegInputs')])))
+    res = run_oracle(model, loader, perms, ('stride', ), progress=False)
+    assert 'pred' not in res and res['q'].shape == (4, len(perms))
+    q_ref = np.zeros_like(res['q'])
+    for j, p in enumerate(perms):
+        dyn.apply(p)
+        for s in range(4):
+            with torch.no_grad():
+                out = model.test_step(dict(
+                    inputs=[loader.dataset[s]['inputs']],
+                    data_samples=[loader.dataset[s]['data_samples']]))[0]
+            pred = out.pred_sem_seg.data.numpy().ravel()
+            gt = out.gt_sem_seg.data.numpy().ravel()
+            keep = gt != 255
+            ious = []
+            for c in range(11):
+                union = ((pred == c) | (gt == c))[keep].sum()
+                if union:
+                    ious.append(((pred == c) & (gt == c))[keep].sum() /
+                                union)
+            q_ref[s, j] = np.mean(ious)
+    dyn.reset()
+    np.testing.assert_allclose(res['q'], q_ref, rtol=1e-5)
+    summary = oracle_summary(res['q'], perms,
+                             perms.index(dyn.default('stride')), dyn.names)
+    assert summary['best'] == pytest.approx(100 * q_ref.max(1).mean())
+    assert summary['worst'] == pytest.approx(100 * q_ref.min(1).mean())
+    assert summary['best'] >= summary['median'] >= summary['worst']
