@@ -216,8 +216,8 @@ def _segmentation_quality(samples, num_classes: int, ignore_index: int):
         present = u > 0
         quality.append(float((i[present] / u[present]).mean())
                        if present.any() else 0.0)
-        inter.append(i.numpy())
-        union.append(u.numpy())
+        inter.append(i.cpu().numpy())
+        union.append(u.cpu().numpy())
     return quality, np.stack(inter), np.stack(union)
 
 
@@ -321,10 +321,10 @@ def run_oracle(model: torch.nn.Module,
                         if isinstance(logits, (list, tuple)):
                             logits = logits[-1]
                         probs = F.softmax(logits.float(), dim=1)
-                        q_b.append(
-                            classification_quality(probs, labels).numpy())
-                        pred_b.append(probs.argmax(1).numpy())
-                    state['labels'].append(labels.numpy())
+                        q = classification_quality(probs, labels)
+                        q_b.append(q.cpu().numpy())
+                        pred_b.append(probs.argmax(1).cpu().numpy())
+                    state['labels'].append(labels.cpu().numpy())
                     state['pred'].append(np.stack(pred_b, 1).astype(np.int32))
             state['q'].append(np.stack(q_b, 1).astype(np.float32))
             dyn.reset()

@@ -4,6 +4,7 @@
         [--layers ABCD] [--options stride=1,2,3,4 kernel_size=1,3]
         [--budget 625 --ranked stride=DIR kernel_size=DIR]
         [--efficiency static|best] [--max-samples N] [--work-dir DIR]
+        [--device cuda]
 
 Makes the ABCD layers of the config's model dynamic (the checkpoint loads
 unchanged), runs every sample of its test dataloader through every option
@@ -61,6 +62,8 @@ def parse_args(argv=None):
     p.add_argument('--max-samples', type=int, default=None)
     p.add_argument('--batch-size', type=int, default=None)
     p.add_argument('--work-dir', default=None)
+    p.add_argument('--device', default='cpu',
+                   help="e.g. 'cuda' on a GPU machine")
     p.add_argument('--no-progress', action='store_true')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     return p.parse_args(argv)
@@ -75,6 +78,7 @@ def main(argv=None):
     from mmengine.runner import Runner
     cfg, model = build_model_from_cfg(args.config, args.checkpoint,
                                       args.cfg_options)
+    model.to(args.device)
     attributes = tuple(args.attributes)
     options = {}
     for item in args.options:
@@ -87,7 +91,8 @@ def main(argv=None):
         ranked = dict(item.split('=', 1) for item in args.ranked)
         if sorted(ranked) != sorted(attributes):
             raise ValueError(f'--ranked must name every attribute of '
-                             f'--attributes {attributes}, got {sorted(ranked)}')
+                             f'--attributes {attributes}, got '
+                             f'{sorted(ranked)}')
         lists = []
         for a in attributes:
             with open(osp.join(ranked[a], 'summary.json')) as f:
@@ -140,7 +145,7 @@ def main(argv=None):
                 raise ValueError('segmentation: pass --input-size for MACs')
             batch = model.data_preprocessor(next(iter(loader)), False)
             size = tuple(batch['inputs'].shape[-2:])
-        x = torch.zeros(1, 3, *size)
+        x = torch.zeros(1, 3, *size, device=args.device)
         macs = []
         for p in perms:
             dyn.apply(p, attributes)
