@@ -71,7 +71,8 @@ if __name__ == '__main__':
         include_package_data=True,
         package_data={
             'mmdynopool':
-            ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml']
+            ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml',
+             'ops/csrc/*.cpp']
         },
         python_requires='>=3.8',
         install_requires=parse_requirements('runtime.txt') +

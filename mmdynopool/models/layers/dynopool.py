@@ -129,11 +129,31 @@ class _DynOPoolFunction(torch.autograd.Function):
       query grid, i.e. exactly the reference's position derivative (same
       one-sided convention on pixel centres), times ``dg/dH_out =
       -(2k + 1) / (2 H_out^2)``. fp16 / bf16 inputs use float32 there.
+
+    For ``'max'`` on float32 / float64 CPU tensors the compiled kernel of
+    :mod:`mmdynopool.ops` (when it could be built) does all of this in one
+    pass each way with the same conventions: it samples the four queries of
+    each cell, keeps the index of the winner (one byte per output) and, in
+    backward, scatters the input gradient and accumulates the position
+    derivative only at that winner.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, size: Tensor, h: int, w: int,
                 mode: str) -> Tensor:
+        ctx.hw, ctx.mode, ctx.size_dtype = (h, w), mode, size.dtype
+        ext = _fused_kernel(x, mode)
+        ctx.fused = ext is not None
+        if ctx.fused:
+            fmt = (torch.channels_last if x.dim() == 4 and not
+                   x.is_contiguous() and x.is_contiguous(
+                       memory_format=torch.channels_last) else
+                   torch.contiguous_format)
+            xc = x.contiguous()
+            out, code = ext.forward(xc, h, w)
+            ctx.save_for_backward(xc, code)
+            ctx.fmt = fmt
+            return out.contiguous(memory_format=fmt)
         up = F.interpolate(x, size=(2 * h, 2 * w), mode='bilinear',
                            align_corners=False)
         if mode == 'max':
@@ -142,13 +162,21 @@ class _DynOPoolFunction(torch.autograd.Function):
         else:
             out = F.avg_pool2d(up, 2)
             ctx.save_for_backward(x)
-        ctx.hw, ctx.mode, ctx.size_dtype = (h, w), mode, size.dtype
         return out
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         x = ctx.saved_tensors[0]
         h, w = ctx.hw
+        if ctx.fused:
+            need_x, need_size = ctx.needs_input_grad[:2]
+            grad_x, grad_size = _fused_kernel(x, 'max').backward(
+                x, grad_out.contiguous(), ctx.saved_tensors[1], need_x,
+                need_size)
+            grad_x = grad_x.contiguous(
+                memory_format=ctx.fmt) if need_x else None
+            grad_size = grad_size.to(ctx.size_dtype) if need_size else None
+            return grad_x, grad_size, None, None, None
         if ctx.mode == 'max':
             grad_up = F.max_unpool2d(grad_out.contiguous(),
                                      ctx.saved_tensors[1], 2,
@@ -181,6 +209,16 @@ class _DynOPoolFunction(torch.autograd.Function):
                 (per_col * -(2 * k_w + 1) / (2 * w**2)).sum()
             ]).to(ctx.size_dtype)
         return grad_x, grad_size, None, None, None
+
+
+def _fused_kernel(x: Tensor, mode: str):
+    """The compiled CPU kernel when it applies (max mode, float32 / float64
+    CPU tensors, kernel built), else ``None``."""
+    if mode != 'max' or x.device.type != 'cpu' or x.dtype not in (
+            torch.float32, torch.float64):
+        return None
+    from ...ops import dynopool_cpu_ext
+    return dynopool_cpu_ext()
 
 
 def _dynopool2d_sized(input: Tensor, size: Tensor, out_size: Tuple[int, int],

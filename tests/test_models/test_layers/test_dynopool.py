@@ -331,10 +331,23 @@ class TestDynOPool2d:
             assert pool.output_size((64, 64)) == (16, 16)
 
 
+@pytest.fixture(params=['fused', 'pytorch'])
+def implementation(request, monkeypatch):
+    """Run a test with the compiled CPU kernel and with the PyTorch code."""
+    import mmdynopool.ops as ops
+    if request.param == 'fused':
+        assert ops.dynopool_cpu_ext() is not None, 'kernel failed to build'
+    else:
+        monkeypatch.setitem(ops._EXT, 'dynopool', None)
+    return request.param
+
+
+@pytest.mark.usefixtures('implementation')
 class TestFastPath:
     """``dynopool2d`` runs a custom autograd Function (resize to the 2x query
-    grid, then a 2x2 pool); the grid_sample formulation, whose size
-    gradient is checked by ``gradcheck`` above, is its oracle."""
+    grid, then a 2x2 pool; or the compiled kernel); the grid_sample
+    formulation, whose size gradient is checked by ``gradcheck`` above, is
+    its oracle. Every test runs both implementations."""
 
     @pytest.mark.parametrize('mode', ['max', 'avg'])
     @pytest.mark.parametrize('h,w,h_out,w_out', [(7, 9, 3, 4), (5, 4, 8, 7),
