@@ -5,7 +5,8 @@
 _base_ = './vgg11-slim_human_digits-plain.py'
 model = dict(backbone=dict(type='ShapeAdaptorSlimVGG', input_size=32))
 optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'.alpha': dict(lr_mult=1.0, decay_mult=0.0)}))
+    paramwise_cfg=dict(
+        custom_keys={'.alpha': dict(lr_mult=1.0, decay_mult=0.0)}))
 custom_hooks = [
     dict(type='ShapeAdaptorHook', alpha_interval=2),
     dict(type='ShapeLoggingHook', interval=47, input_size=(32, 32)),

@@ -125,7 +125,8 @@ def test_stretch_config_crops():
         osp.join(ROOT, 'configs/toy/vgg11-slim_human_digits-stretch-v.py'))
     init_default_scope('mmpretrain')
     digits, _ = load_mnist_5k()
-    stretched = np.repeat(make_toy_images(digits[:1], 'stretch_v')[0][..., None], 3, 2)
+    stretched = make_toy_images(digits[:1], 'stretch_v')[0]
+    stretched = np.repeat(stretched[..., None], 3, axis=2)
     train = Compose(cfg.train_dataloader.dataset.pipeline)
     val = Compose(cfg.val_dataloader.dataset.pipeline)
     tops = set()

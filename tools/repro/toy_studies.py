@@ -132,9 +132,10 @@ def summarise(results, args):
 
 def plot(results, out_file):
     from mmdynopool.analysis import plot_shapes
-    first = [r for r in results if r['seed'] == min(x['seed'] for x in results)]
-    if not first:
+    if not results:
         return None
+    seed = min(r['seed'] for r in results)
+    first = [r for r in results if r['seed'] == seed]
     return plot_shapes(
         [r['resolutions'] for r in first],
         [f'{r["dataset"]} / {NAMES[r["model"]]}' for r in first],

@@ -4,9 +4,9 @@ from mmpretrain.models.backbones import VGG
 from torch import nn
 
 from mmdynopool.analysis import resizing_report
-from mmdynopool.models.backbones import (DynOPoolSlimVGG, ShapeAdaptorSlimVGG,
-                                         SlimVGG, DynOPoolVGG,
-                                         ShapeAdaptorVGG)
+from mmdynopool.models.backbones import (DynOPoolSlimVGG, DynOPoolVGG,
+                                         ShapeAdaptorSlimVGG, ShapeAdaptorVGG,
+                                         SlimVGG)
 from mmdynopool.models.layers import DynOPool2d, ShapeAdaptor
 
 KW = dict(norm_cfg=dict(type='BN'), with_last_pool=False, out_indices=(4, ))
