@@ -19,6 +19,10 @@ def build_model_from_cfg(config: str, checkpoint: Optional[str] = None,
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
+    if cfg.get('data_preprocessor') is not None:
+        # What mmengine's Runner does: a top-level data_preprocessor (the
+        # mmpretrain / mmseg config convention) goes into the model.
+        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     model = MODELS.build(cfg.model)
     if checkpoint:
         allow_mmengine_checkpoints()

@@ -24,7 +24,6 @@ def test_quality_is_eq1():
 
 def tiny_classifier():
     from mmpretrain.registry import MODELS
-    init_default_scope('mmpretrain')
     torch.manual_seed(0)
     model = MODELS.build(dict(
         type='ImageClassifier',
@@ -39,6 +38,7 @@ def tiny_classifier():
 
 
 def digits_loader(n=8, batch_size=3):
+    init_default_scope('mmpretrain')  # ToyDigits; restored by conftest
     return Runner.build_dataloader(dict(
         batch_size=batch_size, num_workers=0,
         dataset=dict(type='ToyDigits', split='val', num_train=100,
@@ -47,7 +47,7 @@ def digits_loader(n=8, batch_size=3):
         sampler=dict(type='DefaultSampler', shuffle=False)))
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def oracle_run():
     model = tiny_classifier()
     dyn = convert_to_dynamic(model.backbone,
@@ -118,8 +118,10 @@ def test_resume_from_partial_results(oracle_run, tmp_path):
     assert np.load(out)['q'].shape == (4, len(perms))
     resumed = run_oracle(model, digits_loader(), perms, attrs, out,
                          progress=False)
-    for k in ('q', 'pred', 'labels'):
+    for k in ('pred', 'labels'):
         np.testing.assert_array_equal(resumed[k], res[k])
+    # Other batch splits may change the last float bit of a conv.
+    np.testing.assert_allclose(resumed['q'], res['q'], rtol=1e-6)
     with pytest.raises(ValueError, match='other permutations'):
         run_oracle(model, digits_loader(), perms[:3], attrs, out,
                    progress=False)

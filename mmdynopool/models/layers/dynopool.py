@@ -213,9 +213,12 @@ class _DynOPoolFunction(torch.autograd.Function):
 
 def _fused_kernel(x: Tensor, mode: str):
     """The compiled CPU kernel when it applies (max mode, float32 / float64
-    CPU tensors, kernel built), else ``None``."""
+    CPU tensors, kernel built, no dispatch mode such as ``FlopCounterMode``
+    watching: those see only aten ops), else ``None``."""
+    from torch.utils._python_dispatch import _get_current_dispatch_mode
     if mode != 'max' or x.device.type != 'cpu' or x.dtype not in (
-            torch.float32, torch.float64):
+            torch.float32, torch.float64) or \
+            _get_current_dispatch_mode() is not None:
         return None
     from ...ops import dynopool_cpu_ext
     return dynopool_cpu_ext()
