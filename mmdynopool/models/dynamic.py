@@ -223,8 +223,12 @@ class DynamicLayers:
     def choices(self, name: str, attribute: str) -> tuple:
         """Allowed values of ``attribute`` in layer ``name``, sorted."""
         m = self._owner(name, attribute)
-        i = m.ATTRIBUTES.index(attribute)
-        return tuple(sorted(set(m.options[attribute]) | {m.default[i]}))
+        return tuple(sorted(set(m.options[attribute]) |
+                            {self._default(name, attribute)}))
+
+    def _default(self, name: str, attribute: str):
+        m = self._owner(name, attribute)
+        return m.default[m.ATTRIBUTES.index(attribute)]
 
     def permutations(self, attributes: Sequence[str] = ('stride', )
                      ) -> List[tuple]:
@@ -240,10 +244,8 @@ class DynamicLayers:
     def default(self, attributes: Sequence[str] = ('stride', )) -> tuple:
         """The trained configuration as a permutation."""
         attributes = self._check(attributes)
-        return tuple(
-            tuple(self._owner(n, a).default[self._owner(
-                n, a).ATTRIBUTES.index(a)] for a in attributes)
-            for n in self.names)
+        return tuple(tuple(self._default(n, a) for a in attributes)
+                     for n in self.names)
 
     def apply(self, permutation: Sequence[Sequence],
               attributes: Sequence[str] = ('stride', )) -> None:

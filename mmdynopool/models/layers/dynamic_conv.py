@@ -91,6 +91,18 @@ def dynamic_conv2d(input: Tensor,
                     dilation=dilation, groups=groups)
 
 
+def _share_conv(cls, conv: nn.Conv2d, **kwargs) -> nn.Conv2d:
+    """An instance of the ``nn.Conv2d`` subclass ``cls`` configured like
+    ``conv`` and holding its very parameters."""
+    new = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
+              conv.stride, conv.padding, conv.dilation, conv.groups,
+              conv.bias is not None, conv.padding_mode, device='meta',
+              **kwargs)
+    new.weight, new.bias = conv.weight, conv.bias
+    new.train(conv.training)
+    return new
+
+
 def _check_stride(name: str, value) -> None:
     if not (value == 0.5 or (float(value).is_integer() and value >= 1)):
         raise ValueError(f'{name} must be 0.5 or a positive integer, got '
@@ -154,13 +166,7 @@ class DynamicConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, **kwargs) -> 'DynamicConv2d':
         """A dynamic conv sharing ``conv``'s parameters (not copies)."""
-        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
-                  conv.stride, conv.padding, conv.dilation, conv.groups,
-                  conv.bias is not None, conv.padding_mode,
-                  device='meta', **kwargs)
-        new.weight, new.bias = conv.weight, conv.bias
-        new.train(conv.training)
-        return new
+        return _share_conv(cls, conv, **kwargs)
 
     @property
     def option(self) -> tuple:
@@ -210,11 +216,7 @@ class FollowerConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d,
                   leader: DynamicConv2d) -> 'FollowerConv2d':
-        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
-                  conv.stride, conv.padding, conv.dilation, conv.groups,
-                  conv.bias is not None, conv.padding_mode, device='meta')
-        new.weight, new.bias = conv.weight, conv.bias
-        new.train(conv.training)
+        new = _share_conv(cls, conv)
         object.__setattr__(new, 'leader', leader)
         return new
 
