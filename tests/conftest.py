@@ -53,6 +53,21 @@ def tiny_demo_config(data_root, work_dir, iters=4, gmacs=0.1):
     return cfg
 
 
+@pytest.fixture
+def tiny_classifier_cfg():
+    """An mmpretrain classifier small enough for brute-force checks: a CIFAR
+    ResNet-18 at 4-8-16-32 channels for the 10 digit classes (inputs as
+    ``ToyDigits`` gives them)."""
+    return dict(
+        type='ImageClassifier',
+        data_preprocessor=dict(num_classes=10, mean=[33.3] * 3,
+                               std=[78.6] * 3),
+        backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=4,
+                      base_channels=4),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=10, in_channels=32))
+
+
 @pytest.fixture(autouse=True)
 def isolated_default_scope():
     """Runners and configs set mmengine's global default scope; restore it

@@ -22,17 +22,10 @@ def test_quality_is_eq1():
                                torch.tensor([0.3, 1.6]))
 
 
-def tiny_classifier():
+def tiny_classifier(cfg):
     from mmpretrain.registry import MODELS
     torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='ImageClassifier',
-        data_preprocessor=dict(num_classes=10, mean=[33.3] * 3,
-                               std=[78.6] * 3),
-        backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=4,
-                      base_channels=4),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=10, in_channels=32)))
+    model = MODELS.build(cfg)
     model.eval()
     return model
 
@@ -48,8 +41,8 @@ def digits_loader(n=8, batch_size=3):
 
 
 @pytest.fixture
-def oracle_run():
-    model = tiny_classifier()
+def oracle_run(tiny_classifier_cfg):
+    model = tiny_classifier(tiny_classifier_cfg)
     dyn = convert_to_dynamic(model.backbone,
                              options={'stride': (1, 2), 'kernel_size': (1, 3)})
     attrs = ('stride', 'kernel_size')

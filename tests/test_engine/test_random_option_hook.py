@@ -25,7 +25,7 @@ class Recorder(Hook):
         self.val.append(self._options(runner))
 
 
-def rof_cfg(work_dir, iters=6):
+def rof_cfg(work_dir, model, iters=6):
     loader = dict(
         batch_size=4, num_workers=0,
         dataset=dict(type='ToyDigits', split='train', num_train=100,
@@ -37,14 +37,7 @@ def rof_cfg(work_dir, iters=6):
                       sampler=dict(type='DefaultSampler', shuffle=False))
     return dict(
         default_scope='mmpretrain', work_dir=str(work_dir),
-        model=dict(
-            type='ImageClassifier',
-            data_preprocessor=dict(num_classes=10, mean=[33.3] * 3,
-                                   std=[78.6] * 3),
-            backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=4,
-                          base_channels=4),
-            neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=10, in_channels=32)),
+        model=model,
         train_dataloader=loader, val_dataloader=val_loader,
         val_evaluator=dict(type='Accuracy'),
         train_cfg=dict(by_epoch=False, max_iters=iters, val_interval=iters),
@@ -54,10 +47,11 @@ def rof_cfg(work_dir, iters=6):
         log_level='WARNING')
 
 
-def test_rof_draws_a_permutation_per_iteration(tmp_path):
+def test_rof_draws_a_permutation_per_iteration(tmp_path,
+                                                tiny_classifier_cfg):
     recorder = Recorder()
     hook = RandomOptionHook(attributes=('stride', 'kernel_size'), seed=3)
-    cfg = rof_cfg(tmp_path)
+    cfg = rof_cfg(tmp_path, tiny_classifier_cfg)
     runner = Runner.from_cfg(cfg)
     runner.register_hook(hook)
     runner.register_hook(recorder)

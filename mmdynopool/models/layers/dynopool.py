@@ -27,6 +27,9 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor, nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+from ...ops import dynopool_cpu_ext
 
 __all__ = [
     'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'MIN_SIZE'
@@ -215,12 +218,10 @@ def _fused_kernel(x: Tensor, mode: str):
     """The compiled CPU kernel when it applies (max mode, float32 / float64
     CPU tensors, kernel built, no dispatch mode such as ``FlopCounterMode``
     watching: those see only aten ops), else ``None``."""
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
     if mode != 'max' or x.device.type != 'cpu' or x.dtype not in (
             torch.float32, torch.float64) or \
             _get_current_dispatch_mode() is not None:
         return None
-    from ...ops import dynopool_cpu_ext
     return dynopool_cpu_ext()
 
 
