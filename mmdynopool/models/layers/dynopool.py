@@ -11,13 +11,28 @@ Convention:
       is never below 2, and ``r = 0.5`` reproduces a ``3x3/stride 2/pad 1``
       convolution's ``ceil(H_in / 2)`` on odd sizes.
 
-Numerical note:
-    At ``r = 0.5`` on an even size (the usual initialisation) every query
-    lands exactly on a pixel centre, where bilinear sampling is not
-    differentiable w.r.t. position: the alpha gradient there is a one-sided
-    derivative that floating-point rounding of the coordinates picks. The
-    forward values and the input gradient are unaffected; once alpha moves
-    off ``0.5`` the queries leave the pixel centres.
+Position derivative (``position_grad``):
+    Query positions depend only on the integer output size ``n``: query
+    ``k`` of ``2 n`` sits at pixel ``((2 k + 1) H_in - 2 n) / (4 n)``. It
+    lands exactly on a pixel centre whenever that is an integer: at
+    ``n = H_in / 2`` on every even size (the human design, and the whole
+    rounding bin around it, e.g. alpha in (1.94, 2.06] at 32 px) and at many
+    other rational ratios, for as long as ``n`` stays in that bin. Bilinear
+    sampling has a kink there, so the derivative with respect to the
+    position has two one-sided values, often of opposite sign.
+
+    * ``'central'`` (default): the mean of the two one-sided derivatives at
+      pixel-aligned queries (found in integer arithmetic, so independent of
+      floating-point rounding) and the plain derivative elsewhere; at a
+      border pixel the outer side is the clamped, zero-slope one. This is
+      the derivative of the piecewise-linear interpolant smoothed over an
+      infinitesimal window, and the choice the toy study in the README
+      supports (lower-variance alpha gradients, shapes that follow the data).
+    * ``'one_sided'``: whichever side ``grid_sampler_2d``'s backward picks
+      after rounding the coordinates (what a plain ``grid_sample``
+      implementation of the paper computes); kept for comparison.
+
+    Forward values and the input gradient do not depend on this choice.
 """
 import math
 from numbers import Real
@@ -32,12 +47,16 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 from ...ops import dynopool_cpu_ext
 
 __all__ = [
-    'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'MIN_SIZE'
+    'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'MIN_SIZE',
+    'POSITION_GRADS'
 ]
 
 #: Lower bound of the continuous size before rounding (paper Sec. 5.1):
 #: ``round(max(x, 1.5)) >= 2``.
 MIN_SIZE = 1.5
+
+#: Conventions for the derivative w.r.t. query positions (module docstring).
+POSITION_GRADS = ('central', 'one_sided')
 
 ScaleType = Union[float, Sequence[float]]
 
@@ -80,7 +99,10 @@ def _cell_query_coords(size: Tensor, n: int) -> Tensor:
     return -1 + (2 * k + 1) / (2 * size)
 
 
-def dynopool2d(input: Tensor, alpha: Tensor, mode: str = 'max') -> Tensor:
+def dynopool2d(input: Tensor,
+               alpha: Tensor,
+               mode: str = 'max',
+               position_grad: str = 'central') -> Tensor:
     """Resize ``input`` by ``1 / alpha`` with DynOPool.
 
     Every output cell bilinearly samples four query points (Eq. 2) and
@@ -94,6 +116,9 @@ def dynopool2d(input: Tensor, alpha: Tensor, mode: str = 'max') -> Tensor:
             ``(2,)``.
         mode (str): Aggregation of the four query points, ``'max'`` or
             ``'avg'``. Default: ``'max'``.
+        position_grad (str): Derivative of the sampled values w.r.t. the
+            query positions at pixel-aligned queries: ``'central'`` or
+            ``'one_sided'`` (module docstring). Default: ``'central'``.
 
     Returns:
         Tensor: Shape ``(N, C, H_out, W_out)``.
@@ -108,13 +133,21 @@ def dynopool2d(input: Tensor, alpha: Tensor, mode: str = 'max') -> Tensor:
                          f'{tuple(input.shape)}')
     if mode not in ('max', 'avg'):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
+    _check_position_grad(position_grad)
     if not bool(torch.all(torch.isfinite(alpha) & (alpha > 0))):
         raise ValueError('alpha (= 1 / scale) must be finite and > 0, got '
                          f'{alpha.detach().tolist()}; if it diverged during '
                          'training, lower the learning rate of alpha')
     size = dynopool_output_size(input.shape[-2:], alpha)
     h_out, w_out = (int(v) for v in size.detach().tolist())
-    return _DynOPoolFunction.apply(input, size, h_out, w_out, mode)
+    return _DynOPoolFunction.apply(input, size, h_out, w_out, mode,
+                                   position_grad)
+
+
+def _check_position_grad(position_grad) -> None:
+    if position_grad not in POSITION_GRADS:
+        raise ValueError(f'position_grad must be one of {POSITION_GRADS}, '
+                         f'got {position_grad!r}')
 
 
 class _DynOPoolFunction(torch.autograd.Function):
@@ -128,10 +161,12 @@ class _DynOPoolFunction(torch.autograd.Function):
 
     * input: the native bilinear-interpolation backward;
     * size (hence alpha, through the straight-through estimator outside):
-      ``grid_sampler_2d_backward`` restricted to the grid gradient on the
-      query grid, i.e. exactly the reference's position derivative (same
-      one-sided convention on pixel centres), times ``dg/dH_out =
-      -(2k + 1) / (2 H_out^2)``. fp16 / bf16 inputs use float32 there.
+      the derivative of the sampled values w.r.t. the query positions, times
+      ``dg/dH_out = -(2k + 1) / (2 H_out^2)``. ``'one_sided'``:
+      ``grid_sampler_2d_backward`` restricted to the grid gradient, i.e.
+      exactly a ``grid_sample`` reference's derivative; ``'central'``: the
+      per-axis tables of :func:`_position_tables` (exact rational query
+      positions). fp16 / bf16 inputs use float32 there.
 
     For ``'max'`` on float32 / float64 CPU tensors the compiled kernel of
     :mod:`mmdynopool.ops` (when it could be built) does all of this in one
@@ -142,9 +177,10 @@ class _DynOPoolFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, size: Tensor, h: int, w: int,
-                mode: str) -> Tensor:
+    def forward(ctx, x: Tensor, size: Tensor, h: int, w: int, mode: str,
+                position_grad: str) -> Tensor:
         ctx.hw, ctx.mode, ctx.size_dtype = (h, w), mode, size.dtype
+        ctx.central = position_grad == 'central'
         ext = _fused_kernel(x, mode)
         ctx.fused = ext is not None
         if ctx.fused:
@@ -175,11 +211,11 @@ class _DynOPoolFunction(torch.autograd.Function):
             need_x, need_size = ctx.needs_input_grad[:2]
             grad_x, grad_size = _fused_kernel(x, 'max').backward(
                 x, grad_out.contiguous(), ctx.saved_tensors[1], need_x,
-                need_size)
+                need_size, ctx.central)
             grad_x = grad_x.contiguous(
                 memory_format=ctx.fmt) if need_x else None
             grad_size = grad_size.to(ctx.size_dtype) if need_size else None
-            return grad_x, grad_size, None, None, None
+            return grad_x, grad_size, None, None, None, None
         if ctx.mode == 'max':
             grad_up = F.max_unpool2d(grad_out.contiguous(),
                                      ctx.saved_tensors[1], 2,
@@ -193,25 +229,90 @@ class _DynOPoolFunction(torch.autograd.Function):
                 grad_up, [2 * h, 2 * w], list(x.shape), False)
         if ctx.needs_input_grad[1]:
             dtype = torch.promote_types(x.dtype, torch.float32)
-            size = torch.tensor([h, w], dtype=torch.float64, device=x.device)
-            ys = _cell_query_coords(size[0], h)
-            xs = _cell_query_coords(size[1], w)
-            grid = torch.stack(torch.broadcast_tensors(xs[None, :],
-                                                       ys[:, None]), -1)
-            grid = grid.to(dtype).expand(x.shape[0], -1, -1, -1).contiguous()
-            grad_grid = torch.ops.aten.grid_sampler_2d_backward(
-                grad_up.to(dtype), x.to(dtype), grid, 0, 1, False,
-                [False, True])[1]
-            # d g_k / d H_out = -(2k + 1) / (2 H_out^2), per row / column.
-            k_h = torch.arange(2 * h, device=x.device, dtype=torch.float64)
-            k_w = torch.arange(2 * w, device=x.device, dtype=torch.float64)
-            per_row = grad_grid[..., 1].sum((0, 2), dtype=torch.float64)
-            per_col = grad_grid[..., 0].sum((0, 1), dtype=torch.float64)
-            grad_size = torch.stack([
-                (per_row * -(2 * k_h + 1) / (2 * h**2)).sum(),
-                (per_col * -(2 * k_w + 1) / (2 * w**2)).sum()
-            ]).to(ctx.size_dtype)
-        return grad_x, grad_size, None, None, None
+            if ctx.central:
+                grad_size = _central_size_grad(x.to(dtype), grad_up.to(dtype))
+            else:
+                grad_size = _one_sided_size_grad(x.to(dtype),
+                                                 grad_up.to(dtype))
+            grad_size = grad_size.to(ctx.size_dtype)
+        return grad_x, grad_size, None, None, None, None
+
+
+def _one_sided_size_grad(x: Tensor, grad_up: Tensor) -> Tensor:
+    """``(d/dH_out, d/dW_out)`` with ``grid_sampler_2d``'s derivative.
+
+    ``grad_up`` is the gradient w.r.t. the ``2 H_out x 2 W_out`` query grid.
+    """
+    h, w = grad_up.shape[-2] // 2, grad_up.shape[-1] // 2
+    size = torch.tensor([h, w], dtype=torch.float64, device=x.device)
+    ys = _cell_query_coords(size[0], h)
+    xs = _cell_query_coords(size[1], w)
+    grid = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), -1)
+    grid = grid.to(x.dtype).expand(x.shape[0], -1, -1, -1).contiguous()
+    grad_grid = torch.ops.aten.grid_sampler_2d_backward(
+        grad_up, x, grid, 0, 1, False, [False, True])[1]
+    # d g_k / d H_out = -(2k + 1) / (2 H_out^2), per row / column.
+    k_h = torch.arange(2 * h, device=x.device, dtype=torch.float64)
+    k_w = torch.arange(2 * w, device=x.device, dtype=torch.float64)
+    per_row = grad_grid[..., 1].sum((0, 2), dtype=torch.float64)
+    per_col = grad_grid[..., 0].sum((0, 1), dtype=torch.float64)
+    return torch.stack([(per_row * -(2 * k_h + 1) / (2 * h**2)).sum(),
+                        (per_col * -(2 * k_w + 1) / (2 * w**2)).sum()])
+
+
+def _position_tables(n_in: int, n_out: int, device=None):
+    """Per-axis tables of the ``2 n_out`` query positions, exact.
+
+    Query ``k`` sits at pixel ``t_k = ((2k + 1) n_in - 2 n_out) / (4 n_out)``
+    (``grid_sample``'s ``align_corners=False`` un-normalisation of
+    :func:`_cell_query_coords`), computed as an integer fraction.
+
+    Returns:
+        tuple: ``(i0, i1, frac, lo, hi, mult)``. ``x[i0] (1 - frac) +
+        x[i1] frac`` is the border-clamped linear interpolation at ``t_k``;
+        ``(x[hi] - x[lo]) * mult`` is the ``'central'`` derivative of that
+        interpolation w.r.t. ``t_k`` times ``d t_k / d n_out``: ``lo = t_k``,
+        ``hi = t_k + 1`` between pixels; ``(t_k - 1, t_k + 1)`` (clamped to
+        the border) and half the slope on a pixel; zero outside the input,
+        where the clamp makes the value constant.
+    """
+    k = torch.arange(2 * n_out, device=device, dtype=torch.int64)
+    num, den = (2 * k + 1) * n_in - 2 * n_out, 4 * n_out
+    p0 = torch.div(num, den, rounding_mode='floor')
+    rem = num - p0 * den
+    last = n_in - 1
+    inside = (num >= 0) & (num <= last * den)
+    aligned = rem == 0
+    i0 = p0.clamp(0, last)
+    i1 = (p0 + 1).clamp(0, last)
+    frac = torch.where(inside, rem.double() / den, torch.zeros_like(
+        rem, dtype=torch.float64))
+    lo = torch.where(aligned, p0 - 1, p0).clamp(0, last)
+    hi = (p0 + 1).clamp(0, last)
+    slope = torch.where(aligned, 0.5, 1.0) * inside
+    # d t_k / d g = n_in / 2; d g_k / d n_out = -(2k + 1) / (2 n_out^2).
+    mult = slope * (n_in / 2) * -(2 * k + 1).double() / (2 * n_out**2)
+    return i0, i1, frac, lo, hi, mult
+
+
+def _central_size_grad(x: Tensor, grad_up: Tensor) -> Tensor:
+    """``(d/dH_out, d/dW_out)`` with the ``'central'`` position derivative.
+
+    ``grad_up`` is the gradient w.r.t. the ``2 H_out x 2 W_out`` query grid.
+    """
+    h, w = grad_up.shape[-2] // 2, grad_up.shape[-1] // 2
+    H, W = x.shape[-2:]
+    yi0, yi1, yf, ylo, yhi, ymult = _position_tables(H, h, x.device)
+    xi0, xi1, xf, xlo, xhi, xmult = _position_tables(W, w, x.device)
+    yf, xf = yf.to(x.dtype)[:, None], xf.to(x.dtype)
+    # Values interpolated along the other axis, then differenced.
+    along_w = x[..., xi0] * (1 - xf) + x[..., xi1] * xf  # (N, C, H, 2w)
+    d_h = along_w[..., yhi, :] - along_w[..., ylo, :]
+    along_h = x[..., yi0, :] * (1 - yf) + x[..., yi1, :] * yf  # (N,C,2h,W)
+    d_w = along_h[..., xhi] - along_h[..., xlo]
+    per_row = (grad_up * d_h).sum((0, 1, 3), dtype=torch.float64)
+    per_col = (grad_up * d_w).sum((0, 1, 2), dtype=torch.float64)
+    return torch.stack([(per_row * ymult).sum(), (per_col * xmult).sum()])
 
 
 def _fused_kernel(x: Tensor, mode: str):
@@ -278,6 +379,10 @@ class DynOPool2d(nn.Module):
             a stride-2 layer, ``> 1`` up-samples. Default: 0.5.
         mode (str): Aggregation of the four query points, ``'max'`` or
             ``'avg'``. Default: ``'max'``.
+        position_grad (str): Derivative w.r.t. the query positions where
+            they sit on pixel centres: ``'central'`` (mean of both sides) or
+            ``'one_sided'`` (what ``grid_sample`` picks); see the module
+            docstring. Default: ``'central'``.
         fixed (bool): Freeze ``alpha`` (``requires_grad=False``), e.g. to
             retrain a learned shape from scratch ("Fix (Final)"). ``alpha``
             stays a parameter so checkpoint keys do not change.
@@ -296,6 +401,7 @@ class DynOPool2d(nn.Module):
     def __init__(self,
                  init_scale: ScaleType = 0.5,
                  mode: str = 'max',
+                 position_grad: str = 'central',
                  fixed: bool = False,
                  device: Optional[torch.device] = None,
                  dtype: Optional[torch.dtype] = None) -> None:
@@ -304,6 +410,8 @@ class DynOPool2d(nn.Module):
         if mode not in ('max', 'avg'):
             raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
         self.mode = mode
+        _check_position_grad(position_grad)
+        self.position_grad = position_grad
         self.alpha = nn.Parameter(torch.empty(2, device=device, dtype=dtype))
         self.reset_parameters()
         self.fixed = bool(fixed)
@@ -339,9 +447,9 @@ class DynOPool2d(nn.Module):
         return dynopool_output_size(input_size, self.alpha)
 
     def forward(self, x: Tensor) -> Tensor:
-        return dynopool2d(x, self.alpha, self.mode)
+        return dynopool2d(x, self.alpha, self.mode, self.position_grad)
 
     def extra_repr(self) -> str:
         r_h, r_w = self.scale
         return (f'scale=({r_h:.4g}, {r_w:.4g}), mode={self.mode!r}, '
-                f'fixed={self.fixed}')
+                f'position_grad={self.position_grad!r}, fixed={self.fixed}')

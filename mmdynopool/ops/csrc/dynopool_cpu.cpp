@@ -7,10 +7,15 @@
 //   F.interpolate(size=(2h, 2w), mode='bilinear', align_corners=False)
 //   followed by a 2x2 max pool (ties: the first query in row-major order,
 //   NaN wins, like max_pool2d);
-// * the size gradient follows grid_sampler_2d's backward for
-//   padding_mode='border', align_corners=False (zero gradient where the
-//   border clip is active, the one-sided derivative on pixel centres), times
-//   d g_k / d n = -(2k + 1) / (2 n^2).
+// * the size gradient is the derivative of the sampled value w.r.t. the
+//   query position, times d g_k / d n = -(2k + 1) / (2 n^2), with one of two
+//   conventions on pixel-aligned queries:
+//   - one-sided: grid_sampler_2d's backward for padding_mode='border',
+//     align_corners=False (zero where the border clip is active, the side
+//     that floating-point rounding of the coordinate picks on pixel centres);
+//   - central: positions as exact fractions ((2k + 1) n_in - 2 n) / (4 n);
+//     on a pixel centre the mean of both one-sided slopes (the outer side of
+//     a border pixel is flat), elsewhere the plain slope, zero outside.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -25,41 +30,67 @@ struct AxisTables {
   // forward / input gradient (interpolate convention)
   std::vector<int64_t> i0, i1;
   std::vector<T> w1;
-  // size gradient (grid_sampler convention)
-  std::vector<int64_t> g0;
-  std::vector<uint8_t> g1_in;
+  // size gradient: the value along this axis is interpolated between g0 and
+  // g1 with weight gw (used by the other axis's derivative); the derivative
+  // along this axis is (x[d_hi] - x[d_lo]) * mult, where mult holds the
+  // slope factor, d pixel / d g and d g / d n.
+  std::vector<int64_t> g0, g1, d_lo, d_hi;
   std::vector<T> gw;
-  std::vector<double> mult;  // d pixel / d g (0 if clipped) * d g / d n
+  std::vector<double> mult;
 
-  AxisTables(int64_t n_in, int64_t n_out) {
+  AxisTables(int64_t n_in, int64_t n_out, bool central) {
     const int64_t q = 2 * n_out;
     i0.resize(q); i1.resize(q); w1.resize(q);
-    g0.resize(q); g1_in.resize(q); gw.resize(q); mult.resize(q);
+    g0.resize(q); g1.resize(q); d_lo.resize(q); d_hi.resize(q);
+    gw.resize(q); mult.resize(q);
     const T scale = static_cast<T>(n_in) / static_cast<T>(q);
+    const int64_t last = n_in - 1;
     for (int64_t k = 0; k < q; ++k) {
       T src = scale * (static_cast<T>(k) + static_cast<T>(0.5)) -
               static_cast<T>(0.5);
       if (src < 0) src = 0;
       const int64_t lo = static_cast<int64_t>(src);
       i0[k] = lo;
-      i1[k] = lo + (lo < n_in - 1 ? 1 : 0);
+      i1[k] = lo + (lo < last ? 1 : 0);
       w1[k] = src - static_cast<T>(lo);
 
-      const double gd = -1.0 + (2.0 * k + 1.0) / (2.0 * n_out);
-      const T g = static_cast<T>(gd);
-      T pix = ((g + 1) * static_cast<T>(n_in) - 1) / 2;
-      double clip = 1.0;
-      if (pix <= 0) {
-        pix = 0; clip = 0.0;
-      } else if (pix >= static_cast<T>(n_in - 1)) {
-        pix = static_cast<T>(n_in - 1); clip = 0.0;
+      const double dgdn = n_in / 2.0 * (-(2.0 * k + 1.0) /
+                                        (2.0 * n_out * n_out));
+      if (central) {
+        // Exact position num / den; floor division for negative num.
+        const int64_t num = (2 * k + 1) * n_in - 2 * n_out, den = 4 * n_out;
+        int64_t p0 = num / den;
+        if (num % den != 0 && num < 0) --p0;
+        const int64_t rem = num - p0 * den;
+        const bool inside = num >= 0 && num <= last * den;
+        const bool aligned = rem == 0;
+        auto clampi = [last](int64_t v) {
+          return v < 0 ? int64_t(0) : (v > last ? last : v);
+        };
+        g0[k] = clampi(p0);
+        g1[k] = clampi(p0 + 1);
+        gw[k] = inside ? static_cast<T>(static_cast<double>(rem) / den)
+                       : T(0);
+        d_lo[k] = clampi(aligned ? p0 - 1 : p0);
+        d_hi[k] = clampi(p0 + 1);
+        mult[k] = inside ? (aligned ? 0.5 : 1.0) * dgdn : 0.0;
+      } else {
+        const T g = static_cast<T>(-1.0 + (2.0 * k + 1.0) / (2.0 * n_out));
+        T pix = ((g + 1) * static_cast<T>(n_in) - 1) / 2;
+        double clip = 1.0;
+        if (pix <= 0) {
+          pix = 0; clip = 0.0;
+        } else if (pix >= static_cast<T>(last)) {
+          pix = static_cast<T>(last); clip = 0.0;
+        }
+        const int64_t p0 = static_cast<int64_t>(std::floor(pix));
+        g0[k] = p0;
+        g1[k] = p0 + 1 <= last ? p0 + 1 : p0;  // its weight is 0 then
+        gw[k] = pix - static_cast<T>(p0);
+        d_lo[k] = p0;
+        d_hi[k] = g1[k];
+        mult[k] = clip * dgdn;
       }
-      const int64_t p0 = static_cast<int64_t>(std::floor(pix));
-      g0[k] = p0;
-      g1_in[k] = p0 + 1 <= n_in - 1;
-      gw[k] = pix - static_cast<T>(p0);
-      mult[k] = clip * n_in / 2.0 * (-(2.0 * k + 1.0) /
-                                     (2.0 * n_out * n_out));
     }
   }
 };
@@ -67,7 +98,7 @@ struct AxisTables {
 template <typename T>
 void forward_impl(const T* x, T* out, uint8_t* code, int64_t planes,
                   int64_t H, int64_t W, int64_t h, int64_t w) {
-  const AxisTables<T> ty(H, h), tx(W, w);
+  const AxisTables<T> ty(H, h, false), tx(W, w, false);
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
     // The two query rows of an output row, interpolated vertically first
     // (a vectorisable pass over W), then sampled at the 2w query columns.
@@ -113,8 +144,8 @@ template <typename T>
 void backward_impl(const T* x, const T* gout, const uint8_t* code,
                    T* gx, double* gsize, int64_t planes, int64_t H,
                    int64_t W, int64_t h, int64_t w, bool need_x,
-                   bool need_size) {
-  const AxisTables<T> ty(H, h), tx(W, w);
+                   bool need_size, bool central) {
+  const AxisTables<T> ty(H, h, central), tx(W, w, central);
   std::vector<double> part(2 * planes, 0.0);
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
@@ -140,16 +171,19 @@ void backward_impl(const T* x, const T* gout, const uint8_t* code,
             gp[r1 + c1] += g * wy1 * wx1;
           }
           if (need_size) {
-            const int64_t y0 = ty.g0[k], x0 = tx.g0[l];
-            const bool y1 = ty.g1_in[k], x1 = tx.g1_in[l];
-            const T* r0 = xp + y0 * W;
-            const T v00 = r0[x0];
-            const T v01 = x1 ? r0[x0 + 1] : T(0);
-            const T v10 = y1 ? r0[W + x0] : T(0);
-            const T v11 = (x1 && y1) ? r0[W + x0 + 1] : T(0);
+            // d/dy: rows d_lo / d_hi, each interpolated along x at g0..g1.
             const T wx = tx.gw[l], wy = ty.gw[k];
-            const T dy = (1 - wx) * (v10 - v00) + wx * (v11 - v01);
-            const T dx = (1 - wy) * (v01 - v00) + wy * (v11 - v10);
+            const int64_t xa = tx.g0[l], xb = tx.g1[l];
+            const T* ylo = xp + ty.d_lo[k] * W;
+            const T* yhi = xp + ty.d_hi[k] * W;
+            const T dy = (1 - wx) * (yhi[xa] - ylo[xa]) +
+                         wx * (yhi[xb] - ylo[xb]);
+            // d/dx: columns d_lo / d_hi, each interpolated along y.
+            const int64_t xlo = tx.d_lo[l], xhi = tx.d_hi[l];
+            const T* ra = xp + ty.g0[k] * W;
+            const T* rb = xp + ty.g1[k] * W;
+            const T dx = (1 - wy) * (ra[xhi] - ra[xlo]) +
+                         wy * (rb[xhi] - rb[xlo]);
             acc_h += static_cast<double>(g * dy) * ty.mult[k];
             acc_w += static_cast<double>(g * dx) * tx.mult[l];
           }
@@ -188,7 +222,8 @@ std::vector<torch::Tensor> dynopool_max_backward(torch::Tensor x,
                                                  torch::Tensor grad_out,
                                                  torch::Tensor code,
                                                  bool need_x,
-                                                 bool need_size) {
+                                                 bool need_size,
+                                                 bool central) {
   TORCH_CHECK(x.is_contiguous() && grad_out.is_contiguous() &&
                   code.is_contiguous(),
               "dynopool_max_backward: contiguous tensors expected");
@@ -201,7 +236,8 @@ std::vector<torch::Tensor> dynopool_max_backward(torch::Tensor x,
         x.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
         code.data_ptr<uint8_t>(),
         need_x ? gx.data_ptr<scalar_t>() : nullptr,
-        gsize.data_ptr<double>(), N * C, H, W, h, w, need_x, need_size);
+        gsize.data_ptr<double>(), N * C, H, W, h, w, need_x, need_size,
+        central);
   });
   return {gx, gsize};
 }
