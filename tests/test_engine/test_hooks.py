@@ -16,18 +16,24 @@ def alphas(model):
 
 class TestGMACsLossHook:
 
-    def test_loss_added_with_weight(self, demo_cfg, tmp_path):
+    @pytest.mark.parametrize('count', ['batch', 'image'])
+    def test_loss_added_with_weight(self, demo_cfg, tmp_path, count):
         cfg = demo_cfg(tmp_path, gmacs=0.25)
+        cfg.custom_hooks[0]['count'] = count
+        cfg.train_dataloader.batch_size = 3
         runner = Runner.from_cfg(cfg)
         runner.call_hook('before_run')
         hook = next(h for h in runner.hooks if isinstance(h, GMACsLossHook))
         model = runner.model
         data = next(iter(runner.build_dataloader(cfg.train_dataloader)))
         data = model.data_preprocessor(data, True)
+        assert len(data['inputs']) == 3
         losses = model(**data, mode='loss')
-        # At init every size is the reference: lambda * total GMACs.
+        # At init every size is the reference: lambda * total GMACs, of the
+        # 3-image batch or of one image.
+        images = 3 if count == 'batch' else 1
         assert float(losses['loss_gmacs']) == pytest.approx(
-            0.25 * hook.counter.initial_gmacs, rel=1e-6)
+            0.25 * hook.counter.initial_gmacs * images, rel=1e-6)
         sum(v for k, v in losses.items() if 'loss' in k).backward()
         for p in model.backbone.dynopools:
             assert (p.alpha.grad != 0).all()
@@ -48,13 +54,24 @@ class TestGMACsLossHook:
 
     @pytest.mark.parametrize('kwargs,match', [
         (dict(loss_weight=-1, input_size=(8, 8)), 'loss_weight'),
+        (dict(loss_weight=float('inf'), input_size=(8, 8)), 'loss_weight'),
+        (dict(loss_weight=float('nan'), input_size=(8, 8)), 'loss_weight'),
         (dict(loss_weight=1, input_size=(8, )), 'input_size'),
+        (dict(loss_weight=1, input_size=32), 'input_size'),
+        (dict(loss_weight=1, input_size=(32.5, 32)), 'input_size'),
+        (dict(loss_weight=1, input_size=(0, 32)), 'input_size'),
+        (dict(loss_weight=1, input_size=(8, 8), in_channels=0),
+         'in_channels'),
+        (dict(loss_weight=1, input_size=(8, 8), count='mmacs'), 'count'),
         (dict(loss_weight=1, input_size=(8, 8), loss_name='gmacs'),
          'loss_name'),
     ])
     def test_bad_arguments(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             GMACsLossHook(**kwargs)
+        if match == 'loss_weight':
+            with pytest.raises(TypeError, match='loss_weight'):
+                GMACsLossHook(loss_weight='0.1', input_size=(8, 8))
 
 
 def test_alpha_param_group(demo_cfg, tmp_path):

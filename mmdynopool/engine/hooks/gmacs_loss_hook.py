@@ -1,4 +1,6 @@
 """Adds ``lambda * L_GMACs`` (DynOPool paper, Eq. 7-8) to the training loss."""
+import math
+from numbers import Integral, Real
 from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
@@ -8,6 +10,9 @@ from mmengine.registry import HOOKS
 from ...analysis.complexity import GMACsCounter
 
 __all__ = ['GMACsLossHook']
+
+#: What ``GMACs[l]`` of Eq. (7) counts (see :class:`GMACsLossHook`).
+COUNTS = ('batch', 'image')
 
 
 @HOOKS.register_module()
@@ -24,12 +29,36 @@ class GMACsLossHook(Hook):
     this iteration, and its gradient reaches every upstream alpha through the
     straight-through sizes. ``loss_weight=0`` installs nothing.
 
+    **What GMACs[l] counts** (``count``). Eq. (7) sums "GMACs counts" but
+    does not say of what input. ``'batch'`` (default) counts the GMACs of
+    the training batch this process runs (per-image GMACs times the batch
+    size, as a FLOP counter run on that batch reports them); ``'image'``
+    counts one image. The paper's lambdas only behave as in the paper under
+    ``'batch'``. VGG-16 / CIFAR-100 (Table A) separates DynOPool-S from -B
+    by lambda alone (2.2e-4 vs 1.59e-5, same initial scales), and their
+    first layers end 0.66 (h) and 1.29 (w) apart in alpha. Per image,
+    ``lambda * L_0 = 2.2e-4 * 0.313 = 6.9e-5``. The first layer governs about
+    90 % of the GMACs, so the loss's gradient on its alpha is
+    ``lambda * 0.9 * L_0 / alpha = 3.1e-5``. At the paper's alpha
+    learning rate (1e-2, cosine, mean 5e-3) with momentum 0.9 (x10) over
+    97,750 steps, the GMACs loss alone can move that alpha by at most
+    ``97750 * 5e-3 * 10 * 3.1e-5 = 0.15``. That is too little to separate
+    S from B. Per batch (x128), the bound is 19. The initial penalty
+    ``lambda * L_0`` is then 9e-3 (CIFAR VGG-16-S), 0.098 (ImageNet VGG-16-S,
+    64 images per GPU) and 0.092 (HRNet-W48 VOC, batch 16): a few per cent of
+    the task loss, where a regulariser usually sits. In mega-MACs, the other
+    reading that passes the bound, VOC's penalty would be 5.8, above the
+    cross-entropy itself. The toy study in the README measures both
+    settings.
+
     Args:
         loss_weight (float): ``lambda`` of Eq. (8), e.g. 7e-5 for HRNet-W48
             on VOC.
         input_size (Sequence[int]): ``(H, W)`` of the training crop, the
             reference for the initial GMACs.
         in_channels (int): Input channels. Default: 3.
+        count (str): What ``GMACs[l]`` counts: ``'batch'`` (the per-process
+            training batch) or ``'image'``. Default: ``'batch'``.
         loss_name (str): Key in the loss dict. Default: ``'loss_gmacs'``.
     """
 
@@ -39,18 +68,33 @@ class GMACsLossHook(Hook):
                  loss_weight: float,
                  input_size: Sequence[int],
                  in_channels: int = 3,
+                 count: str = 'batch',
                  loss_name: str = 'loss_gmacs') -> None:
-        if not loss_weight >= 0:
-            raise ValueError(f'loss_weight (lambda) must be >= 0, got '
-                             f'{loss_weight!r}')
-        if len(input_size) != 2 or min(input_size) < 1:
-            raise ValueError(f'input_size must be (H, W), got {input_size!r}')
+        if isinstance(loss_weight, bool) or not isinstance(loss_weight,
+                                                           Real):
+            raise TypeError('loss_weight (lambda) must be a real number, got '
+                            f'{loss_weight!r}')
+        if not (math.isfinite(loss_weight) and loss_weight >= 0):
+            raise ValueError('loss_weight (lambda) must be finite and >= 0, '
+                             f'got {loss_weight!r}')
+        if not (isinstance(input_size, Sequence) and len(input_size) == 2
+                and all(isinstance(v, Integral) and not isinstance(v, bool)
+                        and v >= 1 for v in input_size)):
+            raise ValueError('input_size must be (H, W) with two integers '
+                             f'>= 1, got {input_size!r}')
+        if isinstance(in_channels, bool) or not isinstance(
+                in_channels, Integral) or in_channels < 1:
+            raise ValueError('in_channels must be an integer >= 1, got '
+                             f'{in_channels!r}')
+        if count not in COUNTS:
+            raise ValueError(f'count must be one of {COUNTS}, got {count!r}')
         if 'loss' not in loss_name:
             raise ValueError("loss_name must contain 'loss' so that mmengine "
                              f'adds it to the total loss, got {loss_name!r}')
         self.loss_weight = float(loss_weight)
-        self.input_size = tuple(input_size)
-        self.in_channels = in_channels
+        self.input_size = tuple(int(v) for v in input_size)
+        self.in_channels = int(in_channels)
+        self.count = count
         self.loss_name = loss_name
         self.counter: Optional[GMACsCounter] = None
         self._handles = []
@@ -80,8 +124,11 @@ class GMACsLossHook(Hook):
     def _add_loss(self, module, args, kwargs, output):
         if kwargs.get('mode') != 'loss' or not isinstance(output, dict):
             return None
-        output[self.loss_name] = self.loss_weight * self.counter.loss().to(
-            next(iter(output.values())).device)
+        loss = self.loss_weight * self.counter.loss()
+        if self.count == 'batch':
+            inputs = args[0] if args else kwargs.get('inputs')
+            loss = loss * _batch_size(inputs)
+        output[self.loss_name] = loss.to(next(iter(output.values())).device)
         return output
 
     def after_run(self, runner) -> None:
@@ -90,3 +137,15 @@ class GMACsLossHook(Hook):
         self._handles = []
         if self.counter is not None:
             self.counter.detach()
+
+
+def _batch_size(inputs) -> int:
+    """Images in the model's ``inputs`` (a batched tensor, or a list of
+    per-image tensors as some mmseg / mmdet paths pass)."""
+    if isinstance(inputs, (list, tuple)):
+        return len(inputs)
+    if inputs is None or not hasattr(inputs, 'shape') or inputs.dim() < 1:
+        raise TypeError('GMACsLossHook(count="batch") needs the model '
+                        'inputs as a batched tensor or a list of images, '
+                        f'got {type(inputs).__name__}')
+    return int(inputs.shape[0])
