@@ -10,7 +10,7 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 from mmdynopool.datasets import ToyDigits, load_mnist_5k, make_toy_images
-from mmdynopool.datasets.toy_digits import split_indices
+from mmdynopool.datasets.toy_digits import make_pairs, split_indices
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -34,9 +34,9 @@ def close(a, b, tol=1):
 
 def test_shapes(digits):
     shapes = {v: make_toy_images(digits, v).shape[1:]
-              for v in ('plain', 'stretch_v', 'tile', 'large')}
-    assert shapes == dict(plain=(32, 32), stretch_v=(64, 32), tile=(64, 64),
-                          large=(64, 64))
+              for v in ('plain', 'stretch_v', 'stretch_h', 'tile', 'large')}
+    assert shapes == dict(plain=(32, 32), stretch_v=(64, 32),
+                          stretch_h=(32, 64), tile=(64, 64), large=(64, 64))
 
 
 def test_stretch_is_2x_vertical(digits):
@@ -51,6 +51,45 @@ def test_stretch_is_2x_vertical(digits):
         expect[0::2] = 0.75 * p + 0.25 * up
         expect[1::2] = 0.75 * p + 0.25 * down
         assert close(img, expect)
+
+
+def test_stretch_h_is_the_transpose_of_stretch_v(digits):
+    # The control variant: the same construction on the transposed digit.
+    v = make_toy_images(np.ascontiguousarray(digits.transpose(0, 2, 1)),
+                        'stretch_v')
+    h = make_toy_images(digits, 'stretch_h')
+    assert h.shape == (len(digits), 32, 64)
+    assert close(h, v.transpose(0, 2, 1))
+
+
+def test_pairs_by_hand(digits):
+    labels = np.arange(len(digits)) % 10
+    images, ys = make_pairs(digits, labels)
+    assert images.shape == (len(digits), 32, 32) and images.dtype == np.uint8
+    # Every image is a left half once and a right half once (one cycle).
+    left, right = ys // 10, ys % 10
+    assert sorted(left.tolist()) == sorted(labels.tolist())
+    assert sorted(right.tolist()) == sorted(labels.tolist())
+    assert not np.any(left == right)
+    for img, a, b in zip(images, left, right):
+        pair = np.concatenate([plain32(digits[a]), plain32(digits[b])], 1)
+        # Area 2x squeeze along the width: the mean of column pairs.
+        squeezed = pair.reshape(32, 32, 2).astype(np.float64).mean(2)
+        assert close(img, squeezed)
+    with pytest.raises(ValueError, match='make_pairs needs >= 2 images'):
+        make_pairs(digits[:1], labels[:1])
+    with pytest.raises(ValueError, match='pairs: make_pairs'):
+        make_toy_images(digits, 'pairs')
+
+
+def test_pairs_dataset_has_100_classes():
+    ds = ToyDigits('pairs', 'train', num_train=200, num_val=20)
+    assert len(ds) == 200 and len(ds.metainfo['classes']) == 100
+    assert ds.metainfo['classes'][37] == '37'
+    ys = [ds.get_data_info(i)['gt_label'] for i in range(len(ds))]
+    assert 0 <= min(ys) and max(ys) <= 99 and len(set(ys)) > 40
+    # The 10-class variants keep their metainfo.
+    assert len(ToyDigits('plain', 'val', 100, 20).metainfo['classes']) == 10
 
 
 def test_tile_is_4x4_copies_of_the_16px_image(digits):
