@@ -2,7 +2,7 @@
 _base_ = [
     '../_base_/models/vgg11-slim_digits.py',
     '../_base_/datasets/toy_digits_bs64.py',
-    '../_base_/schedules/toy_digits_5e.py',
+    '../_base_/schedules/toy_digits_20e.py',
     'mmpretrain::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdynopool'], allow_failed_imports=False)
@@ -10,3 +10,5 @@ default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
+# Seeded (python, numpy, torch): the same config gives the same run.
+randomness = dict(seed=0)

@@ -1,8 +1,8 @@
 from .model import build_model_from_cfg
-from .runtime import (allow_mmengine_checkpoints, load_config,
+from .runtime import (allow_mmengine_checkpoints, config_path, load_config,
                       setup_distributed)
 
 __all__ = [
     'setup_distributed', 'allow_mmengine_checkpoints', 'load_config',
-    'build_model_from_cfg'
+    'build_model_from_cfg', 'config_path'
 ]

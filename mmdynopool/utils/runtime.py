@@ -16,7 +16,25 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ['setup_distributed', 'allow_mmengine_checkpoints', 'load_config']
+__all__ = [
+    'setup_distributed', 'allow_mmengine_checkpoints', 'load_config',
+    'config_path'
+]
+
+
+def config_path(relative: str) -> str:
+    """Absolute path of a shipped config, e.g. ``'toy/...py'``: the
+    package's ``.mim/configs`` (what ``mmdynopool::`` reads), or the clone's
+    ``configs/`` before the package was installed."""
+    import os.path as osp
+    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    for root in (osp.join(pkg, '.mim', 'configs'),
+                 osp.join(osp.dirname(pkg), 'configs')):
+        path = osp.join(root, relative)
+        if osp.isfile(path):
+            return path
+    raise FileNotFoundError(f'no shipped config {relative!r} under '
+                            f'{pkg}/.mim/configs or the clone\'s configs/')
 
 
 def load_config(args):
