@@ -84,3 +84,10 @@ def test_mismatched_group_is_an_error():
 
     with pytest.raises(ValueError, match='different input sizes or strides'):
         convert_to_dynopool(TwoPaths())
+
+
+def test_position_grad_through_dynopool_cfg():
+    model = torchvision.models.resnet18(num_classes=10)
+    convert_to_dynopool(model, dynopool_cfg=dict(position_grad='one_sided'))
+    pools = [m for m in model.modules() if isinstance(m, DynOPool2d)]
+    assert pools and all(p.position_grad == 'one_sided' for p in pools)

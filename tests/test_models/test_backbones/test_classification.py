@@ -144,3 +144,29 @@ def test_random_alphas(build, scales, size):
         assert isinstance(pool, DynOPool2d)
         assert torch.isfinite(pool.alpha.grad).all()
         assert (pool.alpha.grad != 0).all()
+
+
+@pytest.mark.parametrize('build', [
+    lambda cfg: DynOPoolVGG(depth=11, out_indices=(4, ), dynopool_cfg=cfg),
+    lambda cfg: DynOPoolMobileNetV2(widen_factor=0.25, dynopool_cfg=cfg),
+    lambda cfg: DynOPoolResNet(depth=18, base_channels=8, stem_channels=8,
+                               dynopool_cfg=cfg),
+    lambda cfg: DynOPoolResNet_CIFAR(depth=18, base_channels=8,
+                                     dynopool_cfg=cfg),
+],
+                         ids=['vgg', 'mobilenet_v2', 'resnet', 'resnet_cifar'])
+def test_position_grad_reaches_every_pool(build):
+    """``dynopool_cfg=dict(position_grad=...)`` sets every DynOPool, and the
+    alpha gradient then follows that convention (r = 0.5 on even sizes puts
+    every query on a pixel centre, where the two differ)."""
+    grads = {}
+    for conv in ('central', 'one_sided'):
+        torch.manual_seed(0)
+        model = build(dict(position_grad=conv))
+        pools = [m for m in model.modules() if isinstance(m, DynOPool2d)]
+        assert pools and all(p.position_grad == conv for p in pools)
+        torch.manual_seed(1)
+        outs = model(torch.randn(2, 3, 64, 64))
+        sum(o.square().mean() for o in outs).backward()
+        grads[conv] = torch.stack([p.alpha.grad for p in pools])
+    assert not torch.allclose(grads['central'], grads['one_sided'])

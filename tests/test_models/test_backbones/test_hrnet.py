@@ -133,3 +133,13 @@ class TestDynOPoolHRNet:
             DynOPoolHRNet(TINY, init_scales=[0.5, 0.5])
         with pytest.raises(ValueError, match='init_scale'):
             DynOPoolHRNet(TINY, init_scales=0.0)
+
+
+def test_position_grad_reaches_every_stream_pool():
+    model = DynOPoolHRNet(TINY, dynopool_cfg=dict(position_grad='one_sided'))
+    pools = [m for m in model.modules() if isinstance(m, DynOPool2d)]
+    assert len(pools) == 5  # the stem pool and one per stream
+    assert all(p.position_grad == 'one_sided' for p in pools)
+    assert all(p.position_grad == 'central'
+               for p in DynOPoolHRNet(TINY).modules()
+               if isinstance(p, DynOPool2d))
