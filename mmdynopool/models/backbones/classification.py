@@ -24,7 +24,8 @@ from mmseg.registry import MODELS as SEG_MODELS
 from torch import nn
 
 from ..layers import DynOPool2d, PoolAfter, PooledConv2d
-from .utils import build_pools, parse_init_scales
+from .utils import (FreezeResizersMixin, build_pools, check_frozen_stages,
+                    parse_init_scales)
 
 __all__ = [
     'DynOPoolResNet', 'DynOPoolResNet_CIFAR', 'DynOPoolVGG',
@@ -64,7 +65,7 @@ def _convert_res_block(block: nn.Module, pool: DynOPool2d) -> None:
     block.add_module('dynopool', pool)
 
 
-class _DynOPoolResNetMixin:
+class _DynOPoolResNetMixin(FreezeResizersMixin):
     """Shared conversion of mmpretrain ``ResNet`` and ``ResNet_CIFAR``."""
     has_stem_pool = True
 
@@ -73,8 +74,11 @@ class _DynOPoolResNetMixin:
         if depth not in ResNet.arch_settings:
             raise KeyError(f'depth must be one of '
                            f'{sorted(ResNet.arch_settings)}, got {depth!r}')
+        check_frozen_stages(kwargs.get('frozen_stages', -1),
+                            kwargs.get('num_stages', 4))
         super().__init__(depth, *args, **kwargs)
         self._convert(init_scales, dynopool_cfg, self.has_stem_pool)
+        self._freeze_stages()
 
     def _convert(self, init_scales, dynopool_cfg, has_stem_pool) -> None:
         strided = [
@@ -90,6 +94,10 @@ class _DynOPoolResNetMixin:
             stem_conv = self.stem[0].conv if self.deep_stem else self.conv1
             _set_stride_one(stem_conv)
             self.maxpool = pools.pop(0)
+            # The stem pool follows the stem (frozen from frozen_stages 0).
+            self._resizer_anchors = [
+                (self.maxpool, self.stem if self.deep_stem else self.conv1)
+            ]
         for name, pool in zip(strided, pools):
             _convert_res_block(getattr(self, name)[0], pool)
 
@@ -138,7 +146,7 @@ class DynOPoolResNet_CIFAR(_DynOPoolResNetMixin, ResNet_CIFAR):
 
 
 @MODELS.register_module()
-class DynOPoolVGG(VGG):
+class DynOPoolVGG(FreezeResizersMixin, VGG):
     """mmpretrain ``VGG`` with every max-pool replaced by DynOPool (rule A).
 
     Args:
@@ -154,12 +162,15 @@ class DynOPoolVGG(VGG):
         if depth not in VGG.arch_settings:
             raise KeyError(f'depth must be one of {sorted(VGG.arch_settings)}'
                            f', got {depth!r}')
+        check_frozen_stages(kwargs.get('frozen_stages', -1),
+                            kwargs.get('num_stages', 5))
         super().__init__(depth, *args, **kwargs)
         features = getattr(self, self.module_name)
         idx = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
         scales = parse_init_scales(init_scales, len(idx), 'one per max-pool')
         for i, pool in zip(idx, build_pools(scales, dynopool_cfg)):
-            features[i] = pool
+            features[i] = pool  # inside its stage: frozen with it
+        self._freeze_stages()
 
     @property
     def dynopools(self) -> List[DynOPool2d]:
@@ -184,7 +195,7 @@ class MobileNetV2_CIFAR(MobileNetV2):
 
 
 @MODELS.register_module()
-class DynOPoolMobileNetV2(MobileNetV2):
+class DynOPoolMobileNetV2(FreezeResizersMixin, MobileNetV2):
     """mmpretrain ``MobileNetV2`` with DynOPool (rule B).
 
     Each strided 3x3 convolution (the stem and the depthwise convolution of
@@ -218,6 +229,8 @@ class DynOPoolMobileNetV2(MobileNetV2):
             conv_module.activate = PoolAfter(conv_module.activate, pool)
         for block in blocks:
             block.stride = 1
+        self._resizer_anchors = list(zip(pools, convs))
+        self._freeze_stages()
 
 
 @MODELS.register_module()

@@ -6,7 +6,8 @@ from mmseg.registry import MODELS
 from torch import nn
 
 from ..layers import DynOPool2d, PooledConv2d
-from .utils import build_pools, parse_init_scales
+from .utils import (FreezeResizersMixin, build_pools, check_frozen_stages,
+                    parse_init_scales)
 
 __all__ = ['DynOPoolHRNet']
 
@@ -47,7 +48,7 @@ def check_hrnet_extra(extra: dict) -> None:
 
 
 @MODELS.register_module()
-class DynOPoolHRNet(HRNet):
+class DynOPoolHRNet(FreezeResizersMixin, HRNet):
     """HRNet whose every strided convolution becomes DynOPool + stride-1 conv.
 
     ``Conv_s -> Conv_1 o DynOPool_s`` (rule C). One DynOPool module per
@@ -93,6 +94,7 @@ class DynOPoolHRNet(HRNet):
                  dynopool_cfg: Optional[dict] = None,
                  **kwargs) -> None:
         check_hrnet_extra(extra)
+        check_frozen_stages(kwargs.get('frozen_stages', -1), 4)
         super().__init__(extra, *args, **kwargs)
         num_streams = extra['stage4']['num_branches']
         scales = parse_init_scales(init_scales, num_streams + 1,
@@ -110,6 +112,14 @@ class DynOPoolHRNet(HRNet):
         for stage in (self.stage2, self.stage3, self.stage4):
             for hr_module in stage:
                 self._convert_fuse_layers(hr_module)
+        # The stem and stream 0 pools follow the stem's convolutions; stream
+        # j's pool first appears in transition j, which mmseg freezes with
+        # stage j.
+        self._resizer_anchors = [(self.stem_pool, self.conv1),
+                                 (self.stream_pools[0], self.conv2)] + [
+            (self.stream_pools[j], getattr(self, f'transition{j}')[j])
+            for j in range(1, num_streams)]
+        self._freeze_stages()
 
     def _convert_transition(self, transition: nn.ModuleList,
                             num_pre: int) -> None:

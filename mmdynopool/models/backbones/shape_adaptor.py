@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..layers import (PoolAfter, ShapeAdaptor, shape_adaptor_init_alpha,
                       shape_adaptor_num_modules)
+from .utils import FreezeResizersMixin
 
 __all__ = [
     'ShapeAdaptorVGG', 'ShapeAdaptorResNet', 'ShapeAdaptorResNet_CIFAR',
@@ -51,8 +52,9 @@ def uniform_positions(num_layers: int, num_adaptors: int) -> List[int]:
     return [int(i * gap) for i in range(num_adaptors)]
 
 
-class _ShapeAdaptorMixin:
-    """Builds the adaptors from ``input_size``, ``d_last``, ``d_out``."""
+class _ShapeAdaptorMixin(FreezeResizersMixin):
+    """Builds the adaptors from ``input_size``, ``d_last``, ``d_out``; each
+    is frozen with the layer it follows (``frozen_stages``)."""
 
     def _build_adaptors(self, num_candidates: int, input_size: int,
                         d_last: float, d_out: float,
@@ -91,6 +93,9 @@ class ShapeAdaptorVGG(_ShapeAdaptorMixin, VGG):
                                          d_out, num_adaptors)
         for pos, sa in zip(positions, self.shape_adaptors):
             convs[pos].activate = PoolAfter(convs[pos].activate, sa)
+        self._resizer_anchors = [(sa, convs[pos]) for pos, sa in zip(
+            positions, self.shape_adaptors)]
+        self._freeze_stages()
 
 
 class _ResidualShapeAdaptorMixin:
@@ -137,6 +142,10 @@ class _ShapeAdaptorResNetMixin(_ShapeAdaptorMixin):
         # Candidates: the stem, then every block but the last.
         positions = self._build_adaptors(
             len(blocks), input_size, d_last, d_out, num_adaptors)
+        stem = self.stem if self.deep_stem else self.conv1
+        self._resizer_anchors = [
+            (sa, stem if pos == 0 else blocks[pos - 1])
+            for pos, sa in zip(positions, self.shape_adaptors)]
         for pos, sa in zip(positions, self.shape_adaptors):
             if pos == 0:
                 if self.deep_stem:
@@ -159,6 +168,7 @@ class _ShapeAdaptorResNetMixin(_ShapeAdaptorMixin):
                 ShapeAdaptorBottleneck
                 if isinstance(block, Bottleneck) else ShapeAdaptorBasicBlock)
             object.__setattr__(block, 'shape_adaptor', sa)
+        self._freeze_stages()
 
 
 @MODELS.register_module()
@@ -218,3 +228,7 @@ class ShapeAdaptorMobileNetV2(_ShapeAdaptorMixin, MobileNetV2):
                 block = blocks[pos - 1]
                 block.use_res_connect = False
                 block.conv.append(PoolAfter(nn.Identity(), sa))
+        self._resizer_anchors = [
+            (sa, self.conv1 if pos == 0 else blocks[pos - 1])
+            for pos, sa in zip(positions, self.shape_adaptors)]
+        self._freeze_stages()
