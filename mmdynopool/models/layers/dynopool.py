@@ -48,7 +48,7 @@ from ...ops import dynopool_cpu_ext
 
 __all__ = [
     'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'MIN_SIZE',
-    'POSITION_GRADS'
+    'POSITION_GRADS', 'MAX_SCALE'
 ]
 
 #: Lower bound of the continuous size before rounding (paper Sec. 5.1):
@@ -57,6 +57,12 @@ MIN_SIZE = 1.5
 
 #: Conventions for the derivative w.r.t. query positions (module docstring).
 POSITION_GRADS = ('central', 'one_sided')
+
+#: Cap on the scale factor, per axis: an output larger than ``MAX_SCALE``
+#: times its input (plus the 2-pixel floor) is refused with a ValueError
+#: rather than an allocation failure (``init_scale=1e4`` on an 8x8 map would
+#: ask for an 80,000 x 80,000 map). Up-sampling in the papers stays below 2.
+MAX_SCALE = 16.0
 
 ScaleType = Union[float, Sequence[float]]
 
@@ -128,9 +134,22 @@ def dynopool2d(input: Tensor,
         >>> dynopool2d(x, torch.tensor([2.0, 0.5])).shape
         torch.Size([2, 3, 4, 20])
     """
+    if not isinstance(input, Tensor) or not isinstance(alpha, Tensor):
+        raise TypeError('input and alpha must be tensors, got '
+                        f'{type(input).__name__} and {type(alpha).__name__}')
     if input.dim() != 4:
         raise ValueError(f'input must be 4-D (N, C, H, W), got shape '
                          f'{tuple(input.shape)}')
+    if not input.is_floating_point():
+        raise TypeError('input must be a floating-point tensor (float16, '
+                        'bfloat16, float32 or float64: bilinear sampling and '
+                        f'the gradient of alpha need one), got {input.dtype}')
+    if min(input.shape[-2:]) < 1:
+        raise ValueError('input must have H >= 1 and W >= 1, got shape '
+                         f'{tuple(input.shape)}')
+    if not alpha.is_floating_point() or alpha.shape != (2, ):
+        raise ValueError('alpha must be a floating-point tensor of shape '
+                         f'(2,), got {alpha.dtype} {tuple(alpha.shape)}')
     if mode not in ('max', 'avg'):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     _check_position_grad(position_grad)
@@ -140,6 +159,13 @@ def dynopool2d(input: Tensor,
                          'training, lower the learning rate of alpha')
     size = dynopool_output_size(input.shape[-2:], alpha)
     h_out, w_out = (int(v) for v in size.detach().tolist())
+    h_in, w_in = input.shape[-2:]
+    if h_out > MAX_SCALE * h_in + 2 or w_out > MAX_SCALE * w_in + 2:
+        raise ValueError(
+            f'DynOPool would resize {h_in}x{w_in} to {h_out}x{w_out}: '
+            f'scale 1/alpha = {(1 / alpha.detach()).tolist()} exceeds the '
+            f'cap MAX_SCALE = {MAX_SCALE:g} per axis; if alpha diverged '
+            'during training, lower its learning rate')
     return _DynOPoolFunction.apply(input, size, h_out, w_out, mode,
                                    position_grad)
 
@@ -376,7 +402,8 @@ class DynOPool2d(nn.Module):
     Args:
         init_scale (float | tuple[float, float]): Initial scale factor
             ``r`` (``(r_h, r_w)`` or one value for both). ``0.5`` halves like
-            a stride-2 layer, ``> 1`` up-samples. Default: 0.5.
+            a stride-2 layer, ``> 1`` up-samples; at most :data:`MAX_SCALE`.
+            Default: 0.5.
         mode (str): Aggregation of the four query points, ``'max'`` or
             ``'avg'``. Default: ``'max'``.
         position_grad (str): Derivative w.r.t. the query positions where
@@ -407,6 +434,15 @@ class DynOPool2d(nn.Module):
                  dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
         self.init_scale = _pair_scale(init_scale)
+        if max(self.init_scale) > MAX_SCALE:
+            raise ValueError(f'init_scale must be <= MAX_SCALE = '
+                             f'{MAX_SCALE:g} per axis, got {init_scale!r}')
+        if not isinstance(fixed, bool):
+            raise TypeError(f'fixed must be a bool, got {fixed!r}')
+        if dtype is not None and not (isinstance(dtype, torch.dtype)
+                                      and dtype.is_floating_point):
+            raise TypeError('dtype must be a floating-point torch.dtype, got '
+                            f'{dtype!r}')
         if mode not in ('max', 'avg'):
             raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
         self.mode = mode
@@ -414,7 +450,7 @@ class DynOPool2d(nn.Module):
         self.position_grad = position_grad
         self.alpha = nn.Parameter(torch.empty(2, device=device, dtype=dtype))
         self.reset_parameters()
-        self.fixed = bool(fixed)
+        self.fixed = fixed
 
     @property
     def fixed(self) -> bool:
@@ -422,6 +458,8 @@ class DynOPool2d(nn.Module):
 
     @fixed.setter
     def fixed(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f'fixed must be a bool, got {value!r}')
         self.alpha.requires_grad_(not value)
 
     def reset_parameters(self) -> None:
