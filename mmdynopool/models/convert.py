@@ -16,6 +16,7 @@ branches always agree on the size. The meeting points come from a
 checkpoint keys untouched. The DynOPools are registered once, in a new
 ``dynopools`` ``ModuleList`` on the model.
 """
+import math
 import operator
 from typing import Dict, List, Sequence, Tuple
 
@@ -84,10 +85,26 @@ def _share_groups(model: nn.Module, names: Sequence[str]) -> List[List[str]]:
     return list(groups.values())
 
 
+def _replaced_size(m: nn.Module, size: Tuple[int, int]) -> Tuple[int, int]:
+    """The size a strided layer's replacement gives at initialisation:
+    DynOPool at ``1 / stride`` (round half up, never below 2), then the layer
+    at stride 1 (a conv, :class:`PooledConv2d`; a pool becomes identity)."""
+    out = []
+    for axis, n in enumerate(size):
+        n = int(math.floor(max(n / stride_of(m)[axis], 1.5) + 0.5))
+        if isinstance(m, nn.Conv2d):
+            k, d = m.kernel_size[axis], m.dilation[axis]
+            p = m.padding[axis] if isinstance(m.padding, tuple) else 0
+            n = n + 2 * p - d * (k - 1)
+        out.append(n)
+    return tuple(out)
+
+
 def convert_to_dynopool(model: nn.Module,
                         share: bool = True,
                         example_input: torch.Tensor = None,
-                        dynopool_cfg: dict = None) -> List[dict]:
+                        dynopool_cfg: dict = None,
+                        skip: Sequence[str] = ()) -> List[dict]:
     """Replace ``model``'s resizing layers by DynOPool, in place.
 
     Args:
@@ -98,8 +115,17 @@ def convert_to_dynopool(model: nn.Module,
             layers of a group see the same size and stride. Default: a
             ``(1, 3, 64, 64)`` tensor.
         dynopool_cfg (dict, optional): Extra ``DynOPool2d`` arguments
-            (``fixed``, ``mode``). Default ``mode``: ``'avg'`` for an
-            average pool, ``'max'`` otherwise.
+            (``fixed``, ``mode``, ``position_grad``). Default ``mode``:
+            ``'avg'`` for an average pool, ``'max'`` otherwise.
+        skip (Sequence[str]): Names of strided layers to leave as they are.
+
+    Raises:
+        ValueError: if a replacement would change a feature-map size at
+            initialisation on ``example_input``; nothing is changed then.
+            Pass those layers in ``skip``. A patchify conv (kernel ==
+            stride, no padding) always does: 4x4 / s4 on 224 gives 56,
+            DynOPool 0.25 and the 4x4 conv at stride 1 give 56 - 3 = 53.
+            "Same"-padded strided convs and pools keep their sizes.
 
     Returns:
         list[dict]: One row per replaced layer: ``name``, ``type``,
@@ -112,19 +138,32 @@ def convert_to_dynopool(model: nn.Module,
         >>> len(rows), len(net.dynopools)
         (8, 5)
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f'model must be an nn.Module, got '
+                        f'{type(model).__name__}')
+    if isinstance(skip, str) or not all(isinstance(n, str) for n in skip):
+        raise TypeError(f'skip must be a sequence of layer names, got '
+                        f'{skip!r}')
     modules = dict(model.named_modules())
-    names = [n for n, m in modules.items() if is_strided(m)]
+    unknown = [n for n in skip if n not in modules]
+    if unknown:
+        raise ValueError(f'skip names layers the model does not have: '
+                         f'{unknown}')
+    names = [n for n, m in modules.items()
+             if is_strided(m) and n not in skip]
     if not names:
         return []
     groups = _share_groups(model, names) if share else [[n] for n in names]
 
     # Each group must see one input size and stride for one alpha to fit.
     seen: Dict[str, tuple] = {}
+    outputs: Dict[str, tuple] = {}
 
     def record(name):
 
         def hook(module, args, out):
             seen.setdefault(name, tuple(args[0].shape[-2:]))
+            outputs.setdefault(name, tuple(out.shape[-2:]))
 
         return hook
 
@@ -141,6 +180,19 @@ def convert_to_dynopool(model: nn.Module,
         model.train(was_training)
         for h in hooks:
             h.remove()
+    changed = []
+    for n in names:
+        if n in seen:
+            new_size = _replaced_size(modules[n], seen[n])
+            if new_size != outputs[n]:
+                changed.append(f'{n}: {seen[n]} -> {outputs[n]}, replaced '
+                               f'{new_size}')
+    if changed:
+        raise ValueError(
+            'DynOPool would change feature-map sizes at initialisation (a '
+            'layer at stride 1 + DynOPool at 1 / stride), so these layers '
+            'were not converted: ' + '; '.join(changed) + '. Leave them '
+            'with skip=[...] (nothing was changed).')
     for group in groups:
         keys = {(seen.get(n), stride_of(modules[n])) for n in group}
         if len(keys) > 1:

@@ -62,7 +62,8 @@ def test_torchvision_resnet_branches_share_alpha():
 
 
 def test_avg_pool_mode_and_no_share():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.AvgPool2d(2))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1),
+                          nn.AvgPool2d(2))
     rows = convert_to_dynopool(model, share=False)
     assert [r['type'] for r in rows] == ['Conv2d', 'AvgPool2d']
     assert [p.mode for p in model.dynopools] == ['max', 'avg']
@@ -91,3 +92,47 @@ def test_position_grad_through_dynopool_cfg():
     convert_to_dynopool(model, dynopool_cfg=dict(position_grad='one_sided'))
     pools = [m for m in model.modules() if isinstance(m, DynOPool2d)]
     assert pools and all(p.position_grad == 'one_sided' for p in pools)
+
+
+def test_patchify_convs_are_refused_then_skipped():
+    # timm ConvNeXt: 4x4/s4 stem (224 -> 56) and 2x2/s2 down-sampling convs
+    # without padding. Rule B (DynOPool, then the conv at stride 1) gives
+    # 56 - 3 = 53 and 28 - 1 = 27 (hand count): every one is refused.
+    model = timm.create_model('convnext_atto', pretrained=False)
+    x = torch.zeros(1, 3, 224, 224)
+    keys = list(model.state_dict())
+    with pytest.raises(ValueError, match=r'stem\.0: \(224, 224\) -> '
+                       r'\(56, 56\), replaced \(53, 53\); stages\.1\.'
+                       r'downsample\.1: \(56, 56\) -> \(28, 28\), replaced '
+                       r'\(27, 27\).*skip='):
+        convert_to_dynopool(model, example_input=x)
+    assert list(model.state_dict()) == keys  # nothing changed
+    # A patchify stem before a "same"-padded strided conv: skip the stem.
+
+    class Net(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 4, stride=4)
+            self.down = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+
+        def forward(self, x):
+            return self.down(self.stem(x))
+
+    net, x = Net(), torch.zeros(1, 3, 64, 64)
+    with pytest.raises(ValueError, match=r'stem: \(64, 64\) -> \(16, 16\)'):
+        convert_to_dynopool(net, example_input=x)
+    rows = convert_to_dynopool(net, example_input=x, skip=['stem'])
+    assert [r['name'] for r in rows] == ['down']
+    assert net(x).shape[-2:] == (8, 8)
+
+
+@pytest.mark.parametrize('args,error,match', [
+    ((None, ), TypeError, 'model must be an nn.Module, got NoneType'),
+    ((nn.Conv2d(3, 3, 3, 2), True, None, None, 'conv'), TypeError, 'skip'),
+    ((nn.Conv2d(3, 3, 3, 2), True, None, None, ['nope']), ValueError,
+     r"skip names layers the model does not have: \['nope'\]"),
+])
+def test_bad_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        convert_to_dynopool(*args)

@@ -35,8 +35,16 @@ class ShapeLoggingHook(Hook):
 
     def __init__(self, interval: int = 50,
                  input_size: Optional[Sequence[int]] = None) -> None:
-        if interval < 1:
-            raise ValueError(f'interval must be >= 1, got {interval!r}')
+        if isinstance(interval, bool) or not isinstance(
+                interval, int) or interval < 1:
+            raise ValueError(f'interval must be an integer >= 1, got '
+                             f'{interval!r}')
+        if input_size is not None and not (
+                isinstance(input_size, (list, tuple)) and len(input_size) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool)
+                        and v >= 1 for v in input_size)):
+            raise ValueError('input_size must be None or (H, W) with two '
+                             f'integers >= 1, got {input_size!r}')
         self.interval = interval
         self.input_size = tuple(input_size) if input_size else None
 

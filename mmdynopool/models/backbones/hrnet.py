@@ -30,7 +30,17 @@ def check_hrnet_extra(extra: dict) -> None:
         if missing:
             raise ValueError(f'extra.{name} lacks {missing}')
         n = cfg['num_branches']
+        for key in ('num_modules', 'num_branches'):
+            v = cfg[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f'extra.{name}.{key} must be an integer '
+                                 f'>= 1, got {v!r}')
         for key in ('num_blocks', 'num_channels'):
+            if not isinstance(cfg[key], (list, tuple)) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                    for v in cfg[key]):
+                raise ValueError(f'extra.{name}.{key} must hold integers '
+                                 f'>= 1, got {cfg[key]!r}')
             if len(cfg[key]) != n:
                 raise ValueError(
                     f'extra.{name}.{key} has {len(cfg[key])} entries but '

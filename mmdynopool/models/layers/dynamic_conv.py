@@ -19,6 +19,7 @@ Convention:
       input (the paper's appendix).
 """
 from fractions import Fraction
+from numbers import Integral, Real
 from typing import Optional, Sequence, Union
 
 import torch
@@ -104,9 +105,23 @@ def _share_conv(cls, conv: nn.Conv2d, **kwargs) -> nn.Conv2d:
 
 
 def _check_stride(name: str, value) -> None:
-    if not (value == 0.5 or (float(value).is_integer() and value >= 1)):
+    if isinstance(value, bool) or not isinstance(value, Real) or not (
+            value == 0.5 or (float(value).is_integer() and value >= 1)):
         raise ValueError(f'{name} must be 0.5 or a positive integer, got '
                          f'{value!r}')
+
+
+def _check_options(name: str, values, odd: bool = False) -> None:
+    """A non-empty sequence of positive integers (odd ones for kernel sizes,
+    which keep "same" padding only when odd)."""
+    ok = isinstance(values, Sequence) and not isinstance(values, str) and \
+        len(values) > 0 and all(
+            isinstance(v, Integral) and not isinstance(v, bool) and v >= 1
+            and (v % 2 == 1 or not odd) for v in values)
+    if not ok:
+        kind = 'odd positive integers' if odd else 'positive integers'
+        raise ValueError(f'{name} must be a non-empty sequence of {kind}, '
+                         f'got {values!r}')
 
 
 @MODELS.register_module()
@@ -155,8 +170,14 @@ class DynamicConv2d(nn.Conv2d):
             raise ValueError('DynamicConv2d needs equal strides and '
                              f'dilations per axis; got stride={self.stride}'
                              f', dilation={self.dilation}')
+        if not isinstance(strides, Sequence) or isinstance(
+                strides, str) or not strides:
+            raise ValueError('strides must be a non-empty sequence, got '
+                             f'{strides!r}')
         for s in strides:
             _check_stride('strides', s)
+        _check_options('dilations', dilations)
+        _check_options('kernel_sizes', kernel_sizes, odd=True)
         self.options = dict(
             stride=tuple(strides), dilation=tuple(dilations),
             kernel_size=tuple(kernel_sizes))
