@@ -52,6 +52,7 @@ dataset = dict(
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
+    persistent_workers=False,  # stock tools default it on: needs workers
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         **dataset,
@@ -60,6 +61,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=1,
     num_workers=0,
+    persistent_workers=False,  # stock tools default it on: needs workers
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         **dataset,

@@ -11,12 +11,14 @@ test_pipeline = [dict(type='PackInputs')]
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
+    persistent_workers=False,  # stock tools default it on: needs workers
     dataset=dict(type=dataset_type, variant='plain', split='train',
                  pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True))
 val_dataloader = dict(
     batch_size=250,
     num_workers=0,
+    persistent_workers=False,  # stock tools default it on: needs workers
     dataset=dict(type=dataset_type, variant='plain', split='val',
                  pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
