@@ -169,8 +169,21 @@ def _run_one(task):
     extra = dict(spec)
     if hook:
         extra['loss_weight'] = hook[0]['loss_weight']
-    result = run_experiment(cfg, _run_dir(work_dir, spec), _input_size(spec),
-                            extra=extra)
+    run_dir = _run_dir(work_dir, spec)
+    failed = osp.join(run_dir, 'failed.json')
+    if osp.isfile(failed):  # deterministic: it would fail again
+        with open(failed) as f:
+            return json.load(f)
+    try:
+        result = run_experiment(cfg, run_dir, _input_size(spec), extra=extra)
+    except (ValueError, RuntimeError) as e:
+        # A diverged run (e.g. an alpha through 0) is a result, not a crash
+        # of the study: recorded, counted in the report, left out of means.
+        result = dict(extra, failed=True, error=f'{type(e).__name__}: {e}',
+                      value=None, gmacs=None, work_dir=run_dir)
+        with open(failed, 'w') as f:
+            json.dump(result, f, indent=1)
+        return result
     result['trajectory'] = _trajectory(result['work_dir'])
     return result
 
@@ -248,10 +261,21 @@ def _orientation(result: Dict) -> str:
     return 'mixed'
 
 
-def _by(results, **match):
+def _by(results, failed=False, **match):
+    """Runs matching ``match``, by seed; finished ones (``failed=False``) or
+    the diverged ones (``failed=True``)."""
     return sorted((r for r in results
-                   if all(r.get(k) == v for k, v in match.items())),
+                   if bool(r.get('failed')) == failed
+                   and all(r.get(k) == v for k, v in match.items())),
                   key=lambda r: r['seed'])
+
+
+def _paired_by_seed(a_runs, b_runs):
+    """Values of the seeds both lists finished, in seed order."""
+    b = {r['seed']: r['value'] for r in b_runs}
+    seeds = [r['seed'] for r in a_runs if r['seed'] in b]
+    a = {r['seed']: r['value'] for r in a_runs}
+    return [a[s] for s in seeds], [b[s] for s in seeds]
 
 
 def summarise_control(results: List[Dict]) -> Dict:
@@ -270,8 +294,12 @@ def summarise_control(results: List[Dict]) -> Dict:
             acc = [r['value'] for r in runs]
             macs = [r['gmacs'] * 1e3 for r in runs]
             vs = '' if model == 'human' else _paired(
-                acc, [r['value'] for r in human][:len(acc)])
+                *_paired_by_seed(runs, human))
             orient = [_orientation(r) for r in runs]
+            bad = _by(results, failed=True, study='control', dataset=dataset,
+                      model=model)
+            if bad:
+                orient += [f'diverged (seed {r["seed"]})' for r in bad]
             firsts = '<br>'.join(
                 ' '.join(f'({h:.2f}, {w:.2f})' for h, w in _first_layers(r))
                 for r in runs) if model != 'human' else '(0.50, 0.50) fixed'
@@ -280,15 +308,20 @@ def summarise_control(results: List[Dict]) -> Dict:
                 f'{_mean_std(macs)} | {firsts} | '
                 f'{" ".join(orient) if model != "human" else ""} |')
             rows.append(dict(dataset=dataset, model=model, seeds=len(runs),
-                             top1=acc, mmacs=macs, orientation=orient))
+                             diverged=len(bad), top1=acc, mmacs=macs,
+                             orientation=orient))
         for model in ('central', 'one_sided'):
             runs = _by(results, study='control', dataset=dataset, model=model)
-            flips.setdefault(model, {})[dataset] = [
-                _orientation(r) for r in runs]
+            runs += _by(results, failed=True, study='control',
+                        dataset=dataset, model=model)
+            flips.setdefault(model, {})[dataset] = {
+                r['seed']: 'diverged' if r.get('failed') else
+                _orientation(r) for r in runs}
     verdict = {}
     for model, per in flips.items():
-        v, h = per.get('stretch-v', []), per.get('stretch-h', [])
-        ok = [a == 'wide' and b == 'tall' for a, b in zip(v, h)]
+        v, h = per.get('stretch-v', {}), per.get('stretch-h', {})
+        seeds = sorted(set(v) & set(h))
+        ok = [v[s] == 'wide' and h[s] == 'tall' for s in seeds]
         verdict[model] = dict(flipped=sum(ok), seeds=len(ok))
     text = '\n'.join(lines) + '\n\nTransposition control (stretch-V wide ' \
         'and stretch-H tall in layers 1-2, same seed): ' + ', '.join(
@@ -387,11 +420,9 @@ def summarise_s(results: List[Dict]) -> Dict:
                 model='human', resolution=32)
     if not s_runs or not human:
         return dict(table='', rows=[])
-    n = min(len(s_runs), len(human))
-    acc_s = [r['value'] for r in s_runs[:n]]
-    acc_h = [r['value'] for r in human[:n]]
-    g_s = statistics.mean(r['gmacs'] for r in s_runs[:n])
-    g_h = statistics.mean(r['gmacs'] for r in human[:n])
+    acc_s, acc_h = _paired_by_seed(s_runs, human)
+    g_s = statistics.mean(r['gmacs'] for r in s_runs)
+    g_h = statistics.mean(r['gmacs'] for r in human)
     lines = ['| model | lambda | MMACs | GMACs vs human | top-1 (%) | '
              'vs human, paired (p) | learned sizes (seed 0) |',
              '|---|---|---|---|---|---|---|',

@@ -82,10 +82,16 @@ def test_control_summary_counts_flips_per_seed():
         results.append(run('control', 'stretch-v', 'one_sided', seed, wide))
         results.append(run('control', 'stretch-h', 'one_sided', seed,
                            mixed if seed == 1 else tall))
+    # Seed 3 of central diverged on stretch-H: reported, not counted.
+    results.append(run('control', 'stretch-v', 'central', 3, wide))
+    results.append(dict(study='control', dataset='stretch-h',
+                        model='central', seed=3, failed=True, value=None,
+                        gmacs=None, error='ValueError: alpha ...'))
     out = ts.summarise_control(results)
-    assert out['control'] == dict(central=dict(flipped=3, seeds=3),
+    assert out['control'] == dict(central=dict(flipped=3, seeds=4),
                                   one_sided=dict(flipped=2, seeds=3))
-    assert 'central: 3/3 seeds, one_sided: 2/3 seeds' in out['table']
+    assert 'diverged (seed 3)' in out['table']
+    assert 'central: 3/4 seeds, one_sided: 2/3 seeds' in out['table']
     row = next(r for r in out['rows'] if r['model'] == 'one_sided'
                and r['dataset'] == 'stretch-h')
     assert row['orientation'] == ['tall', 'mixed', 'tall']
@@ -110,8 +116,8 @@ def sweep_results(gmacs_by_factor, human_by_res):
 
 
 def test_sweep_summary_monotone_pull_and_s_lambda():
-    results = sweep_results({0.0: 4e-3, 0.25: 3e-3, 1.0: 2e-3, 4.0: 1e-3,
-                             16.0: 5e-4}, {24: 1e-3, 32: 1.5e-3})
+    results = sweep_results({0.0: 4e-3, 1.0: 2e-3, 4.0: 1e-3, 16.0: 5e-4,
+                             64.0: 3e-4}, {24: 1e-3, 32: 1.5e-3})
     out = ts.summarise_sweep(results)
     assert out['monotone'] is True
     assert out['pull_vs_zero'] == pytest.approx(0.5)
@@ -121,7 +127,7 @@ def test_sweep_summary_monotone_pull_and_s_lambda():
     assert ts.s_lambda_from_sweep(out['points']) == pytest.approx(
         math.sqrt(0.05 * 0.2))
     bumpy = ts.summarise_sweep(sweep_results(
-        {0.0: 4e-3, 0.25: 4.2e-3, 1.0: 2e-3}, {32: 1e-3}))
+        {0.0: 4e-3, 1.0: 4.2e-3, 4.0: 2e-3}, {32: 1e-3}))
     assert bumpy['monotone'] is False
 
 
