@@ -13,9 +13,9 @@ configs of ``configs/toy/`` and writes the tables and figures of the README:
   several lambdas (multiples of the config's), plus the config's lambda with
   ``GMACsLossHook(count='image')`` (the loss-scale ablation), against the
   human model trained at several input resolutions.
-* **dynopool_s** (``pairs``): DynOPool-S, lambda interpolated from the sweep
-  so that final GMACs match the human model's (within +-5 % is the target),
-  against the human model, paired by seed.
+* **dynopool_s** (``pairs``): DynOPool-S, the swept lambda whose final GMACs
+  are closest to the human model's (within +-5 % is the target), against the
+  human model, paired by seed.
 
 Every run is :func:`run_experiment` (resumable; finished runs are read
 back), runs go to ``jobs`` worker processes with a progress bar, and the
@@ -230,6 +230,75 @@ def _run_all(plan, work_dir, epochs, cfg_options, jobs) -> List[Dict]:
     return results
 
 
+def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 8,
+                         seed: int = 0) -> Dict[str, Dict]:
+    """Per-batch alpha gradients at initialisation under both conventions.
+
+    One DynOPool slim VGG-11 (the config's, seeded), ``batches`` training
+    batches; for each ``position_grad`` the same weights and batches give
+    one gradient of the task loss per batch and resizing layer.
+
+    Returns:
+        dict: per convention, ``mean`` and ``std`` over batches of each
+        layer's ``(d/d alpha_h, d/d alpha_w)`` and ``sign_agreement``: the
+        share of batches whose sign matches the mean's.
+    """
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+    from mmpretrain.registry import MODELS
+
+    from ..models.layers import DynOPool2d
+    cfg = build_run_cfg(dict(study='control', dataset=dataset,
+                             model='central', seed=seed))
+    init_default_scope('mmpretrain')
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.train()
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
+    data = [model.data_preprocessor(b, True)
+            for _, b in zip(range(batches), loader)]
+    pools = [m for m in model.modules() if isinstance(m, DynOPool2d)]
+    out = {}
+    for conv in ('central', 'one_sided'):
+        for p in pools:
+            p.position_grad = conv
+        grads = []
+        for d in data:
+            model.zero_grad()
+            losses = model(**d, mode='loss')
+            sum(v for k, v in losses.items() if 'loss' in k).backward()
+            grads.append(torch.stack([p.alpha.grad.detach().clone()
+                                      for p in pools]))
+        g = torch.stack(grads)  # (batches, layers, 2)
+        mean = g.mean(0)
+        out[conv] = dict(mean=mean.tolist(), std=g.std(0).tolist(),
+                         sign_agreement=(torch.sign(g) == torch.sign(mean))
+                         .float().mean(0).tolist())
+    return out
+
+
+def _std_ratios(a, b):
+    """Ratios ``a / b`` of the first two layers' std, per axis, as text."""
+    h = ', '.join(f'{a[i][0] / b[i][0]:.2f}x' for i in range(2))
+    w = ', '.join(f'{a[i][1] / b[i][1]:.2f}x' for i in range(2))
+    return h, w
+
+
+def summarise_noise(noise: Dict[str, Dict]) -> str:
+    lines = ['| convention | layer | std of d/d alpha (h, w) over batches | '
+             'batches agreeing with the mean sign (h, w) |',
+             '|---|---|---|---|']
+    for conv, st in noise.items():
+        for i, (sd, agree) in enumerate(zip(st['std'],
+                                            st['sign_agreement'])):
+            lines.append(f'| {conv} | {i + 1} | {sd[0]:.3g}, {sd[1]:.3g} | '
+                         f'{agree[0]:.0%}, {agree[1]:.0%} |')
+    h, w = _std_ratios(noise['one_sided']['std'], noise['central']['std'])
+    return '\n'.join(lines) + (
+        f'\n\nOne-sided / central std, layers 1-2: {h} (h) and {w} (w).')
+
+
 # ----------------------------------------------------------------- summaries
 def _mean_std(values: Sequence[float]) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -398,20 +467,16 @@ def summarise_sweep(results: List[Dict]) -> Dict:
 
 
 def s_lambda_from_sweep(points: Dict[str, List[Dict]]) -> Optional[float]:
-    """The lambda whose GMACs should match the 32 px human model's:
-    log-linear interpolation between the two sweep points around it."""
+    """DynOPool-S's lambda: the swept lambda whose mean GMACs are closest
+    (in ratio) to the 32 px human model's. Not an interpolation: final
+    GMACs vary by tens of per cent between seeds at one lambda, so only
+    a measured point is trusted."""
     human = next((p for p in points['human'] if p['resolution'] == 32), None)
     dyn = [p for p in points['dynopool'] if p['loss_weight'] > 0]
     if human is None or not dyn:
         return None
-    target = human['gmacs']
-    for a, b in zip(dyn, dyn[1:]):
-        if (a['gmacs'] - target) * (b['gmacs'] - target) <= 0:
-            t = (a['gmacs'] - target) / (a['gmacs'] - b['gmacs'] or 1.0)
-            la, lb = math.log(a['loss_weight']), math.log(b['loss_weight'])
-            return math.exp(la + t * (lb - la))
-    # Outside the sweep: the nearest end.
-    return min(dyn, key=lambda p: abs(p['gmacs'] - target))['loss_weight']
+    return min(dyn, key=lambda p: abs(math.log(p['gmacs'] / human['gmacs'])))[
+        'loss_weight']
 
 
 def summarise_s(results: List[Dict]) -> Dict:
@@ -464,6 +529,7 @@ def plot_trajectories(results: List[Dict], out_file: str) -> str:
                             alpha=0.6, lw=1)
             ax.set_title(f'{dataset}, resizing layer {layer + 1}',
                          fontsize=9)
+            ax.set_yscale('log')
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel('iteration')
@@ -535,8 +601,8 @@ def run_toy_studies(work_dir: str,
         sweep_seeds (int): Seeds per sweep point. Default: 3.
         epochs (int, optional): Override the configs' schedule (tests).
         jobs (int): Runs in parallel. Default: 1.
-        s_lambda (float, optional): DynOPool-S's lambda; by default
-            interpolated from the sweep (which then runs first).
+        s_lambda (float, optional): DynOPool-S's lambda; by default the
+            sweep's closest to the human cost (the sweep then runs first).
         cfg_options (dict, optional): Merged into every run's config.
 
     Returns:
@@ -576,11 +642,15 @@ def run_toy_studies(work_dir: str,
         summary['dynopool_s'] = summarise_s(results)
     if 'control' in studies:
         summary['control'] = summarise_control(results)
+        summary['gradient_noise'] = alpha_gradient_noise('stretch-v')
     parts = ['# Toy studies (slim VGG-11 on the shipped digits)\n']
     if 'control' in summary:
         parts += ['## Control: stretch-V vs its transpose, both derivative '
                   'conventions\n', summary['control']['table'],
-                  '\n![alpha trajectories](toy_trajectories.png)\n']
+                  '\n![alpha trajectories](toy_trajectories.png)\n',
+                  '### Alpha-gradient noise at initialisation (stretch-V, '
+                  '8 batches of 64, same weights)\n',
+                  summarise_noise(summary['gradient_noise']), '']
         plot_trajectories(results, osp.join(work_dir,
                                             'toy_trajectories.png'))
     if 'sweep' in summary:

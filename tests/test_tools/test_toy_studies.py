@@ -1,7 +1,6 @@
 """tools/repro/toy_studies.py and mmdynopool.analysis.toy_study."""
 import importlib.util
 import json
-import math
 import os.path as osp
 
 import pytest
@@ -122,10 +121,11 @@ def test_sweep_summary_monotone_pull_and_s_lambda():
     assert out['monotone'] is True
     assert out['pull_vs_zero'] == pytest.approx(0.5)
     assert 'ends 50.0 % below lambda = 0' in out['table']
-    # The human 32 px cost 1.5e-3 lies halfway between x1 (2e-3) and x4
-    # (1e-3): log-linear interpolation gives exp(mean(log 0.05, log 0.2)).
-    assert ts.s_lambda_from_sweep(out['points']) == pytest.approx(
-        math.sqrt(0.05 * 0.2))
+    # The human 32 px cost 1.5e-3: x1 (2e-3, ratio 1.33) is closer than x4
+    # (1e-3, ratio 1.5), so DynOPool-S takes x1's lambda, 0.05.
+    assert ts.s_lambda_from_sweep(out['points']) == pytest.approx(0.05)
+    out['points']['human'][-1]['gmacs'] = 1.1e-3  # now x4 is closer
+    assert ts.s_lambda_from_sweep(out['points']) == pytest.approx(0.2)
     bumpy = ts.summarise_sweep(sweep_results(
         {0.0: 4e-3, 1.0: 4.2e-3, 4.0: 2e-3}, {32: 1e-3}))
     assert bumpy['monotone'] is False
