@@ -230,7 +230,7 @@ def _run_all(plan, work_dir, epochs, cfg_options, jobs) -> List[Dict]:
     return results
 
 
-def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 8,
+def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 32,
                          seed: int = 0) -> Dict[str, Dict]:
     """Per-batch alpha gradients at initialisation under both conventions.
 
@@ -245,14 +245,14 @@ def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 8,
     """
     import torch
     from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
+    from mmengine.runner import Runner, set_random_seed
     from mmpretrain.registry import MODELS
 
     from ..models.layers import DynOPool2d
     cfg = build_run_cfg(dict(study='control', dataset=dataset,
                              model='central', seed=seed))
     init_default_scope('mmpretrain')
-    torch.manual_seed(seed)
+    set_random_seed(seed)  # python, numpy (the random crops) and torch
     model = MODELS.build(cfg.model)
     model.train()
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
@@ -407,11 +407,16 @@ def _sweep_points(results: List[Dict]) -> Dict[str, List[Dict]]:
     for f in LAMBDA_FACTORS:
         runs = _by(results, model='central', lambda_factor=f, count='batch',
                    **sweep)
+        bad = _by(results, True, model='central', lambda_factor=f,
+                  count='batch', **sweep)
         if runs:
-            points['dynopool'].append(_point(runs, lambda_factor=f))
+            points['dynopool'].append(
+                _point(runs, lambda_factor=f, diverged=len(bad)))
     runs = _by(results, model='central', count='image', **sweep)
+    bad = _by(results, True, model='central', count='image', **sweep)
     if runs:
-        points['image_count'].append(_point(runs, lambda_factor=1.0))
+        points['image_count'].append(
+            _point(runs, lambda_factor=1.0, diverged=len(bad)))
     for res in RESOLUTIONS:
         runs = _by(results, model='human', resolution=res, **sweep)
         if runs:
@@ -433,18 +438,18 @@ def _point(runs: List[Dict], **key) -> Dict:
 def summarise_sweep(results: List[Dict]) -> Dict:
     pts = _sweep_points(results)
     lines = ['| model | lambda (x config) | GMACs loss count | MMACs | '
-             'top-1 (%) | seeds |', '|---|---|---|---|---|---|']
+             'top-1 (%) | seeds (diverged) |', '|---|---|---|---|---|---|']
     for p in pts['dynopool']:
         lines.append(f'| DynOPool | {p["loss_weight"]:.4g} '
                      f'(x{p["lambda_factor"]:g}) | batch | '
                      f'{p["gmacs"] * 1e3:.3f} ± {p["gmacs_std"] * 1e3:.3f} | '
                      f'{p["value"]:.2f} ± {p["value_std"]:.2f} | '
-                     f'{p["seeds"]} |')
+                     f'{p["seeds"]} ({p["diverged"]}) |')
     for p in pts['image_count']:
         lines.append(f'| DynOPool | {p["loss_weight"]:.4g} (x1) | image | '
                      f'{p["gmacs"] * 1e3:.3f} ± {p["gmacs_std"] * 1e3:.3f} | '
                      f'{p["value"]:.2f} ± {p["value_std"]:.2f} | '
-                     f'{p["seeds"]} |')
+                     f'{p["seeds"]} ({p["diverged"]}) |')
     for p in pts['human']:
         lines.append(f'| human at {p["resolution"]} px | | | '
                      f'{p["gmacs"] * 1e3:.3f} ± {p["gmacs_std"] * 1e3:.3f} | '
@@ -461,7 +466,8 @@ def summarise_sweep(results: List[Dict]) -> Dict:
     text = '\n'.join(lines) + (
         f'\n\nMean GMACs fall monotonically with lambda: {monotone}. '
         + ('' if pull is None else
-           f'The config lambda ends {100 * pull:.1f} % below lambda = 0.'))
+           f'The config lambda ends {100 * abs(pull):.1f} % '
+           f'{"below" if pull >= 0 else "above"} lambda = 0 in mean GMACs.'))
     return dict(table=text, points=pts, monotone=monotone,
                 pull_vs_zero=pull)
 
@@ -649,7 +655,7 @@ def run_toy_studies(work_dir: str,
                   'conventions\n', summary['control']['table'],
                   '\n![alpha trajectories](toy_trajectories.png)\n',
                   '### Alpha-gradient noise at initialisation (stretch-V, '
-                  '8 batches of 64, same weights)\n',
+                  '32 batches of 64, same weights)\n',
                   summarise_noise(summary['gradient_noise']), '']
         plot_trajectories(results, osp.join(work_dir,
                                             'toy_trajectories.png'))

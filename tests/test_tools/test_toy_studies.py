@@ -120,7 +120,7 @@ def test_sweep_summary_monotone_pull_and_s_lambda():
     out = ts.summarise_sweep(results)
     assert out['monotone'] is True
     assert out['pull_vs_zero'] == pytest.approx(0.5)
-    assert 'ends 50.0 % below lambda = 0' in out['table']
+    assert 'ends 50.0 % below lambda = 0 in mean GMACs' in out['table']
     # The human 32 px cost 1.5e-3: x1 (2e-3, ratio 1.33) is closer than x4
     # (1e-3, ratio 1.5), so DynOPool-S takes x1's lambda, 0.05.
     assert ts.s_lambda_from_sweep(out['points']) == pytest.approx(0.05)
