@@ -76,3 +76,73 @@ def test_human_gmacs_match_the_paper(name, size, paper):
     gmacs = sum(count_macs(model, x,
                            lambda t: model(t, mode='tensor')).values()) / 1e9
     assert gmacs == pytest.approx(paper, rel=0.04)
+
+
+SUB_CONFIGS = [p for p in CONFIGS
+               if osp.dirname(osp.relpath(p, ROOT)) != 'configs']
+
+
+def _registry_for(path: str):
+    """The root registry the Runner (or the parent's builder) uses for the
+    typed dict at ``path`` (dotted keys)."""
+    from mmengine import registry as R
+    last = path.split('.')[-1].split('[')[0]
+    table = [('model', R.MODELS), ('data_preprocessor', R.MODELS),
+             ('pipeline', R.TRANSFORMS), ('dataset', R.DATASETS),
+             ('sampler', R.DATA_SAMPLERS), ('evaluator', R.METRICS),
+             ('hooks', R.HOOKS), ('vis_backends', R.VISBACKENDS),
+             ('visualizer', R.VISUALIZERS), ('param_scheduler',
+                                             R.PARAM_SCHEDULERS),
+             ('optimizer', R.OPTIMIZERS), ('optim_wrapper', R.OPTIM_WRAPPERS),
+             ('_cfg', R.LOOPS), ('log_processor', R.LOG_PROCESSORS)]
+    for key, reg in table:
+        if key in path.split('.')[0] or key == last or last.endswith(key):
+            return reg
+    for key, reg in table:
+        if key in path:
+            return reg
+    return None
+
+
+def _typed_dicts(x, path, scope, out):
+    if isinstance(x, dict):
+        scope = x.get('_scope_', scope)
+        if isinstance(x.get('type'), str):
+            out.append((path, x['type'], scope))
+            if path.split('.')[0] == 'model' and path != 'model':
+                return  # built by the model under its own scope
+        for k, v in x.items():
+            _typed_dicts(v, f'{path}.{k}' if path else k, scope, out)
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            _typed_dicts(v, f'{path}[{i}]', scope, out)
+
+
+@pytest.mark.parametrize('path', SUB_CONFIGS,
+                         ids=[osp.relpath(p, ROOT) for p in SUB_CONFIGS])
+def test_every_config_inherits_through_package_scope(path, tmp_path):
+    """A user's `_base_ = 'mmdynopool::<config>'`: every typed dict must
+    resolve in the registry the Runner builds it from, under the scope
+    mmengine gives it (an inherited dict without `_scope_` gets
+    'mmdynopool', which has no registry of its own)."""
+    import mmdynopool  # noqa: F401  (mmengine's package table)
+    rel = osp.relpath(path, osp.join(ROOT, 'configs'))
+    mine = tmp_path / 'mine.py'
+    mine.write_text(f"_base_ = 'mmdynopool::{rel}'\n")
+    cfg = Config.fromfile(str(mine))
+    found = []
+    _typed_dicts(cfg._cfg_dict.to_dict(), '', cfg.get('default_scope'),
+                 found)
+    assert found
+    missing = []
+    for where, type_name, scope in found:
+        if where.startswith(('model.', 'data_preprocessor')) or \
+                '_cfg' in where.split('.')[0] and where.split('.')[0] not in (
+                    'train_cfg', 'val_cfg', 'test_cfg'):
+            continue
+        registry = _registry_for(where)
+        assert registry is not None, where
+        with registry.switch_scope_and_registry(scope) as reg:
+            if reg.get(type_name) is None:
+                missing.append(f'{where}: {type_name} (scope {scope})')
+    assert not missing, missing

