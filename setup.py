@@ -80,7 +80,9 @@ if __name__ == '__main__':
         extras_require={
             'tests': parse_requirements('tests.txt'),
             'demo': parse_requirements('demo.txt'),
+            'tensorboard': parse_requirements('tensorboard.txt'),
             'all': parse_requirements('tests.txt') +
-            parse_requirements('demo.txt'),
+            parse_requirements('demo.txt') +
+            parse_requirements('tensorboard.txt'),
         },
         zip_safe=False)

@@ -63,7 +63,8 @@ def run_experiment(cfg: Config,
                    work_dir: str,
                    input_size: Sequence[int],
                    metric: Optional[str] = None,
-                   extra: Optional[Dict] = None) -> Dict:
+                   extra: Optional[Dict] = None,
+                   hooks: Sequence[Hook] = ()) -> Dict:
     """Train ``cfg`` in ``work_dir`` and measure it (or read the result of a
     finished run).
 
@@ -77,6 +78,8 @@ def run_experiment(cfg: Config,
         metric (str, optional): Val metric key. Default: the first of
             :data:`METRIC_KEYS` found.
         extra (dict, optional): Copied into the result (e.g. lambda, seed).
+        hooks (Sequence[Hook]): Extra hook instances for the runner (e.g. a
+            progress display).
 
     Returns:
         dict: ``metric`` (key), ``value``, ``metrics`` (all val metrics),
@@ -103,6 +106,8 @@ def run_experiment(cfg: Config,
     runner = Runner.from_cfg(cfg)
     catcher = _LastValMetrics()
     runner.register_hook(catcher)
+    for hook in hooks:
+        runner.register_hook(hook)
     runner.train()
     metrics = catcher.metrics
     if metrics is None or catcher.iter != runner.iter:

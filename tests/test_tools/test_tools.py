@@ -123,3 +123,29 @@ def test_analysis_tools(tmp_path):
     cfg = Config.fromfile(fixed)
     assert cfg.model.backbone.dynopool_cfg == dict(fixed=True)
     assert len(cfg.model.backbone.init_scales) == 5
+
+
+@pytest.mark.slow
+def test_demo_compares_and_repeats(tmp_path, capsys):
+    """tools/demo.py: human and DynOPool on the same budget, one table; a
+    second fresh run gives the same numbers."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'demo_tool', osp.join(ROOT, 'tools', 'demo.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    outs = [demo.main(['--work-dir', str(tmp_path / f'run{i}'), '--iters',
+                       '4']) for i in range(2)]
+    a, b = (o['rows'] for o in outs)
+    assert [r['model'] for r in a] == ['human', 'DynOPool']
+    # 96x96 crop: the human HRNet's stem /4 and streams /4, /8, /16, /32.
+    assert a[0]['resolutions'][1:] == [[24, 24], [24, 24], [12, 12],
+                                       [6, 6], [3, 3]]
+    assert [(r['value'], r['gmacs'], r['resolutions']) for r in a] == [
+        (r['value'], r['gmacs'], r['resolutions']) for r in b]
+    printed = capsys.readouterr().out
+    assert outs[1]['table'] in printed and '| human |' in printed
+    with open(outs[0]['report']) as f:
+        assert f.read().strip() == outs[0]['table']
+    with pytest.raises(SystemExit):
+        demo.main(['--iters', '0'])

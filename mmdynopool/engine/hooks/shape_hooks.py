@@ -21,14 +21,15 @@ class ShapeLoggingHook(Hook):
     """Log every resizing layer's scale and the per-stage feature-map sizes.
 
     Every ``interval`` training iterations the scales go to the logger and,
-    as scalars ``scale/<layer>/h|w`` and ``size/<i>/h|w``, to the runner's
+    as scalars ``scale/<layer>/h|w`` and ``size/<layer>/h|w`` (the output
+    size of every resizing layer of the backbone), to the runner's
     visualizer backends (TensorBoard when configured and installed).
 
     Args:
         interval (int): Iterations between logs. Default: 50.
         input_size (Sequence[int], optional): ``(H, W)`` at which to report
-            the backbone's output sizes (one extra batch-1 forward of the
-            backbone per log). Default: None (scales only).
+            every resizing layer's output size (one extra batch-1 forward of
+            the backbone per log). Default: None (scales only).
     """
 
     priority = 'LOW'
@@ -68,11 +69,16 @@ class ShapeLoggingHook(Hook):
             parts.append(f'{name}=({r_h:.3f},{r_w:.3f})')
         if self.input_size is not None:
             backbone = getattr(model, 'backbone', model)
-            sizes = resizing_report(backbone, self.input_size)['outputs']
-            for i, (h, w) in enumerate(sizes):
-                scalars[f'size/{i}/h'] = h
-                scalars[f'size/{i}/w'] = w
-            parts.append('sizes=' + ' '.join(f'{h}x{w}' for h, w in sizes))
+            # Every resizing layer's output at its first call (a shared
+            # HRNet stream pool: the size of its stream), in call order.
+            sizes = {}
+            for row in resizing_report(backbone, self.input_size)['layers']:
+                sizes.setdefault(row['name'], row['out'])
+            for name, (h, w) in sizes.items():
+                scalars[f'size/{name}/h'] = h
+                scalars[f'size/{name}/w'] = w
+            parts.append('sizes=' + ' '.join(f'{h}x{w}'
+                                             for h, w in sizes.values()))
         if scalars:
             runner.logger.info('shapes: ' + ', '.join(parts))
             runner.visualizer.add_scalars(scalars, step=step)
