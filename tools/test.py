@@ -3,9 +3,11 @@
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE]
         [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 
-The checkpoint named here is loaded with ``weights_only`` kept on and
-mmengine's checkpoint classes allow-listed
-(``mmdynopool.utils.allow_mmengine_checkpoints``).
+The checkpoint named here is loaded strictly: ``weights_only`` kept on
+(mmengine's checkpoint classes allow-listed), every key of the model present
+in it with the same shape and none left over, alpha included
+(``mmdynopool.utils.load_strict``). A checkpoint of another architecture is
+an error, not a randomly initialised evaluation.
 """
 import argparse
 import os
@@ -13,7 +15,9 @@ import os
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from mmdynopool.utils import allow_mmengine_checkpoints, load_config
+from mmengine.model import is_model_wrapper
+
+from mmdynopool.utils import load_config, load_strict
 
 
 def parse_args():
@@ -43,14 +47,16 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_config(args)
-    cfg.load_from = args.checkpoint
+    cfg.load_from = None  # loaded strictly below
     # Hooks that only act while training are not needed here.
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', [])
         if h.get('type') not in ('GMACsLossHook', 'ShapeAdaptorHook')
     ]
-    allow_mmengine_checkpoints()
     runner = Runner.from_cfg(cfg)
+    model = runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
+    load_strict(model, args.checkpoint)
     metrics = runner.test()
     if args.out:
         from mmengine.fileio import dump

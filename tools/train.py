@@ -13,7 +13,8 @@ import os
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from mmdynopool.utils import allow_mmengine_checkpoints, load_config
+from mmdynopool.utils import (allow_mmengine_checkpoints, load_config,
+                              newest_loadable_checkpoint, read_checkpoint)
 
 
 def parse_args():
@@ -52,13 +53,17 @@ def main():
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
     # The user names the checkpoints to resume or load: allow mmengine's
     # classes under torch's weights_only loading.
     allow_mmengine_checkpoints()
+    if args.resume == 'auto':
+        # The newest checkpoint that can be read (a killed job may have cut
+        # the last one off; it is skipped with a warning).
+        path = newest_loadable_checkpoint(cfg.work_dir)
+        cfg.resume, cfg.load_from = path is not None, path
+    elif args.resume is not None:
+        read_checkpoint(args.resume)  # a clear error naming the file
+        cfg.resume, cfg.load_from = True, args.resume
     runner = Runner.from_cfg(cfg)
     runner.train()
 

@@ -1,8 +1,11 @@
+from .checkpoint import (load_strict, newest_loadable_checkpoint,
+                         read_checkpoint)
 from .model import build_model_from_cfg
 from .runtime import (allow_mmengine_checkpoints, config_path, load_config,
                       setup_distributed)
 
 __all__ = [
     'setup_distributed', 'allow_mmengine_checkpoints', 'load_config',
-    'build_model_from_cfg', 'config_path'
+    'build_model_from_cfg', 'config_path', 'read_checkpoint', 'load_strict',
+    'newest_loadable_checkpoint'
 ]

@@ -58,6 +58,14 @@ def load_config(args):
 
 def setup_distributed(cfg, launcher: str) -> None:
     """Prepare ``cfg`` (in place) and the process for ``launcher``."""
+    if launcher == 'pytorch' and not dist.is_initialized():
+        missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR',
+                               'MASTER_PORT') if k not in os.environ]
+        if missing:
+            raise ValueError(
+                f'--launcher pytorch needs the environment torchrun sets '
+                f'({", ".join(missing)} missing): start it with '
+                'tools/dist_train.sh / torchrun, or use --launcher none')
     cfg.launcher = launcher
     if torch.cuda.is_available():
         return

@@ -50,14 +50,38 @@ def test_train_then_test_with_ours_and_mmsegs_tool(digits_root, tmp_path):
     with open(metrics) as f:
         assert 0 <= json.load(f)['mIoU'] <= 100
 
-    # mmseg's own test tool, trusting the checkpoint we just wrote.
+    # mmseg's own test tool, weights_only on (custom_imports imports
+    # mmdynopool, which allow-lists mmengine's checkpoint globals).
     mmseg_test = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools',
                           'test.py')
     out = run([sys.executable, mmseg_test, DEMO, ckpt, '--work-dir',
                str(tmp_path / 'mmseg_test'), '--cfg-options',
-               *data_options(digits_root, 3)],
-              TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1')
+               *data_options(digits_root, 3)])
     assert 'mIoU' in out
+
+    # A truncated newest checkpoint: --resume falls back to the older one.
+    with open(ckpt, 'rb') as f:
+        good = f.read()
+    older = osp.join(work, 'iter_2.pth')
+    with open(older, 'wb') as f:
+        f.write(good)
+    os.utime(older, (1, 1))  # older by mtime
+    with open(ckpt, 'wb') as f:
+        f.write(good[:len(good) // 3])
+    out = run([sys.executable, 'tools/train.py', DEMO, '--work-dir', work,
+               '--resume', '--cfg-options', *data_options(digits_root, 4)])
+    assert f'skipping checkpoint {ckpt!r} cannot be read' in out
+    assert f'Load checkpoint from {older}' in out or 'resumed' in out.lower()
+
+    # Our test tool refuses a checkpoint of another architecture.
+    human = osp.join(ROOT, 'configs', 'demo', 'hrnet_human_digits.py')
+    proc = subprocess.run(
+        [sys.executable, 'tools/test.py', human, older, '--cfg-options',
+         *data_options(digits_root, 3)], cwd=ROOT, capture_output=True,
+        text=True, timeout=600, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.returncode != 0
+    assert 'does not fit the model of this config' in proc.stderr
+    assert 'unexpected keys: backbone.stem_pool.alpha' in proc.stderr
 
 
 HOOK = '''
@@ -138,8 +162,8 @@ def test_demo_compares_and_repeats(tmp_path, capsys):
                        '4']) for i in range(2)]
     a, b = (o['rows'] for o in outs)
     assert [r['model'] for r in a] == ['human', 'DynOPool']
-    # 96x96 crop: the human HRNet's stem /4 and streams /4, /8, /16, /32.
-    assert a[0]['resolutions'][1:] == [[24, 24], [24, 24], [12, 12],
+    # 96x96 crop, human HRNet: stem conv1 /2, then streams /4 ... /32.
+    assert a[0]['resolutions'][1:] == [[48, 48], [24, 24], [12, 12],
                                        [6, 6], [3, 3]]
     assert [(r['value'], r['gmacs'], r['resolutions']) for r in a] == [
         (r['value'], r['gmacs'], r['resolutions']) for r in b]

@@ -21,6 +21,8 @@ def main():
     parser.add_argument('--shape', type=int, nargs=2, required=True,
                         metavar=('H', 'W'), help='input size')
     args = parser.parse_args()
+    if min(args.shape) < 1:
+        parser.error(f'--shape must be two integers >= 1, got {args.shape}')
     cfg, model = build_model_from_cfg(args.config, args.checkpoint)
     report = complexity_report(model, args.shape,
                                forward=lambda t: model(t, mode='tensor'))

@@ -1,0 +1,106 @@
+"""Reading checkpoints the user names: strictly, safely, with the file named.
+
+* :func:`read_checkpoint` loads with ``weights_only=True`` (mmengine's
+  globals allow-listed) and turns torch's many ways of failing on a
+  truncated, empty or foreign file into one ``ValueError`` that names the
+  file, without torch's advice to turn ``weights_only`` off.
+* :func:`load_strict` loads a state dict into a model and refuses missing,
+  unexpected or mis-shaped keys (alpha included), which mmengine's loader
+  only warns about: a checkpoint of another architecture would otherwise
+  evaluate a randomly initialised model.
+* :func:`newest_loadable_checkpoint` is what ``--resume`` resumes from: the
+  newest checkpoint in a work dir that can be read, skipping (with a
+  warning) any that was cut off by a killed job.
+"""
+import glob
+import os.path as osp
+import re
+import warnings
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+
+__all__ = ['read_checkpoint', 'load_strict', 'newest_loadable_checkpoint']
+
+
+def read_checkpoint(path: str) -> Dict:
+    """The checkpoint at ``path`` as a dict (``weights_only=True``)."""
+    from .runtime import allow_mmengine_checkpoints
+    if not isinstance(path, str) or not osp.isfile(path):
+        raise ValueError(f'checkpoint {path!r} is not a file')
+    allow_mmengine_checkpoints()
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # truncated, empty, random bytes, unsafe globals
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        if 'weights_only' in str(e) or 'Unsupported global' in str(e):
+            why = ('it holds objects outside the allow-list of mmengine '
+                   'checkpoint types, so it was not loaded (this tool never '
+                   'turns weights_only off)')
+        else:
+            why = (f'it is truncated, empty or not a PyTorch checkpoint '
+                   f'({type(e).__name__}: {first[:200]})')
+        raise ValueError(f'checkpoint {path!r} cannot be read: {why}') \
+            from None
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'checkpoint {path!r} holds a '
+                         f'{type(ckpt).__name__}, not a dict')
+    return ckpt
+
+
+def load_strict(model: nn.Module, path: str) -> None:
+    """Load ``path``'s ``state_dict`` into ``model``; every key must match
+    in name and shape (missing, unexpected or mis-shaped keys are a
+    ``ValueError`` listing them)."""
+    ckpt = read_checkpoint(path)
+    state = ckpt.get('state_dict', ckpt)
+    if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f'checkpoint {path!r} has no state_dict of tensors')
+    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f'{k}: checkpoint {tuple(state[k].shape)}, model '
+                    f'{tuple(own[k].shape)}' for k in set(own) & set(state)
+                    if state[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+
+        def few(items):
+            return ', '.join(items[:5]) + (f' (+{len(items) - 5} more)'
+                                           if len(items) > 5 else '')
+
+        parts = [f'{name} keys: {few(items)}' for name, items in (
+            ('missing', missing), ('unexpected', unexpected),
+            ('mis-shaped', shapes)) if items]
+        raise ValueError(f'checkpoint {path!r} does not fit the model of '
+                         'this config (another architecture?): ' +
+                         '; '.join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def newest_loadable_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest ``*.pth`` in ``work_dir`` that :func:`read_checkpoint`
+    can read (mmengine's ``last_checkpoint`` first), or ``None``."""
+    candidates = []
+    last = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(last):
+        with open(last) as f:
+            named = f.read().strip()
+        if named:
+            candidates.append(named)
+    candidates += sorted(glob.glob(osp.join(work_dir, '*.pth')),
+                         key=osp.getmtime, reverse=True)
+    seen = set()
+    for path in candidates:
+        if path in seen or not osp.isfile(path):
+            continue
+        seen.add(path)
+        try:
+            read_checkpoint(path)
+        except ValueError as e:
+            warnings.warn(f'--resume: skipping {e}')
+            continue
+        return path
+    return None
