@@ -36,6 +36,7 @@ def test_downstream_inheritance(base, tmp_path):
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports.imports == ['mmdynopool']
+    assert cfg.randomness.seed is not None  # the same config, the same run
     # Nothing may download at run time.
     assert cfg.model.get('pretrained') is None
     assert 'open-mmlab://' not in cfg.pretty_text

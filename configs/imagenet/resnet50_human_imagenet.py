@@ -5,3 +5,5 @@ _base_ = [
     'mmpretrain::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdynopool'], allow_failed_imports=False)
+# Seeded (python, numpy, torch): the same config gives the same run.
+randomness = dict(seed=0)

@@ -31,3 +31,5 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=1))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
+# Seeded (python, numpy, torch): the same config gives the same run.
+randomness = dict(seed=0)

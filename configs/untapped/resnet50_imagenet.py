@@ -4,3 +4,5 @@
 # resnet50_8xb32_in1k_20210831-ea4938fc.pth, to tools/analysis/oracle.py.
 _base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
 custom_imports = dict(imports=['mmdynopool'], allow_failed_imports=False)
+# Seeded (python, numpy, torch): the same config gives the same run.
+randomness = dict(seed=0)

@@ -31,3 +31,5 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False,
                     interval=10 * iters_per_epoch, max_keep_ckpts=3))
+# Seeded (python, numpy, torch): the same config gives the same run.
+randomness = dict(seed=0)
