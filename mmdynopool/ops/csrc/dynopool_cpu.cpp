@@ -37,12 +37,16 @@ struct AxisTables {
   std::vector<int64_t> g0, g1, d_lo, d_hi;
   std::vector<T> gw;
   std::vector<double> mult;
+  // 1 where (d_lo, d_hi) == (g0, g1): the derivative's pixels are the
+  // interpolation's, so four shared corner values serve both axes (every
+  // one-sided query, every central one off a pixel centre).
+  std::vector<uint8_t> same;
 
   AxisTables(int64_t n_in, int64_t n_out, bool central) {
     const int64_t q = 2 * n_out;
     i0.resize(q); i1.resize(q); w1.resize(q);
     g0.resize(q); g1.resize(q); d_lo.resize(q); d_hi.resize(q);
-    gw.resize(q); mult.resize(q);
+    gw.resize(q); mult.resize(q); same.resize(q);
     const T scale = static_cast<T>(n_in) / static_cast<T>(q);
     const int64_t last = n_in - 1;
     for (int64_t k = 0; k < q; ++k) {
@@ -91,6 +95,7 @@ struct AxisTables {
         d_hi[k] = g1[k];
         mult[k] = clip * dgdn;
       }
+      same[k] = d_lo[k] == g0[k] && d_hi[k] == g1[k];
     }
   }
 };
@@ -171,19 +176,33 @@ void backward_impl(const T* x, const T* gout, const uint8_t* code,
             gp[r1 + c1] += g * wy1 * wx1;
           }
           if (need_size) {
-            // d/dy: rows d_lo / d_hi, each interpolated along x at g0..g1.
             const T wx = tx.gw[l], wy = ty.gw[k];
             const int64_t xa = tx.g0[l], xb = tx.g1[l];
-            const T* ylo = xp + ty.d_lo[k] * W;
-            const T* yhi = xp + ty.d_hi[k] * W;
-            const T dy = (1 - wx) * (yhi[xa] - ylo[xa]) +
-                         wx * (yhi[xb] - ylo[xb]);
-            // d/dx: columns d_lo / d_hi, each interpolated along y.
-            const int64_t xlo = tx.d_lo[l], xhi = tx.d_hi[l];
-            const T* ra = xp + ty.g0[k] * W;
-            const T* rb = xp + ty.g1[k] * W;
-            const T dx = (1 - wy) * (ra[xhi] - ra[xlo]) +
-                         wy * (rb[xhi] - rb[xlo]);
+            T dy, dx;
+            if (ty.same[k] && tx.same[l]) {
+              // Four corners shared by both axes' derivatives.
+              const T* r0 = xp + ty.g0[k] * W;
+              const T* r1 = xp + ty.g1[k] * W;
+              const T v00 = r0[xa], v01 = r0[xb], v10 = r1[xa],
+                      v11 = r1[xb];
+              dy = (1 - wx) * (v10 - v00) + wx * (v11 - v01);
+              dx = (1 - wy) * (v01 - v00) + wy * (v11 - v10);
+            } else {
+              // d/dy: rows d_lo / d_hi, interpolated along x at g0..g1;
+              // d/dx: columns d_lo / d_hi, interpolated along y. Terms of
+              // zero weight (a pixel-aligned other axis) are not loaded.
+              const T* ylo = xp + ty.d_lo[k] * W;
+              const T* yhi = xp + ty.d_hi[k] * W;
+              dy = (1 - wx) * (yhi[xa] - ylo[xa]);
+              if (wx != 0) dy += wx * (yhi[xb] - ylo[xb]);
+              const int64_t xlo = tx.d_lo[l], xhi = tx.d_hi[l];
+              const T* ra = xp + ty.g0[k] * W;
+              dx = (1 - wy) * (ra[xhi] - ra[xlo]);
+              if (wy != 0) {
+                const T* rb = xp + ty.g1[k] * W;
+                dx += wy * (rb[xhi] - rb[xlo]);
+              }
+            }
             acc_h += static_cast<double>(g * dy) * ty.mult[k];
             acc_w += static_cast<double>(g * dx) * tx.mult[l];
           }
