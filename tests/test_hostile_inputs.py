@@ -86,8 +86,9 @@ case('input not a tensor', lambda: dynopool2d([[1.0]], torch.tensor([2., 2.])),
      TypeError, 'input')
 case('alpha not a tensor', lambda: dynopool2d(X, [2., 2.]), TypeError,
      'alpha')
-case('mode in function', lambda: dynopool2d(X, torch.tensor([2., 2.]),
-                                           'sum'), ValueError, 'mode')
+case('mode in function',
+     lambda: dynopool2d(X, torch.tensor([2., 2.]), 'sum'), ValueError,
+     'mode')
 case('position_grad in function',
      lambda: dynopool2d(X, torch.tensor([2., 2.]), 'max', 'left'),
      ValueError, 'position_grad')

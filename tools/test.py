@@ -13,9 +13,8 @@ import argparse
 import os
 
 from mmengine.config import DictAction
-from mmengine.runner import Runner
-
 from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
 
 from mmdynopool.utils import load_config, load_strict
 

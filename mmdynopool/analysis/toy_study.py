@@ -159,6 +159,7 @@ def _run_one(task):
     import torch
 
     import mmdynopool  # noqa: F401  (registrations)
+
     from .sweep import run_experiment
     spec, work_dir, epochs, cfg_options, threads = task
     torch.set_num_threads(threads)

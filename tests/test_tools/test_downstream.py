@@ -13,10 +13,9 @@ import subprocess
 import sys
 import sysconfig
 
-import pytest
-
 import mmpretrain
 import mmseg
+import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG_TOOLS = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools')

@@ -166,7 +166,8 @@ class DynOPoolVGG(FreezeResizersMixin, VGG):
                             kwargs.get('num_stages', 5))
         super().__init__(depth, *args, **kwargs)
         features = getattr(self, self.module_name)
-        idx = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
+        idx = [i for i, m in enumerate(features)
+               if isinstance(m, nn.MaxPool2d)]
         scales = parse_init_scales(init_scales, len(idx), 'one per max-pool')
         for i, pool in zip(idx, build_pools(scales, dynopool_cfg)):
             features[i] = pool  # inside its stage: frozen with it
