@@ -42,7 +42,11 @@ MODELS = {
     'one_sided': ('dynopool', {
         'model.backbone.dynopool_cfg': dict(position_grad='one_sided')
     }),
+    # 'central' at 4x the config's lambda (the pairs DynOPool-S factor):
+    # the control where the GMACs loss holds the alphas back.
+    'central_x4': ('dynopool', {}),
 }
+CONTROL_MODELS = ('human', 'central', 'one_sided', 'central_x4')
 LAMBDA_FACTORS = (0.0, 1.0, 4.0, 16.0, 64.0)
 RESOLUTIONS = (24, 28, 32, 40)
 SWEEP_DATASET = 'pairs'
@@ -69,8 +73,10 @@ def toy_study_plan(studies: Sequence[str] = STUDIES,
     plan = []
     if 'control' in studies:
         for dataset in ('stretch-v', 'stretch-h'):
-            for model in ('human', 'central', 'one_sided'):
-                plan += [_spec('control', dataset, model, s)
+            for model in CONTROL_MODELS:
+                extra = dict(lambda_factor=4.0) if model == 'central_x4' \
+                    else {}
+                plan += [_spec('control', dataset, model, s, **extra)
                          for s in range(seeds)]
     if 'sweep' in studies:
         for f in LAMBDA_FACTORS:
@@ -357,7 +363,7 @@ def summarise_control(results: List[Dict]) -> Dict:
     rows, flips = [], {}
     for dataset in ('stretch-v', 'stretch-h'):
         human = _by(results, study='control', dataset=dataset, model='human')
-        for model in ('human', 'central', 'one_sided'):
+        for model in CONTROL_MODELS:
             runs = _by(results, study='control', dataset=dataset, model=model)
             if not runs:
                 continue
@@ -380,10 +386,12 @@ def summarise_control(results: List[Dict]) -> Dict:
             rows.append(dict(dataset=dataset, model=model, seeds=len(runs),
                              diverged=len(bad), top1=acc, mmacs=macs,
                              orientation=orient))
-        for model in ('central', 'one_sided'):
+        for model in CONTROL_MODELS[1:]:
             runs = _by(results, study='control', dataset=dataset, model=model)
             runs += _by(results, failed=True, study='control',
                         dataset=dataset, model=model)
+            if not runs:
+                continue
             flips.setdefault(model, {})[dataset] = {
                 r['seed']: 'diverged' if r.get('failed') else
                 _orientation(r) for r in runs}

@@ -19,14 +19,15 @@ def load_tool():
 
 
 def test_plan_counts():
-    # control: 2 datasets x 3 models x 5 seeds; sweep: 5 lambdas x 3 seeds
+    # control: 2 datasets x 4 models (human, central, one_sided, central at
+    # 4x lambda) x 5 seeds; sweep: 5 lambdas x 3 seeds
     # + 3 count='image' + human (32 px: 5 seeds, 24/28/40 px: 3 each);
     # dynopool_s: 5 seeds (its human baseline is the sweep's 32 px runs).
     plan = ts.toy_study_plan(ts.STUDIES, 5, 3, s_lambda=0.01)
     by_study = {}
     for spec in plan:
         by_study[spec['study']] = by_study.get(spec['study'], 0) + 1
-    assert by_study == dict(control=30, sweep=15 + 3 + 5 + 9, dynopool_s=5)
+    assert by_study == dict(control=40, sweep=15 + 3 + 5 + 9, dynopool_s=5)
     dirs = [ts._run_dir('w', s) for s in plan]
     assert len(set(dirs)) == len(dirs)
     # dynopool_s alone brings its baseline with it.
@@ -168,7 +169,7 @@ def test_toy_studies_tiny_end_to_end(tmp_path):
     runs = {(r['dataset'], r['model'], r['study']): r for r in out['runs']}
     assert sorted(runs) == sorted(
         [(d, m, 'control') for d in ('stretch-v', 'stretch-h')
-         for m in ('human', 'central', 'one_sided')] +
+         for m in ('human', 'central', 'one_sided', 'central_x4')] +
         [('pairs', 'human', 'sweep'), ('pairs', 'central', 'dynopool_s')])
     human = runs['stretch-h', 'human', 'control']
     assert human['resolutions'] == [[32, 32], [16, 16], [8, 8], [4, 4],
