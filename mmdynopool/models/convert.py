@@ -16,7 +16,6 @@ branches always agree on the size. The meeting points come from a
 checkpoint keys untouched. The DynOPools are registered once, in a new
 ``dynopools`` ``ModuleList`` on the model.
 """
-import math
 import operator
 from typing import Dict, List, Sequence, Tuple
 
@@ -85,19 +84,18 @@ def _share_groups(model: nn.Module, names: Sequence[str]) -> List[List[str]]:
     return list(groups.values())
 
 
-def _replaced_size(m: nn.Module, size: Tuple[int, int]) -> Tuple[int, int]:
-    """The size a strided layer's replacement gives at initialisation:
-    DynOPool at ``1 / stride`` (round half up, never below 2), then the layer
-    at stride 1 (a conv, :class:`PooledConv2d`; a pool becomes identity)."""
-    out = []
-    for axis, n in enumerate(size):
-        n = int(math.floor(max(n / stride_of(m)[axis], 1.5) + 0.5))
-        if isinstance(m, nn.Conv2d):
-            k, d = m.kernel_size[axis], m.dilation[axis]
-            p = m.padding[axis] if isinstance(m.padding, tuple) else 0
-            n = n + 2 * p - d * (k - 1)
-        out.append(n)
-    return tuple(out)
+def _changes_size(m: nn.Module) -> bool:
+    """Whether rule B (DynOPool at ``1 / stride``, then the layer at stride
+    1) changes the output size beyond DynOPool's own rounding: a conv whose
+    stride-1 version is not "same"-padded (``2 p != d (k - 1)``), e.g. a
+    patchify conv (kernel == stride, no padding). Pools become identity and
+    never do."""
+    if not isinstance(m, nn.Conv2d):
+        return False
+    if not isinstance(m.padding, tuple):  # 'valid' / 'same' strings
+        return m.padding != 'same'
+    return any(2 * p != d * (k - 1) for p, d, k in zip(
+        m.padding, m.dilation, m.kernel_size))
 
 
 def convert_to_dynopool(model: nn.Module,
@@ -120,12 +118,13 @@ def convert_to_dynopool(model: nn.Module,
         skip (Sequence[str]): Names of strided layers to leave as they are.
 
     Raises:
-        ValueError: if a replacement would change a feature-map size at
-            initialisation on ``example_input``; nothing is changed then.
-            Pass those layers in ``skip``. A patchify conv (kernel ==
-            stride, no padding) always does: 4x4 / s4 on 224 gives 56,
-            DynOPool 0.25 and the 4x4 conv at stride 1 give 56 - 3 = 53.
-            "Same"-padded strided convs and pools keep their sizes.
+        ValueError: for a strided conv that is not "same"-padded at stride
+            1 (``2 padding != dilation (kernel - 1)``): rule B would shrink
+            its output beyond DynOPool's rounding, e.g. a patchify conv
+            (4x4 / s4 on 224 gives 56; DynOPool 0.25 and the 4x4 conv at
+            stride 1 give 56 - 3 = 53). Nothing is changed then; pass such
+            layers in ``skip``. Pools and "same"-padded convs keep their
+            sizes up to DynOPool's round-half-up (odd sizes at r = 0.5).
 
     Returns:
         list[dict]: One row per replaced layer: ``name``, ``type``,
@@ -182,17 +181,17 @@ def convert_to_dynopool(model: nn.Module,
             h.remove()
     changed = []
     for n in names:
-        if n in seen:
-            new_size = _replaced_size(modules[n], seen[n])
-            if new_size != outputs[n]:
-                changed.append(f'{n}: {seen[n]} -> {outputs[n]}, replaced '
-                               f'{new_size}')
+        if n in seen and _changes_size(modules[n]):
+            m = modules[n]
+            changed.append(f'{n}: {type(m).__name__} kernel '
+                           f'{m.kernel_size}, stride {m.stride}, padding '
+                           f'{m.padding}, {seen[n]} -> {outputs[n]}')
     if changed:
         raise ValueError(
-            'DynOPool would change feature-map sizes at initialisation (a '
-            'layer at stride 1 + DynOPool at 1 / stride), so these layers '
-            'were not converted: ' + '; '.join(changed) + '. Leave them '
-            'with skip=[...] (nothing was changed).')
+            'DynOPool would change feature-map sizes (these strided convs '
+            'are not "same"-padded at stride 1, so DynOPool + the conv at '
+            'stride 1 shrinks their output), so nothing was converted: ' +
+            '; '.join(changed) + '. Leave them with skip=[...].')
     for group in groups:
         keys = {(seen.get(n), stride_of(modules[n])) for n in group}
         if len(keys) > 1:

@@ -33,14 +33,18 @@ def read_checkpoint(path: str) -> Dict:
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:  # truncated, empty, random bytes, unsafe globals
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ''
-        if 'weights_only' in str(e) or 'Unsupported global' in str(e):
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        # torch's own reason line; never its advice to drop weights_only.
+        detail = next((line for line in lines
+                       if 'unsupported' in line.lower()), None) or next(
+                           (line for line in lines
+                            if 'weights_only' not in line), '')
+        if 'unsupported global' in detail.lower():
             why = ('it holds objects outside the allow-list of mmengine '
-                   'checkpoint types, so it was not loaded (this tool never '
-                   'turns weights_only off)')
+                   f'checkpoint types ({detail[:200]}), so it was not loaded')
         else:
             why = (f'it is truncated, empty or not a PyTorch checkpoint '
-                   f'({type(e).__name__}: {first[:200]})')
+                   f'({type(e).__name__}: {detail[:200]})')
         raise ValueError(f'checkpoint {path!r} cannot be read: {why}') \
             from None
     if not isinstance(ckpt, dict):

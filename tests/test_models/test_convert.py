@@ -101,10 +101,10 @@ def test_patchify_convs_are_refused_then_skipped():
     model = timm.create_model('convnext_atto', pretrained=False)
     x = torch.zeros(1, 3, 224, 224)
     keys = list(model.state_dict())
-    with pytest.raises(ValueError, match=r'stem\.0: \(224, 224\) -> '
-                       r'\(56, 56\), replaced \(53, 53\); stages\.1\.'
-                       r'downsample\.1: \(56, 56\) -> \(28, 28\), replaced '
-                       r'\(27, 27\).*skip='):
+    with pytest.raises(ValueError, match=r'stem\.0: Conv2d kernel \(4, 4\), '
+                       r'stride \(4, 4\), padding \(0, 0\), \(224, 224\) -> '
+                       r'\(56, 56\); stages\.1\.downsample\.1: Conv2d kernel '
+                       r'\(2, 2\).*skip='):
         convert_to_dynopool(model, example_input=x)
     assert list(model.state_dict()) == keys  # nothing changed
     # A patchify stem before a "same"-padded strided conv: skip the stem.
@@ -120,7 +120,7 @@ def test_patchify_convs_are_refused_then_skipped():
             return self.down(self.stem(x))
 
     net, x = Net(), torch.zeros(1, 3, 64, 64)
-    with pytest.raises(ValueError, match=r'stem: \(64, 64\) -> \(16, 16\)'):
+    with pytest.raises(ValueError, match=r'stem: Conv2d kernel \(4, 4\)'):
         convert_to_dynopool(net, example_input=x)
     rows = convert_to_dynopool(net, example_input=x, skip=['stem'])
     assert [r['name'] for r in rows] == ['down']
@@ -136,3 +136,11 @@ def test_patchify_convs_are_refused_then_skipped():
 def test_bad_arguments(args, error, match):
     with pytest.raises(error, match=match):
         convert_to_dynopool(*args)
+
+
+def test_pools_on_odd_sizes_are_converted():
+    # A 2x2 max-pool floors 7 to 3 where DynOPool rounds 3.5 half up to 4:
+    # DynOPool's own rounding (documented), not a refusal.
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2))
+    rows = convert_to_dynopool(model, example_input=torch.zeros(1, 3, 7, 7))
+    assert [r['type'] for r in rows] == ['MaxPool2d']

@@ -463,3 +463,31 @@ class TestFastPath:
                           dtype=torch.float64)
         pool(x).backward(g)
         assert pool.alpha.grad[0] * grads[torch.float64][0] < 0
+
+    @pytest.mark.parametrize('mode', ['max', 'avg'])
+    def test_float32_gradients_agree_with_reference(self, mode):
+        # fp32 fast path against the float64 reference: 1e-5 relative.
+        torch.manual_seed(1)
+        x = torch.randn(4, 8, 56, 42, requires_grad=True)
+        pool = DynOPool2d(init_scale=(0.43, 0.61), mode=mode)
+        out = pool(x)
+        g = torch.randn_like(out)
+        out.backward(g)
+        alpha = pool.alpha.detach().double().requires_grad_()
+        x_ref = x.detach().double().requires_grad_()
+        reference_dynopool(x_ref, alpha, mode).backward(g.double())
+        torch.testing.assert_close(x.grad.double(), x_ref.grad, rtol=1e-5,
+                                   atol=1e-5)
+        torch.testing.assert_close(pool.alpha.grad.double(), alpha.grad,
+                                   rtol=1e-5, atol=0)
+
+    def test_autocast_bfloat16(self):
+        x = torch.randn(2, 4, 20, 20, requires_grad=True)
+        pool = DynOPool2d(init_scale=0.45)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = pool(x.to(torch.bfloat16))
+        assert out.dtype == torch.bfloat16 and out.shape[-2:] == (9, 9)
+        out.float().sum().backward()
+        assert pool.alpha.grad.dtype == torch.float32
+        assert torch.isfinite(pool.alpha.grad).all()
+        assert x.grad is not None and x.grad.shape == x.shape
