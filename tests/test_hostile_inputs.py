@@ -79,7 +79,7 @@ for a in ([-1., 2.], [0., 2.], [NAN, 2.], [INF, 2.]):
 for a in (torch.tensor([2.]), torch.tensor([2., 2., 2.]),
           torch.tensor([2, 2])):
     case(f'alpha {a.dtype} {tuple(a.shape)}',
-         lambda a=a: dynopool2d(X, a), ValueError, 'alpha')
+         lambda a=a: dynopool2d(X, a), TypeError, 'alpha')
 case('alpha over MAX_SCALE', lambda: dynopool2d(X, torch.tensor([.01, 2.])),
      ValueError, 'MAX_SCALE')
 case('input not a tensor', lambda: dynopool2d([[1.0]], torch.tensor([2., 2.])),
@@ -218,7 +218,8 @@ def _toy(**kw):
 
 for kw, match in ((dict(studies=['tile']), 'studies'),
                   (dict(studies=[]), 'studies'), (dict(seeds=0), 'seeds'),
-                  (dict(jobs=True), 'jobs'), (dict(epochs=0), 'epochs')):
+                  (dict(jobs=True), 'jobs'), (dict(epochs=0), 'epochs'),
+                  (dict(epochs=True), 'epochs')):
     case(f'run_toy_studies {kw}', lambda kw=kw: _toy(**kw), ValueError,
          match)
 for v in (0, -3, 2.5, True):
@@ -246,19 +247,23 @@ KERNEL = [
      'TypeError', 'input'),
     ('init_scale 1e4 on 8x8', None, 'ValueError', 'init_scale'),
 ]
+# (name, argv, the message, how it ends: 'usage' = argparse's error, no
+# traceback; an exception class = its last traceback line)
 TOOLS = [
     ('get_flops --shape 0 0', ['tools/analysis/get_flops.py',
                                'configs/demo/hrnet_dynopool_digits.py',
-                               '--shape', '0', '0'], '--shape'),
+                               '--shape', '0', '0'], '--shape', 'usage'),
     ('toy_studies --epochs 0', ['tools/repro/toy_studies.py', '--epochs',
-                                '0'], '--epochs'),
-    ('demo --iters 0', ['tools/demo.py', '--iters', '0'], '--iters'),
+                                '0'], '--epochs', 'usage'),
+    ('demo --iters 0', ['tools/demo.py', '--iters', '0'], '--iters',
+     'usage'),
     ('train --launcher pytorch outside torchrun',
      ['tools/train.py', 'configs/demo/hrnet_dynopool_digits.py',
-      '--launcher', 'pytorch'], '--launcher pytorch needs'),
+      '--launcher', 'pytorch'], '--launcher pytorch needs', 'ValueError'),
     ('test with a missing checkpoint',
      ['tools/test.py', 'configs/demo/hrnet_dynopool_digits.py',
-      '/nonexistent/iter_1.pth'], "checkpoint '/nonexistent/iter_1.pth'"),
+      '/nonexistent/iter_1.pth'], "checkpoint '/nonexistent/iter_1.pth'",
+     'ValueError'),
 ]
 
 
@@ -284,11 +289,17 @@ def test_kernel_inputs_in_a_subprocess(name, make, error, match):
     assert 'REFUSED' in proc.stdout
 
 
-@pytest.mark.parametrize('name,argv,match', TOOLS,
+@pytest.mark.parametrize('name,argv,match,ends', TOOLS,
                          ids=[t[0] for t in TOOLS])
-def test_tools_in_a_subprocess(name, argv, match):
+def test_tools_in_a_subprocess(name, argv, match, ends):
     proc = subprocess.run([sys.executable, *argv], cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode not in (0, -11), proc.stderr[-2000:]
-    assert match in proc.stderr, proc.stderr[-2000:]
-    assert 'Traceback' not in proc.stderr or 'Error: ' in proc.stderr
+    err = proc.stderr
+    assert proc.returncode not in (0, -11), err[-2000:]
+    assert match in err, err[-2000:]
+    if ends == 'usage':  # argparse: exit 2, a usage line, no traceback
+        assert proc.returncode == 2 and 'usage:' in err
+        assert 'Traceback' not in err
+    else:  # the named error class is what ends the traceback
+        last = err.strip().splitlines()[-1]
+        assert last.startswith(f'{ends}: ') and match in last, last

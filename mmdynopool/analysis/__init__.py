@@ -7,6 +7,8 @@ from .oracle import (classification_quality, combine_permutations,
 from .shapes import format_resizing_report, resizing_report
 from .sweep import (lambda_sweep, plot_tradeoff, run_experiment,
                     set_gmacs_loss_weight, set_input_resolution, write_rows)
+from .demo import run_demo  # noqa: E402  (after sweep: it imports it)
+from .toy_study import run_toy_studies  # noqa: E402
 
 __all__ = [
     'resizing_report', 'format_resizing_report', 'GMACsCounter', 'count_macs',
@@ -15,5 +17,5 @@ __all__ = [
     'set_gmacs_loss_weight', 'set_input_resolution', 'plot_tradeoff',
     'write_rows', 'classification_quality', 'oracle_summary',
     'greedy_accumulation', 'combine_permutations', 'efficiency_search',
-    'run_oracle', 'plot_oracle'
+    'run_oracle', 'plot_oracle', 'run_demo', 'run_toy_studies'
 ]

@@ -90,7 +90,8 @@ def run_experiment(cfg: Config,
     """
     from mmengine.runner import Runner
 
-    from ..utils import allow_mmengine_checkpoints
+    from ..utils import (allow_mmengine_checkpoints,
+                         newest_loadable_checkpoint)
     if len(input_size) != 2 or min(input_size) < 1:
         raise ValueError(f'input_size must be (H, W), got {input_size!r}')
     result_file = osp.join(work_dir, RESULT_FILE)
@@ -99,9 +100,12 @@ def run_experiment(cfg: Config,
             return json.load(f)
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = work_dir
-    # Resume from the latest checkpoint in work_dir, if any.
-    cfg.resume, cfg.load_from = True, None
     allow_mmengine_checkpoints()
+    # Resume from the newest readable checkpoint in work_dir, if any (one
+    # cut off by a killed run is skipped with a warning).
+    last = newest_loadable_checkpoint(work_dir) if osp.isdir(
+        work_dir) else None
+    cfg.resume, cfg.load_from = last is not None, last
     start = time.time()
     runner = Runner.from_cfg(cfg)
     catcher = _LastValMetrics()

@@ -166,6 +166,7 @@ def _run_one(task):
 
     import mmdynopool  # noqa: F401  (registrations)
 
+    from ..models.layers.dynopool import AlphaDivergedError
     from .sweep import run_experiment
     spec, work_dir, epochs, cfg_options, threads = task
     torch.set_num_threads(threads)
@@ -183,9 +184,10 @@ def _run_one(task):
             return json.load(f)
     try:
         result = run_experiment(cfg, run_dir, _input_size(spec), extra=extra)
-    except (ValueError, RuntimeError) as e:
-        # A diverged run (e.g. an alpha through 0) is a result, not a crash
-        # of the study: recorded, counted in the report, left out of means.
+    except AlphaDivergedError as e:
+        # A diverged run (an alpha through 0 or past the scale cap) is a
+        # result, not a crash of the study: recorded, counted in the report,
+        # left out of means. Any other error stops the study.
         result = dict(extra, failed=True, error=f'{type(e).__name__}: {e}',
                       value=None, gmacs=None, work_dir=run_dir)
         with open(failed, 'w') as f:
@@ -205,7 +207,7 @@ def _trajectory(run_dir: str) -> Dict[str, List[float]]:
         with open(path) as f:
             for line in f:
                 row = json.loads(line)
-                keys = sorted(k for k in row if k.startswith('scale/'))
+                keys = [k for k in row if k.startswith('scale/')]
                 if not keys:
                     continue
                 out['step'].append(row['step'])
@@ -533,8 +535,10 @@ def plot_trajectories(results: List[Dict], out_file: str) -> str:
                 for r in _by(results, study='control', dataset=dataset,
                              model=model):
                     t = r.get('trajectory') or {}
-                    keys = sorted({k.rsplit('/', 1)[0] for k in t
-                                   if k.startswith('scale/')})
+                    # Layers in logged (forward) order, not text order.
+                    keys = list(dict.fromkeys(
+                        k.rsplit('/', 1)[0] for k in t
+                        if k.startswith('scale/')))
                     if len(keys) <= layer:
                         continue
                     k = keys[layer]
@@ -631,7 +635,8 @@ def run_toy_studies(work_dir: str,
                     ('jobs', jobs)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f'{name} must be an integer >= 1, got {v!r}')
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(
+            epochs, int) or epochs < 1):
         raise ValueError(f'epochs must be an integer >= 1, got {epochs!r}')
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)

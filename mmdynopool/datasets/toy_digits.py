@@ -61,8 +61,9 @@ def make_toy_images(images: np.ndarray, variant: str) -> np.ndarray:
         (2, 64, 64)
     """
     import cv2
-    if variant not in TOY_VARIANTS or variant == 'pairs':
-        raise ValueError(f'variant must be one of {TOY_VARIANTS[:-1]} '
+    allowed = tuple(v for v in TOY_VARIANTS if v != 'pairs')
+    if variant not in allowed:
+        raise ValueError(f'variant must be one of {allowed} '
                          f'(pairs: make_pairs), got {variant!r}')
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:

@@ -28,8 +28,16 @@ def test_plan_counts():
     for spec in plan:
         by_study[spec['study']] = by_study.get(spec['study'], 0) + 1
     assert by_study == dict(control=40, sweep=15 + 3 + 5 + 9, dynopool_s=5)
-    dirs = [ts._run_dir('w', s) for s in plan]
-    assert len(set(dirs)) == len(dirs)
+    dirs = {ts._run_dir('w', s) for s in plan}
+    # Hand-written: where each kind of run lives (the README points there).
+    for expected in ('w/stretch-v/human/seed4', 'w/stretch-h/one_sided/seed0',
+                     'w/stretch-h/central_x4_lambda-x4/seed2',
+                     'w/pairs/central/seed2',  # the sweep's x1 point
+                     'w/pairs/central_lambda-x0/seed0',
+                     'w/pairs/central_count-image/seed1',
+                     'w/pairs/human_24px/seed2', 'w/pairs/human/seed4',
+                     'w/pairs/central_S-lambda-0.01/seed4'):
+        assert expected in dirs, expected
     # dynopool_s alone brings its baseline with it.
     alone = ts.toy_study_plan(['dynopool_s'], 2, 3, s_lambda=0.01)
     assert sorted((s['model'], s['study']) for s in alone) == [

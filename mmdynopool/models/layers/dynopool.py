@@ -48,7 +48,7 @@ from ...ops import dynopool_cpu_ext
 
 __all__ = [
     'DynOPool2d', 'dynopool2d', 'dynopool_output_size', 'MIN_SIZE',
-    'POSITION_GRADS', 'MAX_SCALE'
+    'POSITION_GRADS', 'MAX_SCALE', 'AlphaDivergedError'
 ]
 
 #: Lower bound of the continuous size before rounding (paper Sec. 5.1):
@@ -57,6 +57,11 @@ MIN_SIZE = 1.5
 
 #: Conventions for the derivative w.r.t. query positions (module docstring).
 POSITION_GRADS = ('central', 'one_sided')
+
+class AlphaDivergedError(ValueError):
+    """A trained alpha left the valid range at forward time (not finite,
+    <= 0, or a scale beyond :data:`MAX_SCALE`): training diverged."""
+
 
 #: Cap on the scale factor, per axis: an output larger than ``MAX_SCALE``
 #: times its input (plus the 2-pixel floor) is refused with a ValueError
@@ -148,20 +153,20 @@ def dynopool2d(input: Tensor,
         raise ValueError('input must have H >= 1 and W >= 1, got shape '
                          f'{tuple(input.shape)}')
     if not alpha.is_floating_point() or alpha.shape != (2, ):
-        raise ValueError('alpha must be a floating-point tensor of shape '
+        raise TypeError('alpha must be a floating-point tensor of shape '
                          f'(2,), got {alpha.dtype} {tuple(alpha.shape)}')
     if mode not in ('max', 'avg'):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     _check_position_grad(position_grad)
     if not bool(torch.all(torch.isfinite(alpha) & (alpha > 0))):
-        raise ValueError('alpha (= 1 / scale) must be finite and > 0, got '
+        raise AlphaDivergedError('alpha (= 1 / scale) must be finite and > 0, got '
                          f'{alpha.detach().tolist()}; if it diverged during '
                          'training, lower the learning rate of alpha')
     size = dynopool_output_size(input.shape[-2:], alpha)
     h_out, w_out = (int(v) for v in size.detach().tolist())
     h_in, w_in = input.shape[-2:]
     if h_out > MAX_SCALE * h_in + 2 or w_out > MAX_SCALE * w_in + 2:
-        raise ValueError(
+        raise AlphaDivergedError(
             f'DynOPool would resize {h_in}x{w_in} to {h_out}x{w_out}: '
             f'scale 1/alpha = {(1 / alpha.detach()).tolist()} exceeds the '
             f'cap MAX_SCALE = {MAX_SCALE:g} per axis; if alpha diverged '

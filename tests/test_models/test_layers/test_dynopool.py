@@ -350,8 +350,13 @@ class TestDynOPool2d:
             DynOPool2d(mode='min')
         with pytest.raises(ValueError, match='4-D'):
             DynOPool2d()(torch.rand(3, 8, 8))
-        with pytest.raises(ValueError, match='alpha'):
+        # A trained alpha out of range is a divergence, told apart from bad
+        # arguments (a ValueError subclass).
+        from mmdynopool.models.layers.dynopool import AlphaDivergedError
+        with pytest.raises(AlphaDivergedError, match='alpha'):
             dynopool2d(torch.rand(1, 1, 4, 4), torch.tensor([-1.0, 2.0]))
+        with pytest.raises(AlphaDivergedError, match='MAX_SCALE'):
+            dynopool2d(torch.rand(1, 1, 4, 4), torch.tensor([0.01, 2.0]))
         for bad in ('symmetric', None, ['central']):
             with pytest.raises(ValueError, match='position_grad.*central'):
                 DynOPool2d(position_grad=bad)
