@@ -90,8 +90,7 @@ def run_experiment(cfg: Config,
     """
     from mmengine.runner import Runner
 
-    from ..utils import (allow_mmengine_checkpoints,
-                         newest_loadable_checkpoint)
+    from ..utils import allow_mmengine_checkpoints, newest_loadable_checkpoint
     if len(input_size) != 2 or min(input_size) < 1:
         raise ValueError(f'input_size must be (H, W), got {input_size!r}')
     result_file = osp.join(work_dir, RESULT_FILE)

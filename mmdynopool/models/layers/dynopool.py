@@ -58,6 +58,7 @@ MIN_SIZE = 1.5
 #: Conventions for the derivative w.r.t. query positions (module docstring).
 POSITION_GRADS = ('central', 'one_sided')
 
+
 class AlphaDivergedError(ValueError):
     """A trained alpha left the valid range at forward time (not finite,
     <= 0, or a scale beyond :data:`MAX_SCALE`): training diverged."""
@@ -154,14 +155,15 @@ def dynopool2d(input: Tensor,
                          f'{tuple(input.shape)}')
     if not alpha.is_floating_point() or alpha.shape != (2, ):
         raise TypeError('alpha must be a floating-point tensor of shape '
-                         f'(2,), got {alpha.dtype} {tuple(alpha.shape)}')
+                        f'(2,), got {alpha.dtype} {tuple(alpha.shape)}')
     if mode not in ('max', 'avg'):
         raise ValueError(f"mode must be 'max' or 'avg', got {mode!r}")
     _check_position_grad(position_grad)
     if not bool(torch.all(torch.isfinite(alpha) & (alpha > 0))):
-        raise AlphaDivergedError('alpha (= 1 / scale) must be finite and > 0, got '
-                         f'{alpha.detach().tolist()}; if it diverged during '
-                         'training, lower the learning rate of alpha')
+        raise AlphaDivergedError(
+            'alpha (= 1 / scale) must be finite and > 0, got '
+            f'{alpha.detach().tolist()}; if it diverged during training, '
+            'lower the learning rate of alpha')
     size = dynopool_output_size(input.shape[-2:], alpha)
     h_out, w_out = (int(v) for v in size.detach().tolist())
     h_in, w_in = input.shape[-2:]
