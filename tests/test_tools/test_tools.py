@@ -28,7 +28,12 @@ def run(cmd, **env):
     full_env.update(env)
     proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True,
                           text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # On failure, every error line (a child's traceback sits far up in a
+    # torchrun's output) and the tail.
+    errors = [line for line in proc.stderr.splitlines()
+              if 'Error' in line or 'error' in line]
+    assert proc.returncode == 0, '\n'.join(errors[-40:]) + \
+        proc.stderr[-2000:]
     return proc.stdout + proc.stderr
 
 
@@ -113,9 +118,14 @@ def test_torchrun_two_cpu_processes_keep_alpha_identical(
                    "loss_weight=0.1, input_size=(96, 96)), "
                    "dict(type='DumpAlphaHook')]\n")
     work = tmp_path / 'work'
+    import socket
+    with socket.socket() as sock:  # a free port, not a fixed one
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
     run(['bash', 'tools/dist_train.sh', str(cfg), '2', '--work-dir',
          str(work), '--cfg-options', *data_options(digits_root, 3)],
-        PYTHONPATH=f'{ROOT}:{tmp_path}', PORT='29533', PYTHON=sys.executable)
+        PYTHONPATH=f'{ROOT}:{tmp_path}', PORT=str(port),
+        PYTHON=sys.executable)
     a0 = torch.load(work / 'alpha_rank0.pth')
     a1 = torch.load(work / 'alpha_rank1.pth')
     assert len(a0) == 5 and a0.keys() == a1.keys()
