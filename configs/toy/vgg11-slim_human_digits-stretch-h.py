@@ -1,20 +1,8 @@
 # Human slim VGG-11 on digits-stretch-H: the transpose of stretch-V (each
-# 32x32 digit stretched 2x horizontally to 32x64, randomly cropped back to
-# 32x32 when training, centre-cropped when evaluating). The control of the
-# toy study: DynOPool's learned maps must be tall here where they are wide on
-# stretch-V.
-# _scope_: the registry these types live in, written out so that a config
-# inheriting this one through `mmdynopool::` (whose dicts mmengine marks
-# with the scope 'mmdynopool', which has no registry) still builds.
-_base_ = './vgg11-slim_human_digits-plain.py'
-train_dataloader = dict(
-    dataset=dict(
-        variant='stretch_h',
-        pipeline=[dict(type='RandomCrop', crop_size=32, _scope_='mmpretrain'),
-                  dict(type='PackInputs', _scope_='mmpretrain')]))
-val_dataloader = dict(
-    dataset=dict(
-        variant='stretch_h',
-        pipeline=[dict(type='CenterCrop', crop_size=32, _scope_='mmpretrain'),
-                  dict(type='PackInputs', _scope_='mmpretrain')]))
+# 32x32 digit stretched 2x horizontally to 32x64; the same random / centre
+# crops back to 32x32). The control of the toy study: DynOPool's learned maps
+# must be tall here where they are wide on stretch-V.
+_base_ = './vgg11-slim_human_digits-stretch-v.py'
+train_dataloader = dict(dataset=dict(variant='stretch_h'))
+val_dataloader = dict(dataset=dict(variant='stretch_h'))
 test_dataloader = val_dataloader
