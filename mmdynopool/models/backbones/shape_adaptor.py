@@ -58,12 +58,16 @@ class _ShapeAdaptorMixin(FreezeResizersMixin):
 
     def _build_adaptors(self, num_candidates: int, input_size: int,
                         d_last: float, d_out: float,
-                        num_adaptors: Optional[int]) -> List[int]:
-        n = num_adaptors or shape_adaptor_num_modules(input_size, d_last)
+                        num_adaptors: Optional[int],
+                        size_rounding: str = 'floor',
+                        count_rounding: str = 'floor') -> List[int]:
+        n = num_adaptors or shape_adaptor_num_modules(
+            input_size, d_last, rounding=count_rounding)
         positions = uniform_positions(num_candidates, n)
         alpha = shape_adaptor_init_alpha(input_size, d_out, n)
         self.shape_adaptors = nn.ModuleList(
-            ShapeAdaptor(init_alpha=alpha) for _ in positions)
+            ShapeAdaptor(init_alpha=alpha, rounding=size_rounding)
+            for _ in positions)
         return positions
 
 
@@ -77,12 +81,19 @@ class ShapeAdaptorVGG(_ShapeAdaptorMixin, VGG):
         d_last (float): ``D_last`` of Eq. (3). Default: 2.
         d_out (float): ``D_out`` of Eq. (5). Default: 8.
         num_adaptors (int, optional): Override Eq. (3).
+        size_rounding (str): Adaptor output size ``'floor'`` (the authors',
+            default) or ``'round'`` (half up); see :func:`shape_adaptor`.
+        count_rounding (str): ``N`` of Eq. (3) by ``'floor'`` (the authors'
+            code and tables, default) or ``'ceil'`` (the printed Eq. 3); see
+            :func:`shape_adaptor_num_modules`.
         **kwargs: Passed to ``VGG``.
     """
 
     def __init__(self, depth: int, *args, input_size: int = 32,
                  d_last: float = 2, d_out: float = 8,
-                 num_adaptors: Optional[int] = None, **kwargs) -> None:
+                 num_adaptors: Optional[int] = None,
+                 size_rounding: str = 'floor',
+                 count_rounding: str = 'floor', **kwargs) -> None:
         super().__init__(depth, *args, **kwargs)
         features = getattr(self, self.module_name)
         for i, m in enumerate(features):
@@ -90,7 +101,8 @@ class ShapeAdaptorVGG(_ShapeAdaptorMixin, VGG):
                 features[i] = nn.Identity()
         convs = [m for m in features if hasattr(m, 'activate')][:-1]
         positions = self._build_adaptors(len(convs), input_size, d_last,
-                                         d_out, num_adaptors)
+                                         d_out, num_adaptors, size_rounding,
+                                         count_rounding)
         for pos, sa in zip(positions, self.shape_adaptors):
             convs[pos].activate = PoolAfter(convs[pos].activate, sa)
         self._resizer_anchors = [(sa, convs[pos]) for pos, sa in zip(
@@ -124,7 +136,8 @@ class ShapeAdaptorBasicBlock(_ResidualShapeAdaptorMixin, BasicBlock):
 
 class _ShapeAdaptorResNetMixin(_ShapeAdaptorMixin):
 
-    def _convert(self, input_size, d_last, d_out, num_adaptors) -> None:
+    def _convert(self, input_size, d_last, d_out, num_adaptors,
+                 size_rounding, count_rounding) -> None:
         # Remove every human resizing layer.
         if hasattr(self, 'maxpool'):
             self.maxpool = nn.Identity()
@@ -141,7 +154,8 @@ class _ShapeAdaptorResNetMixin(_ShapeAdaptorMixin):
             block.stride = 1
         # Candidates: the stem, then every block but the last.
         positions = self._build_adaptors(
-            len(blocks), input_size, d_last, d_out, num_adaptors)
+            len(blocks), input_size, d_last, d_out, num_adaptors,
+            size_rounding, count_rounding)
         stem = self.stem if self.deep_stem else self.conv1
         self._resizer_anchors = [
             (sa, stem if pos == 0 else blocks[pos - 1])
@@ -178,15 +192,19 @@ class ShapeAdaptorResNet(_ShapeAdaptorResNetMixin, ResNet):
     Args:
         depth (int): 18, 34, 50, 101 or 152.
         input_size (int): ``D_in``. Default: 224.
-        d_last, d_out, num_adaptors: See :class:`ShapeAdaptorVGG`.
+        d_last, d_out, num_adaptors, size_rounding, count_rounding: See
+            :class:`ShapeAdaptorVGG`.
         **kwargs: Passed to ``ResNet``.
     """
 
     def __init__(self, depth: int, *args, input_size: int = 224,
                  d_last: float = 2, d_out: float = 8,
-                 num_adaptors: Optional[int] = None, **kwargs) -> None:
+                 num_adaptors: Optional[int] = None,
+                 size_rounding: str = 'floor',
+                 count_rounding: str = 'floor', **kwargs) -> None:
         super().__init__(depth, *args, **kwargs)
-        self._convert(input_size, d_last, d_out, num_adaptors)
+        self._convert(input_size, d_last, d_out, num_adaptors, size_rounding,
+                      count_rounding)
 
 
 @MODELS.register_module()
@@ -195,9 +213,12 @@ class ShapeAdaptorResNet_CIFAR(_ShapeAdaptorResNetMixin, ResNet_CIFAR):
 
     def __init__(self, depth: int, *args, input_size: int = 32,
                  d_last: float = 2, d_out: float = 8,
-                 num_adaptors: Optional[int] = None, **kwargs) -> None:
+                 num_adaptors: Optional[int] = None,
+                 size_rounding: str = 'floor',
+                 count_rounding: str = 'floor', **kwargs) -> None:
         super().__init__(depth, *args, **kwargs)
-        self._convert(input_size, d_last, d_out, num_adaptors)
+        self._convert(input_size, d_last, d_out, num_adaptors, size_rounding,
+                      count_rounding)
 
 
 @MODELS.register_module()
@@ -206,12 +227,14 @@ class ShapeAdaptorMobileNetV2(_ShapeAdaptorMixin, MobileNetV2):
 
     Args:
         input_size (int): ``D_in``. Default: 32.
-        d_last, d_out, num_adaptors: See :class:`ShapeAdaptorVGG`.
+        d_last, d_out, num_adaptors, size_rounding, count_rounding: See
+            :class:`ShapeAdaptorVGG`.
         **kwargs: Passed to ``MobileNetV2``.
     """
 
     def __init__(self, *args, input_size: int = 32, d_last: float = 2,
                  d_out: float = 8, num_adaptors: Optional[int] = None,
+                 size_rounding: str = 'floor', count_rounding: str = 'floor',
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.conv1.conv.stride = (1, 1)
@@ -220,7 +243,8 @@ class ShapeAdaptorMobileNetV2(_ShapeAdaptorMixin, MobileNetV2):
             block.conv[-2].conv.stride = (1, 1)  # the depthwise conv
             block.stride = 1
         positions = self._build_adaptors(
-            len(blocks) + 1, input_size, d_last, d_out, num_adaptors)
+            len(blocks) + 1, input_size, d_last, d_out, num_adaptors,
+            size_rounding, count_rounding)
         for pos, sa in zip(positions, self.shape_adaptors):
             if pos == 0:
                 self.conv1.activate = PoolAfter(self.conv1.activate, sa)

@@ -4,8 +4,12 @@ Convention:
     * Sizes are ``(h, w)``; each axis is scaled by the same ``s(alpha)``.
     * The adaptive resize ``G`` is ``F.interpolate(mode='bilinear',
       align_corners=True)``, as in the authors' release.
-    * Output size ``max(round_half_up(D_in * s), 1)`` per axis, ``D_in`` being the
-      module's *input* size.
+    * Output size ``max(floor(D_in * s), 1)`` per axis, ``D_in`` being the
+      module's *input* size: the authors' ``int(current_dim * s)`` (their
+      "local" adaptor always drops at least one pixel while ``s < 1``).
+      ``rounding='round'`` (half up, like DynOPool2d) is the alternative;
+      it starts VGG-16 at 32 px at 23/16/11/8 instead of 22/15/10/7 (+21 %
+      MACs at initialisation).
 """
 import math
 from typing import Optional, Tuple, Union
@@ -20,6 +24,9 @@ __all__ = [
     'shape_adaptor_init_alpha'
 ]
 
+#: How the output size is rounded (see the module docstring).
+ROUNDINGS = ('floor', 'round')
+
 #: Small value of Eq. (5) that keeps the initial logit finite.
 INIT_EPS = 1e-4
 
@@ -33,22 +40,41 @@ def _check_range(r1: float, r2: float) -> None:
 
 
 def shape_adaptor_num_modules(d_in: float, d_last: float,
-                              r_min: float = 0.5) -> int:
-    """Number of shape adaptors ``N = ceil(log_{1/r_min}(D_in / D_last))``
-    (Eq. 3).
+                              r_min: float = 0.5,
+                              rounding: str = 'floor') -> int:
+    """Number of shape adaptors ``N = log_{1/r_min}(D_in / D_last)`` (Eq. 3).
+
+    The printed Eq. (3) takes the ceiling; the authors' code takes the
+    floor (``int(log2(D_in / 2))``: 6 at 224 px, not 7), and so do the
+    paper's tables (Table 2's ``N = 6`` column holds the Table 1 Aircraft
+    numbers; Table 3's 0.58 is ``(8 / 224) ** (1 / 6)``). Both agree on
+    exact powers (4 at 32 px).
+
+    Args:
+        d_in (float): Input size ``D_in``.
+        d_last (float): ``D_last``, the smallest last size (2 in the paper).
+        r_min (float): Smallest ratio of one adaptor. Default: 0.5.
+        rounding (str): ``'floor'`` (the authors, default) or ``'ceil'``
+            (the printed Eq. 3).
 
     Example:
         >>> shape_adaptor_num_modules(32, 2), shape_adaptor_num_modules(224, 2)
-        (4, 7)
+        (4, 6)
+        >>> shape_adaptor_num_modules(224, 2, rounding='ceil')
+        7
     """
     if not 0 < r_min < 1:
         raise ValueError(f'r_min must be in (0, 1), got {r_min!r}')
     if not 0 < d_last <= d_in:
         raise ValueError('need 0 < d_last <= d_in, got '
                          f'd_in={d_in!r}, d_last={d_last!r}')
-    # The tolerance keeps exact powers (32 / 2 = 0.5 ** -4) from rounding up.
+    if rounding not in ('floor', 'ceil'):
+        raise ValueError("rounding must be 'floor' or 'ceil', got "
+                         f'{rounding!r}')
+    # The tolerance keeps exact powers (32 / 2 = 0.5 ** -4) exact.
     n = math.log(d_in / d_last) / math.log(1 / r_min)
-    return max(int(math.ceil(n - 1e-9)), 1)
+    n = math.floor(n + 1e-9) if rounding == 'floor' else math.ceil(n - 1e-9)
+    return max(int(n), 1)
 
 
 def shape_adaptor_init_alpha(d_in: float,
@@ -87,9 +113,17 @@ def shape_adaptor_init_alpha(d_in: float,
     return math.log((s - r_min) / (r_max - s) + INIT_EPS)
 
 
-def _scaled_size(input_size: Tuple[int, int], s: float) -> Tuple[int, int]:
-    # Round half up, like DynOPool2d, and never below one pixel.
-    return tuple(max(int(math.floor(d * s + 0.5)), 1) for d in input_size)
+def _check_rounding(rounding: str) -> None:
+    if rounding not in ROUNDINGS:
+        raise ValueError(f'rounding must be one of {ROUNDINGS}, got '
+                         f'{rounding!r}')
+
+
+def _scaled_size(input_size: Tuple[int, int], s: float,
+                 rounding: str = 'floor') -> Tuple[int, int]:
+    # Never below one pixel (both conventions).
+    off = 0.5 if rounding == 'round' else 0.0
+    return tuple(max(int(math.floor(d * s + off)), 1) for d in input_size)
 
 
 def shape_adaptor(x1: Tensor,
@@ -99,7 +133,8 @@ def shape_adaptor(x1: Tensor,
                   r1: float = 0.5,
                   r2: float = 1.0,
                   penalty: float = 1.0,
-                  residual: bool = False) -> Tensor:
+                  residual: bool = False,
+                  rounding: str = 'floor') -> Tensor:
     """Mix two resized branches (Eq. 1) with the penalised alpha (Eq. 6).
 
     ``alpha`` (raw, pre-sigmoid) gets its gradient only through the mixing
@@ -117,18 +152,22 @@ def shape_adaptor(x1: Tensor,
             Default: 1.0.
         residual (bool): Double the mixing weights, so that ``a = 0.5`` gives
             ``x1 + x2`` like a residual cell. Default: False.
+        rounding (str): Output size ``floor(D_in * s)`` (``'floor'``, the
+            authors') or rounded half up (``'round'``), at least 1.
+            Default: ``'floor'``.
 
     Returns:
-        Tensor: Shape ``(N, C, round(H_in * s), round(W_in * s))``.
+        Tensor: Shape ``(N, C, floor(H_in * s), floor(W_in * s))``.
 
     Example:
-        >>> x = torch.rand(1, 4, 16, 16)
-        >>> shape_adaptor(F.max_pool2d(x, 2), x, torch.tensor(0.), (16, 16)).shape
-        torch.Size([1, 4, 12, 12])
+        >>> x = torch.rand(1, 4, 15, 15)
+        >>> shape_adaptor(F.max_pool2d(x, 2), x, torch.tensor(0.), (15, 15)).shape
+        torch.Size([1, 4, 11, 11])
     """
     a = torch.sigmoid(alpha) * penalty + r1 / (r2 - r1) * (penalty - 1)
     s = (r2 - r1) * float(a.detach()) + r1
-    size = _scaled_size(input_size, s)
+    _check_rounding(rounding)
+    size = _scaled_size(input_size, s, rounding)
     # A branch already at the target size needs no resize (an
     # align_corners=True resize to the same size is the identity).
     y1, y2 = (t if tuple(t.shape[-2:]) == size else F.interpolate(
@@ -170,6 +209,8 @@ class ShapeAdaptor(nn.Module):
             :func:`shape_adaptor_init_alpha` for Eq. (5). Default: 0.0.
         residual (bool): Double the mixing weights (ResNet cell).
             Default: False.
+        rounding (str): ``'floor'`` (the authors') or ``'round'`` (half up)
+            output size; see :func:`shape_adaptor`. Default: ``'floor'``.
         device (torch.device, optional): Device of ``alpha``.
         dtype (torch.dtype, optional): Dtype of ``alpha``.
 
@@ -179,8 +220,8 @@ class ShapeAdaptor(nn.Module):
 
     Example:
         >>> sa = ShapeAdaptor(init_alpha=0.0)
-        >>> sa(torch.rand(2, 8, 32, 32)).shape
-        torch.Size([2, 8, 24, 24])
+        >>> sa(torch.rand(2, 8, 30, 30)).shape
+        torch.Size([2, 8, 22, 22])
     """
 
     def __init__(self,
@@ -190,10 +231,13 @@ class ShapeAdaptor(nn.Module):
                  r2: float = 1.0,
                  init_alpha: float = 0.0,
                  residual: bool = False,
+                 rounding: str = 'floor',
                  device: Optional[torch.device] = None,
                  dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
         _check_range(r1, r2)
+        _check_rounding(rounding)
+        self.rounding = rounding
         if not math.isfinite(init_alpha):
             raise ValueError(f'init_alpha must be finite, got {init_alpha!r}')
         self.branch1 = _build_branch(branch1, nn.MaxPool2d(2, 2))
@@ -228,7 +272,7 @@ class ShapeAdaptor(nn.Module):
 
     def output_size(self, input_size: Tuple[int, int]) -> Tuple[int, int]:
         """Integer ``(H_out, W_out)`` for an input of ``(H_in, W_in)``."""
-        return _scaled_size(input_size, self.scale)
+        return _scaled_size(input_size, self.scale, self.rounding)
 
     def forward(self,
                 x: Tensor,
@@ -249,8 +293,10 @@ class ShapeAdaptor(nn.Module):
         if branch_outputs is None:
             branch_outputs = (self.branch1(x), self.branch2(x))
         return shape_adaptor(*branch_outputs, self.alpha, x.shape[-2:],
-                             self.r1, self.r2, self.penalty, self.residual)
+                             self.r1, self.r2, self.penalty, self.residual,
+                             self.rounding)
 
     def extra_repr(self) -> str:
         return (f'r=({self.r1:g}, {self.r2:g}), scale={self.scale:.4g}, '
-                f'penalty={self.penalty:.4g}, residual={self.residual}')
+                f'penalty={self.penalty:.4g}, residual={self.residual}, '
+                f'rounding={self.rounding!r}')

@@ -18,7 +18,7 @@ CASES = [
     (ShapeAdaptorResNet_CIFAR, dict(depth=50), 32, 4),
     (ShapeAdaptorResNet_CIFAR, dict(depth=18), 32, 4),
     (ShapeAdaptorMobileNetV2, dict(widen_factor=0.5), 32, 4),
-    (ShapeAdaptorResNet, dict(depth=18, input_size=224), 224, 7),
+    (ShapeAdaptorResNet, dict(depth=18, input_size=224), 224, 6),
 ]
 IDS = [f'{c[0].__name__}-{i}' for i, c in enumerate(CASES)]
 
@@ -56,7 +56,9 @@ def test_forward_backward_reaches_every_alpha(cls, kwargs, size, n):
 def test_positions_match_authors_code():
     # VGG-16 on CIFAR: 12 candidate convs (the last excluded), N = 4.
     assert uniform_positions(12, 4) == [0, 3, 6, 9]
-    # ResNet-50 on ImageNet: stem + 15 blocks, N = ceil(log2(224 / 2)) = 7.
+    # ResNet-50 on ImageNet: stem + 15 blocks, N = int(log2(224 / 2)) = 6.
+    assert uniform_positions(16, 6) == [0, 2, 5, 8, 10, 13]
+    # With the printed ceiling of Eq. (3): 7.
     assert uniform_positions(16, 7) == [0, 2, 4, 6, 9, 11, 13]
     with pytest.raises(ValueError, match='num_adaptors'):
         uniform_positions(3, 4)
@@ -103,3 +105,22 @@ def test_registry():
                               num_adaptors=3))
     assert len(model.shape_adaptors) == 3
     assert math.isclose(model.shape_adaptors[0].penalty, 1.0)
+
+
+@pytest.mark.parametrize('size_rounding,sizes', [('floor', [22, 15, 10, 7]),
+                                                 ('round', [23, 16, 11, 8])])
+def test_vgg16_initial_sizes_hand_table(size_rounding, sizes):
+    # The authors' chain at 32 px, s = (8 / 32) ** (1 / 4) = 0.7071:
+    # int(32 s) = 22, int(22 s) = 15, int(15 s) = 10, int(10 s) = 7.
+    model = ShapeAdaptorVGG(16, size_rounding=size_rounding)
+    rows = resizing_report(model, (32, 32))['layers']
+    assert [r['out'] for r in rows] == [(d, d) for d in sizes]
+
+
+def test_count_rounding_option():
+    assert len(ShapeAdaptorResNet(18, input_size=224,
+                                  count_rounding='ceil').shape_adaptors) == 7
+    with pytest.raises(ValueError, match='rounding'):
+        ShapeAdaptorVGG(11, count_rounding='round')
+    with pytest.raises(ValueError, match='rounding'):
+        ShapeAdaptorVGG(11, size_rounding='ceil')

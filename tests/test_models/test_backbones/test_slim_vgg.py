@@ -50,8 +50,9 @@ def test_shape_adaptor_slim_keeps_adaptors():
     model = ShapeAdaptorSlimVGG(11, widen_factor=0.125, input_size=32, **KW)
     assert len(model.shape_adaptors) == 4
     assert all(isinstance(m, ShapeAdaptor) for m in model.shape_adaptors)
-    # Eq. 5 starts the last feature map at D_out = 8.
-    assert resizing_report(model, (32, 32))['outputs'] == [(8, 8)]
+    # Eq. 5 aims the last feature map at D_out = 8; the authors' floor at
+    # every adaptor (s = 0.7071) ends at 7: 32 -> 22 -> 15 -> 10 -> 7.
+    assert resizing_report(model, (32, 32))['outputs'] == [(7, 7)]
 
 
 @pytest.mark.parametrize('value', [0, -0.5, 1.5])

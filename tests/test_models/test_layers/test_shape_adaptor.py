@@ -21,19 +21,21 @@ def chain(modules, x):
 
 class TestShapeAdaptor:
 
-    def test_forward_is_eq1_with_maxpool_and_identity(self):
+    @pytest.mark.parametrize('rounding', ['floor', 'round'])
+    def test_forward_is_eq1_with_maxpool_and_identity(self, rounding):
         torch.manual_seed(0)
-        sa = ShapeAdaptor(init_alpha=0.4)
-        x = torch.randn(2, 3, 20, 14)
+        sa = ShapeAdaptor(init_alpha=0.4, rounding=rounding)
         a = sigmoid(0.4)
-        s = 0.5 * a + 0.5  # s(a) = (r2 - r1) a + r1
-        size = (round(20 * s), round(14 * s))
+        s = 0.5 * a + 0.5  # s(a) = (r2 - r1) a + r1 = 0.7993
+        # 21 x 15 -> 16.79 x 11.99: the authors' int(dim * s), or half up.
+        x = torch.randn(2, 3, 21, 15)
+        size = (16, 11) if rounding == 'floor' else (17, 12)
         expected = (1 - a) * F.interpolate(
             F.max_pool2d(x, 2), size, mode='bilinear',
             align_corners=True) + a * F.interpolate(
                 x, size, mode='bilinear', align_corners=True)
         out = sa(x)
-        assert out.shape[-2:] == size == sa.output_size((20, 14))
+        assert out.shape[-2:] == size == sa.output_size((21, 15))
         torch.testing.assert_close(out, expected)
 
     def test_alpha_gradient_flows_through_mixing_weights_only(self):
@@ -93,10 +95,35 @@ class TestShapeAdaptor:
         assert ShapeAdaptor(init_alpha=30.0)(x).shape[-2:] == (32, 32)
         torch.testing.assert_close(ShapeAdaptor(init_alpha=30.0)(x), x)
 
-    @pytest.mark.parametrize('d_in,d_last,expected', [(32, 2, 4), (224, 2, 7),
-                                                      (32, 8, 2), (30, 2, 4)])
-    def test_num_modules_eq3(self, d_in, d_last, expected):
-        assert shape_adaptor_num_modules(d_in, d_last) == expected
+    # The authors' int(log2(D / 2)) against the printed ceiling of Eq. (3).
+    @pytest.mark.parametrize('d_in,d_last,floor,ceil', [(32, 2, 4, 4),
+                                                        (224, 2, 6, 7),
+                                                        (32, 8, 2, 2),
+                                                        (30, 2, 3, 4),
+                                                        (448, 2, 7, 8)])
+    def test_num_modules_eq3(self, d_in, d_last, floor, ceil):
+        assert shape_adaptor_num_modules(d_in, d_last) == floor
+        assert shape_adaptor_num_modules(d_in, d_last,
+                                         rounding='ceil') == ceil
+        # Table 3's 0.58 at 224 px is (8 / 224) ** (1 / 6).
+        if d_in == 224:
+            alpha = shape_adaptor_init_alpha(224, 8, floor)
+            assert 0.5 + 0.5 * sigmoid(alpha) == pytest.approx(0.574,
+                                                               abs=1e-3)
+
+    @pytest.mark.parametrize('rounding,sizes', [('floor', [22, 15, 10, 7]),
+                                                ('round', [23, 16, 11, 8])])
+    def test_chain_sizes_hand_table(self, rounding, sizes):
+        # VGG-16 on CIFAR: 4 adaptors from 32 px to 8, s = 0.25 ** (1 / 4)
+        # = 0.7071; the authors' chain is 32 -> int(22.6) = 22 -> int(15.6)
+        # -> int(10.6) -> int(7.07).
+        alpha = shape_adaptor_init_alpha(32, 8, 4)
+        x = torch.zeros(1, 1, 32, 32)
+        got = []
+        for _ in range(4):
+            x = ShapeAdaptor(init_alpha=alpha, rounding=rounding)(x)
+            got.append(x.shape[-1])
+        assert got == sizes
 
     @pytest.mark.parametrize('d_in,d_out', [(32, 8), (224, 8), (64, 20)])
     def test_init_eq5_reaches_d_out(self, d_in, d_out):
@@ -104,10 +131,11 @@ class TestShapeAdaptor:
         alpha = shape_adaptor_init_alpha(d_in, d_out, n)
         s = 0.5 + 0.5 * sigmoid(alpha)
         assert d_in * s**n == pytest.approx(d_out, rel=1e-3)
-        # The integer sizes of a real chain round at every module.
+        # The integer sizes of a real chain floor at every module: each
+        # loses less than one pixel against the continuous product.
         modules = [ShapeAdaptor(init_alpha=alpha) for _ in range(n)]
         out = chain(modules, torch.zeros(1, 1, d_in, d_in))
-        assert abs(out.shape[-1] - d_out) <= 1
+        assert d_out - n <= out.shape[-1] <= d_out
 
     def test_init_eq5_unreachable_small_gives_ln_eps(self):
         # 32 * 0.5 ** 2 = 8 > 4: the smallest shape is used.
@@ -128,7 +156,7 @@ class TestShapeAdaptor:
         assert modules[0].scale == pytest.approx(s * rho)  # Eq. (7)
         assert d_in * modules[0].scale**n == pytest.approx(d_limit)
         out = chain(modules, torch.zeros(1, 1, d_in, d_in))
-        assert abs(out.shape[-1] - d_limit) <= 1
+        assert d_limit - n <= out.shape[-1] <= d_limit
 
     def test_bad_arguments(self):
         with pytest.raises(ValueError, match='r1'):
@@ -143,6 +171,10 @@ class TestShapeAdaptor:
             ShapeAdaptor()(torch.rand(2, 8, 8))
         with pytest.raises(ValueError, match='d_last'):
             shape_adaptor_num_modules(8, 16)
+        with pytest.raises(ValueError, match="rounding.*'nearest'"):
+            ShapeAdaptor(rounding='nearest')
+        with pytest.raises(ValueError, match="rounding.*'round'"):
+            shape_adaptor_num_modules(32, 2, rounding='round')
 
     def test_registry(self):
         from mmseg.registry import MODELS
