@@ -5,5 +5,6 @@
 _base_ = './vgg11-slim_dynopool_digits-pairs.py'
 custom_hooks = [
     dict(type='GMACsLossHook', loss_weight=0.2136, input_size=(32, 32)),
+    dict(type='AlphaGradHook', space='log'),
     dict(type='ShapeLoggingHook', interval=47, input_size=(32, 32)),
 ]

@@ -7,5 +7,6 @@ _base_ = './vgg11-slim_human_digits-pairs.py'
 model = dict(backbone=dict(type='DynOPoolSlimVGG', init_scales=0.5))
 custom_hooks = [
     dict(type='GMACsLossHook', loss_weight=0.0534, input_size=(32, 32)),
+    dict(type='AlphaGradHook', space='log'),
     dict(type='ShapeLoggingHook', interval=47, input_size=(32, 32)),
 ]

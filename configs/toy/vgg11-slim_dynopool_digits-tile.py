@@ -7,5 +7,6 @@ _base_ = './vgg11-slim_human_digits-tile.py'
 model = dict(backbone=dict(type='DynOPoolSlimVGG', init_scales=0.5))
 custom_hooks = [
     dict(type='GMACsLossHook', loss_weight=0.0175, input_size=(64, 64)),
+    dict(type='AlphaGradHook', space='log'),
     dict(type='ShapeLoggingHook', interval=47, input_size=(64, 64)),
 ]

@@ -45,8 +45,14 @@ MODELS = {
     # 'central' at 4x the config's lambda (the pairs DynOPool-S factor):
     # the control where the GMACs loss holds the alphas back.
     'central_x4': ('dynopool', {}),
+    # 'central' with the paper's plain SGD step on alpha
+    # (AlphaGradHook(space='alpha')), the ablation of the configs' 'log'.
+    'central_alpha': ('dynopool', {}),
 }
-CONTROL_MODELS = ('human', 'central', 'one_sided', 'central_x4')
+#: Per model: overrides of the config's custom hooks, by hook type.
+HOOK_OPTIONS = {'central_alpha': {'AlphaGradHook': dict(space='alpha')}}
+CONTROL_MODELS = ('human', 'central', 'one_sided', 'central_x4',
+                  'central_alpha')
 LAMBDA_FACTORS = (0.0, 1.0, 4.0, 16.0, 64.0)
 RESOLUTIONS = (24, 28, 32, 40)
 SWEEP_DATASET = 'pairs'
@@ -147,6 +153,7 @@ def build_run_cfg(spec: Dict, epochs: Optional[int] = None,
         for h in cfg.custom_hooks:
             if h['type'] == 'ShapeLoggingHook':
                 h['interval'] = 10
+            h.update(HOOK_OPTIONS.get(spec['model'], {}).get(h['type'], {}))
     if spec.get('resolution', 32) != 32:
         res = spec['resolution']
         cfg = set_input_resolution(cfg, (res, res))
@@ -527,7 +534,8 @@ def plot_trajectories(results: List[Dict], out_file: str) -> str:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey=True)
-    colours = {'central': 'tab:red', 'one_sided': 'tab:blue'}
+    colours = {'central': 'tab:red', 'one_sided': 'tab:blue',
+               'central_alpha': 'tab:grey'}
     for row, dataset in enumerate(('stretch-v', 'stretch-h')):
         for col, layer in enumerate((0, 1)):
             ax = axes[row, col]
@@ -558,7 +566,7 @@ def plot_trajectories(results: List[Dict], out_file: str) -> str:
     fig.legend([Line2D([], [], color=c, ls=ls) for c in colours.values()
                 for ls in ('-', ':')],
                [f'{m} {a}' for m in colours for a in ('r_h', 'r_w')],
-               loc='lower center', ncol=4, fontsize=8)
+               loc='lower center', ncol=6, fontsize=7)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(out_file, dpi=100)
     plt.close(fig)

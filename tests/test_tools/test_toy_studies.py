@@ -19,19 +19,20 @@ def load_tool():
 
 
 def test_plan_counts():
-    # control: 2 datasets x 4 models (human, central, one_sided, central at
-    # 4x lambda) x 5 seeds; sweep: 5 lambdas x 3 seeds
+    # control: 2 datasets x 5 models (human, central, one_sided, central at
+    # 4x lambda, central with the paper's plain alpha step) x 5 seeds; sweep: 5 lambdas x 3 seeds
     # + 3 count='image' + human (32 px: 5 seeds, 24/28/40 px: 3 each);
     # dynopool_s: 5 seeds (its human baseline is the sweep's 32 px runs).
     plan = ts.toy_study_plan(ts.STUDIES, 5, 3, s_lambda=0.01)
     by_study = {}
     for spec in plan:
         by_study[spec['study']] = by_study.get(spec['study'], 0) + 1
-    assert by_study == dict(control=40, sweep=15 + 3 + 5 + 9, dynopool_s=5)
+    assert by_study == dict(control=50, sweep=15 + 3 + 5 + 9, dynopool_s=5)
     dirs = {ts._run_dir('w', s) for s in plan}
     # Hand-written: where each kind of run lives (the README points there).
     for expected in ('w/stretch-v/human/seed4', 'w/stretch-h/one_sided/seed0',
                      'w/stretch-h/central_x4_lambda-x4/seed2',
+                     'w/stretch-v/central_alpha/seed1',
                      'w/pairs/central/seed2',  # the sweep's x1 point
                      'w/pairs/central_lambda-x0/seed0',
                      'w/pairs/central_count-image/seed1',
@@ -55,6 +56,13 @@ def test_run_cfg_overrides():
     assert cfg.train_dataloader.dataset.variant == 'stretch_h'
     hook = next(h for h in cfg.custom_hooks if h.type == 'GMACsLossHook')
     assert hook.count == 'batch' and hook.loss_weight == 0.0565
+    # The configs step alpha in log space; the ablation takes the paper's.
+    spaces = {}
+    for model in ('one_sided', 'central_alpha'):
+        cfg = ts.build_run_cfg(dict(spec, model=model))
+        spaces[model] = [h.space for h in cfg.custom_hooks
+                         if h.type == 'AlphaGradHook']
+    assert spaces == dict(one_sided=['log'], central_alpha=['alpha'])
     spec = dict(study='sweep', dataset='pairs', model='central', seed=0,
                 lambda_factor=4.0, count='image')
     hook = next(h for h in ts.build_run_cfg(spec).custom_hooks
@@ -177,7 +185,8 @@ def test_toy_studies_tiny_end_to_end(tmp_path):
     runs = {(r['dataset'], r['model'], r['study']): r for r in out['runs']}
     assert sorted(runs) == sorted(
         [(d, m, 'control') for d in ('stretch-v', 'stretch-h')
-         for m in ('human', 'central', 'one_sided', 'central_x4')] +
+         for m in ('human', 'central', 'one_sided', 'central_x4',
+                   'central_alpha')] +
         [('pairs', 'human', 'sweep'), ('pairs', 'central', 'dynopool_s')])
     human = runs['stretch-h', 'human', 'control']
     assert human['resolutions'] == [[32, 32], [16, 16], [8, 8], [4, 4],

@@ -27,7 +27,7 @@ def parse_args(argv=None):
                    choices=list(STUDIES))
     p.add_argument('--seeds', type=int, default=5,
                    help='seeds of the control and DynOPool-S studies')
-    p.add_argument('--sweep-seeds', type=int, default=3,
+    p.add_argument('--sweep-seeds', type=int, default=5,
                    help='seeds per point of the lambda sweep')
     p.add_argument('--epochs', type=int, default=None,
                    help="override the configs' 20 epochs (quick checks)")
