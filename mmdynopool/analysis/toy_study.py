@@ -65,7 +65,7 @@ def _spec(study, dataset, model, seed, **extra) -> Dict:
 
 def toy_study_plan(studies: Sequence[str] = STUDIES,
                    seeds: int = 5,
-                   sweep_seeds: int = 3,
+                   sweep_seeds: int = 5,
                    s_lambda: Optional[float] = None) -> List[Dict]:
     """The runs of ``studies`` (``dynopool_s`` needs ``s_lambda``).
 
@@ -612,7 +612,7 @@ def plot_sweep(points: Dict[str, List[Dict]], out_file: str) -> str:
 def run_toy_studies(work_dir: str,
                     studies: Sequence[str] = STUDIES,
                     seeds: int = 5,
-                    sweep_seeds: int = 3,
+                    sweep_seeds: int = 5,
                     epochs: Optional[int] = None,
                     jobs: int = 1,
                     s_lambda: Optional[float] = None,
@@ -625,7 +625,7 @@ def run_toy_studies(work_dir: str,
         studies (Sequence[str]): Any of :data:`STUDIES`.
         seeds (int): Seeds of the control and DynOPool-S studies.
             Default: 5.
-        sweep_seeds (int): Seeds per sweep point. Default: 3.
+        sweep_seeds (int): Seeds per sweep point. Default: 5.
         epochs (int, optional): Override the configs' schedule (tests).
         jobs (int): Runs in parallel. Default: 1.
         s_lambda (float, optional): DynOPool-S's lambda; by default the

@@ -1,7 +1,7 @@
 """Regenerate the README's toy-study evidence (tables and figures).
 
     python tools/repro/toy_studies.py [--work-dir work_dirs/toy_studies]
-        [--studies control sweep dynopool_s] [--seeds 5] [--sweep-seeds 3]
+        [--studies control sweep dynopool_s] [--seeds 5] [--sweep-seeds 5]
         [--jobs 2] [--epochs N] [--s-lambda L] [--cfg-options k=v ...]
 
 Trains the slim VGG-11 toy configs of ``configs/toy/``: the stretch-V /
@@ -11,8 +11,8 @@ DynOPool-S at the human model's cost
 (:func:`mmdynopool.analysis.run_toy_studies`). Writes ``toy_studies.md``,
 ``toy_studies.json``, ``toy_trajectories.png`` and ``toy_sweep.png`` to the
 work dir. Resumable: finished runs are read back, interrupted ones resume
-from their latest checkpoint. All three studies (77 runs of 20 epochs) take
-about 45 minutes with ``--jobs 2`` on 2 cores.
+from their latest checkpoint. All three studies (105 runs of 20 epochs) take
+about 90 minutes with ``--jobs 2`` on 2 cores.
 """
 import argparse
 
