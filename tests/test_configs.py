@@ -147,3 +147,42 @@ def test_every_config_inherits_through_package_scope(path, tmp_path):
             if reg.get(type_name) is None:
                 missing.append(f'{where}: {type_name} (scope {scope})')
     assert not missing, missing
+
+
+# The papers' protocol, by hand: DynOPool Sec. 5.1 / Table B (DynOPool 250
+# epochs on CIFAR-100 and 120 on ImageNet, its baselines 200 / 100) and the
+# Shape Adaptor authors' runs (Nesterov SGD for weights and alpha, alpha every
+# 20 batches on small images and 1500 on ImageNet, D_limit 15 on ImageNet,
+# weight decay 5e-4 CIFAR / 1e-4 ImageNet / 4e-5 MobileNetV2).
+PROTOCOL = {
+    # dataset: (human / Shape Adaptor epochs, DynOPool epochs, alpha
+    # interval, D_limit, Shape Adaptor weight decay)
+    'cifar100': (200, 250, 20, None, 5e-4),
+    'imagenet': (100, 120, 1500, 15, 1e-4),
+}
+PROTOCOL_CONFIGS = [p for p in CONFIGS
+                    if osp.basename(osp.dirname(p)) in PROTOCOL]
+
+
+@pytest.mark.parametrize('path', PROTOCOL_CONFIGS,
+                         ids=[osp.relpath(p, ROOT) for p in PROTOCOL_CONFIGS])
+def test_papers_protocol(path):
+    cfg = Config.fromfile(path)
+    name = osp.basename(path)
+    base_epochs, dyno_epochs, interval, d_limit, sa_decay = PROTOCOL[
+        osp.basename(osp.dirname(path))]
+    epochs = dyno_epochs if 'dynopool' in name else base_epochs
+    assert cfg.train_cfg.max_epochs == epochs
+    assert cfg.param_scheduler.T_max == epochs
+    if 'shape-adaptor' not in name:
+        assert not cfg.optim_wrapper.optimizer.get('nesterov', False)
+        return
+    assert cfg.optim_wrapper.optimizer.nesterov is True
+    decay = 4e-5 if name.startswith('mobilenet') else sa_decay
+    assert cfg.optim_wrapper.optimizer.weight_decay == decay
+    hook = next(h for h in cfg.custom_hooks
+                if h.type == 'ShapeAdaptorHook')
+    assert hook.alpha_interval == interval
+    assert hook.get('d_limit') == d_limit
+    assert 'alpha_optimizer' not in hook  # the authors' Nesterov SGD
+    assert cfg.model_wrapper_cfg.find_unused_parameters is True

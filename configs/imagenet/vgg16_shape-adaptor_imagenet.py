@@ -1,12 +1,16 @@
-# Shape Adaptor vgg16 on ImageNet (Shape Adaptor Sec. 4.1): N from
-# Eq. 3, search space (0.5, 1), D_last = 2, D_out = 8, alpha updated every
-# 1500 iterations.
+# Shape Adaptor vgg16 on ImageNet as its authors run it (Shape Adaptor
+# Sec. 4.1 and lorenmt/shape-adaptor): N from Eq. 3 (floor), search
+# space (0.5, 1), D_last = 2, D_out = 8; alpha in its own pass every
+# 1500 batches with Nesterov SGD (lr 0.1, cosine), memory limit D_limit = 15;
+# weights with Nesterov SGD, wd 0.0001, at the baselines' 100 epochs.
 _base_ = './vgg16_human_imagenet.py'
-model = dict(
-    backbone=dict(type='ShapeAdaptorVGG', input_size=224))
-optim_wrapper = dict(
-    paramwise_cfg=dict(custom_keys={'.alpha': dict(lr_mult=1.0, decay_mult=0.0)}))
+model = dict(backbone=dict(type='ShapeAdaptorVGG', input_size=224))
+optim_wrapper = dict(optimizer=dict(nesterov=True, weight_decay=0.0001))
 custom_hooks = [
-    dict(type='ShapeAdaptorHook', alpha_interval=1500),
+    dict(type='ShapeAdaptorHook', alpha_interval=1500, input_size=224,
+         d_limit=15),
     dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),
 ]
+# alpha gets no gradient in most weight passes.
+model_wrapper_cfg = dict(type='MMDistributedDataParallel',
+                         find_unused_parameters=True)

@@ -125,28 +125,6 @@ def test_resume_reproduces_the_run_exactly(demo_cfg, tmp_path):
                            sr[k]['momentum_buffer'])
 
 
-def test_shape_adaptor_hook_schedule_and_penalty():
-    from types import SimpleNamespace
-
-    from mmdynopool.engine.hooks import ShapeAdaptorHook
-    model = torch.nn.Sequential(*[ShapeAdaptor(init_alpha=0.0)
-                                  for _ in range(4)])
-    runner = SimpleNamespace(model=model, iter=0)
-    hook = ShapeAdaptorHook(alpha_interval=3, input_size=32, d_limit=10)
-    updates = []
-    for it in range(6):
-        runner.iter = it
-        hook.before_train_iter(runner, it)
-        updates.append(model[0].alpha.requires_grad)
-    assert updates == [False, False, True, False, False, True]
-    # s = 0.75 each: D_cout = 32 * 0.75 ** 4 = 10.125 > 10.
-    rho = (10 / (32 * 0.75**4))**(1 / 4)
-    assert model[0].penalty == pytest.approx(rho)
-    assert 32 * model[0].scale**4 == pytest.approx(10)
-    hook.after_train(runner)
-    assert model[0].alpha.requires_grad
-
-
 def test_shape_logging_hook_writes_to_logger_and_visualizer():
     from types import SimpleNamespace
 

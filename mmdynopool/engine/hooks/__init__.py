@@ -1,7 +1,8 @@
 from .alpha_grad_hook import AlphaGradHook
 from .gmacs_loss_hook import GMACsLossHook
 from .random_option_hook import RandomOptionHook
-from .shape_hooks import ShapeAdaptorHook, ShapeLoggingHook
+from .shape_adaptor_hook import ShapeAdaptorHook
+from .shape_hooks import ShapeLoggingHook
 
 __all__ = [
     'GMACsLossHook', 'ShapeLoggingHook', 'ShapeAdaptorHook',

@@ -1,5 +1,4 @@
-"""Hooks that log learned shapes and run Shape Adaptor's schedule."""
-import math
+"""A hook that logs the learned shapes of every resizing layer."""
 from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
@@ -9,7 +8,7 @@ from mmengine.registry import HOOKS
 from ...analysis.shapes import resizing_report
 from ...models.layers import DynOPool2d, ShapeAdaptor
 
-__all__ = ['ShapeLoggingHook', 'ShapeAdaptorHook']
+__all__ = ['ShapeLoggingHook']
 
 
 def _unwrap(model):
@@ -83,61 +82,3 @@ class ShapeLoggingHook(Hook):
             runner.logger.info('shapes: ' + ', '.join(parts))
             runner.visualizer.add_scalars(scalars, step=step)
         return scalars
-
-
-@HOOKS.register_module()
-class ShapeAdaptorHook(Hook):
-    """Shape Adaptor's optimisation schedule (Algorithm 1).
-
-    * alpha is updated only every ``alpha_interval`` iterations (20 for small
-      datasets, 1500 for ImageNet in the paper): on the other iterations the
-      adaptors' alphas get no gradient, so the optimizer skips them (no
-      momentum or decay step either). Under DDP this needs
-      ``find_unused_parameters=True`` in ``model_wrapper_cfg``.
-    * With ``d_limit``, the memory penalty ``rho`` (Eq. 6-8) is recomputed
-      every iteration: ``rho = (d_limit / D_cout) ** (1 / N)`` when the
-      unpenalised final dimension ``D_cout = input_size * prod s(a_i)``
-      exceeds ``d_limit``, else 1.
-
-    Args:
-        alpha_interval (int): Update alpha every this many iterations.
-            Default: 20.
-        input_size (int, optional): ``D_in``, needed with ``d_limit``.
-        d_limit (float, optional): ``D_limit``. Default: None (no limit).
-    """
-
-    priority = 'NORMAL'
-
-    def __init__(self, alpha_interval: int = 20,
-                 input_size: Optional[int] = None,
-                 d_limit: Optional[float] = None) -> None:
-        if alpha_interval < 1:
-            raise ValueError(f'alpha_interval must be >= 1, got '
-                             f'{alpha_interval!r}')
-        if d_limit is not None and not (input_size and d_limit > 0):
-            raise ValueError('d_limit needs input_size and must be > 0, got '
-                             f'input_size={input_size!r}, d_limit={d_limit!r}')
-        self.alpha_interval = alpha_interval
-        self.input_size = input_size
-        self.d_limit = d_limit
-
-    def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
-        adaptors = [
-            m for m in _unwrap(runner.model).modules()
-            if isinstance(m, ShapeAdaptor)
-        ]
-        update = (runner.iter + 1) % self.alpha_interval == 0
-        for sa in adaptors:
-            sa.alpha.requires_grad_(update)
-        if self.d_limit is not None and adaptors:
-            d_cout = self.input_size * math.prod(
-                sa.scale / sa.penalty for sa in adaptors)
-            rho = (self.d_limit / d_cout)**(1 / len(adaptors)) \
-                if d_cout > self.d_limit else 1.0
-            for sa in adaptors:
-                sa.penalty = rho
-
-    def after_train(self, runner) -> None:
-        for m in _unwrap(runner.model).modules():
-            if isinstance(m, ShapeAdaptor):
-                m.alpha.requires_grad_(True)

@@ -1,0 +1,221 @@
+"""Shape Adaptor's optimisation schedule (Shape Adaptor paper, Algorithm 1)."""
+import copy
+import math
+from numbers import Integral, Real
+from typing import Dict, List, Optional
+
+import torch
+from mmengine.dist import all_reduce
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import HOOKS, PARAM_SCHEDULERS
+
+from ...models.layers import ShapeAdaptor
+
+__all__ = ['ShapeAdaptorHook']
+
+#: The authors' alpha optimizer (lorenmt/shape-adaptor, every data set).
+AUTHORS_ALPHA_OPTIMIZER = dict(type='SGD', lr=0.1, momentum=0.9,
+                               nesterov=True)
+#: Checkpoint key of the hook's own optimizer and scheduler states.
+STATE_KEY = 'shape_adaptor_hook'
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class ShapeAdaptorHook(Hook):
+    """Shape Adaptor's schedule: alpha steps every ``alpha_interval`` batches.
+
+    **Separate pass** (``alpha_optimizer`` a dict, the default and the
+    authors' code). Before the weight step of every batch whose index
+    *within the epoch* is a multiple of ``alpha_interval`` (batch 0, 20,
+    40, ... for ``alpha_interval=20``), the hook runs the model's loss on
+    that batch, takes the gradient with respect to the adaptors' alphas only
+    (averaged over processes) and steps its own optimizer, by default the
+    authors' SGD (lr 0.1, momentum 0.9, Nesterov) under a cosine annealing
+    of its learning rate over the whole run (``alpha_scheduler``). The
+    weights then take the runner's usual step with the *new* alphas
+    (Algorithm 1, lines 14-17). The runner's optimizer never moves alpha:
+    alpha does not require a gradient during the weight pass, so keep it in
+    ``paramwise_cfg`` or not, it gets no update there. Batch-norm layers see
+    the alpha batch twice in training mode, as in the authors' code. The
+    hook's optimizer and scheduler states travel in the checkpoint (key
+    ``'shape_adaptor_hook'``), so a resumed run continues exactly.
+
+    **Joint step** (``alpha_optimizer=None``). alpha stays in the runner's
+    optimizer (``paramwise_cfg`` sets its learning rate) and gets a gradient
+    only on those batches, from the same pass as the weights.
+
+    Under DDP, both need ``find_unused_parameters=True`` in
+    ``model_wrapper_cfg`` (alpha has no gradient in most weight passes).
+
+    **Memory limit.** With ``d_limit``, the penalty ``rho`` (Eq. 6-8) is
+    recomputed before every pass: ``rho = (d_limit / D_cout) ** (1 / N)``
+    when the unpenalised final dimension ``D_cout = input_size * prod
+    s(a_i)`` exceeds ``d_limit``, else 1. The authors run ImageNet with
+    ``d_limit=15``, fine-grained 224 px data with 30 and small images with
+    none.
+
+    Args:
+        alpha_interval (int): Update alpha every this many batches (20 for
+            small data sets, 1500 for ImageNet in the paper). Default: 20.
+        input_size (int, optional): ``D_in``, needed with ``d_limit``.
+        d_limit (float, optional): ``D_limit``. Default: None (no limit).
+        alpha_optimizer (dict, optional): The optimizer of the separate alpha
+            pass (an ``optim_wrapper`` ``optimizer`` dict), or None for the
+            joint step. Default: the authors' Nesterov SGD, lr 0.1.
+        alpha_scheduler (dict, optional): An mmengine parameter scheduler
+            for ``alpha_optimizer``, stepped every epoch (``by_epoch``
+            loops) or iteration; ``T_max`` defaults to the run's length.
+            Default: ``dict(type='CosineAnnealingLR')`` (the authors').
+            None keeps the learning rate constant.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 alpha_interval: int = 20,
+                 input_size: Optional[int] = None,
+                 d_limit: Optional[float] = None,
+                 alpha_optimizer: Optional[dict] = AUTHORS_ALPHA_OPTIMIZER,
+                 alpha_scheduler: Optional[dict] = dict(
+                     type='CosineAnnealingLR')) -> None:
+        if isinstance(alpha_interval, bool) or not isinstance(
+                alpha_interval, Integral) or alpha_interval < 1:
+            raise ValueError('alpha_interval must be an integer >= 1, got '
+                             f'{alpha_interval!r}')
+        if d_limit is not None and not (
+                isinstance(d_limit, Real) and math.isfinite(d_limit)
+                and d_limit > 0 and isinstance(input_size, Real)
+                and input_size > 0):
+            raise ValueError('d_limit needs input_size and both must be > 0, '
+                             f'got input_size={input_size!r}, '
+                             f'd_limit={d_limit!r}')
+        for name, value in (('alpha_optimizer', alpha_optimizer),
+                            ('alpha_scheduler', alpha_scheduler)):
+            if value is not None and not (isinstance(value, dict)
+                                          and 'type' in value):
+                raise TypeError(f'{name} must be None or a config dict with '
+                                f'a type, got {value!r}')
+        if alpha_optimizer is None and alpha_scheduler is not None \
+                and alpha_scheduler != dict(type='CosineAnnealingLR'):
+            raise ValueError('alpha_scheduler needs alpha_optimizer (the '
+                             'joint step uses the runner\'s schedulers), got '
+                             f'{alpha_scheduler!r}')
+        self.alpha_interval = int(alpha_interval)
+        self.input_size = input_size
+        self.d_limit = d_limit
+        self.alpha_optimizer_cfg = copy.deepcopy(alpha_optimizer)
+        self.alpha_scheduler_cfg = copy.deepcopy(alpha_scheduler) \
+            if alpha_optimizer is not None else None
+        self.optim_wrapper = None
+        self.scheduler = None
+        self._by_epoch = True
+
+    # ---------------------------------------------------------------- set-up
+    @staticmethod
+    def _adaptors(runner) -> List[ShapeAdaptor]:
+        return [m for m in _unwrap(runner.model).modules()
+                if isinstance(m, ShapeAdaptor)]
+
+    def before_run(self, runner) -> None:
+        loop = getattr(runner, '_train_loop', None)
+        if self.alpha_optimizer_cfg is None or loop is None or isinstance(
+                loop, dict):  # the joint step, or not a training run
+            return
+        alphas = [sa.alpha for sa in self._adaptors(runner)]
+        if not alphas:
+            return
+        self.optim_wrapper = build_optim_wrapper(
+            torch.nn.ParameterList(alphas),
+            dict(optimizer=copy.deepcopy(self.alpha_optimizer_cfg)))
+        if self.alpha_scheduler_cfg is not None:
+            cfg = dict(self.alpha_scheduler_cfg)
+            cfg.setdefault('by_epoch', hasattr(loop, 'max_epochs'))
+            self._by_epoch = bool(cfg['by_epoch'])
+            if cfg['type'] == 'CosineAnnealingLR' and 'T_max' not in cfg:
+                cfg['T_max'] = loop.max_epochs if self._by_epoch else \
+                    loop.max_iters
+            self.scheduler = PARAM_SCHEDULERS.build(
+                cfg, default_args=dict(optimizer=self.optim_wrapper))
+
+    # --------------------------------------------------------------- training
+    def _set_penalty(self, adaptors: List[ShapeAdaptor]) -> None:
+        if self.d_limit is None:
+            return
+        d_cout = self.input_size * math.prod(sa.scale / sa.penalty
+                                             for sa in adaptors)
+        rho = (self.d_limit / d_cout)**(1 / len(adaptors)) \
+            if d_cout > self.d_limit else 1.0
+        for sa in adaptors:
+            sa.penalty = rho
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        adaptors = self._adaptors(runner)
+        if not adaptors:
+            return
+        update = batch_idx % self.alpha_interval == 0
+        self._set_penalty(adaptors)
+        if self.optim_wrapper is None:  # joint step
+            for sa in adaptors:
+                sa.alpha.requires_grad_(update)
+            return
+        if update:
+            self._alpha_step(runner, adaptors, data_batch)
+            self._set_penalty(adaptors)  # the weights see the new alphas
+        for sa in adaptors:
+            sa.alpha.requires_grad_(False)
+
+    def _alpha_step(self, runner, adaptors, data_batch) -> None:
+        model = _unwrap(runner.model)
+        alphas = [sa.alpha for sa in adaptors]
+        for a in alphas:
+            a.requires_grad_(True)
+        data = model.data_preprocessor(data_batch, True)
+        losses = model(**data, mode='loss')
+        loss, _ = model.parse_losses(losses)
+        grads = torch.autograd.grad(loss, alphas, allow_unused=True)
+        for a, g in zip(alphas, grads):
+            g = torch.zeros_like(a) if g is None else g
+            all_reduce(g, op='mean')
+            a.grad = g
+        self.optim_wrapper.step()
+        self.optim_wrapper.zero_grad()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if self.scheduler is not None and not self._by_epoch:
+            self.scheduler.step()
+
+    def after_train_epoch(self, runner) -> None:
+        if self.scheduler is not None and self._by_epoch:
+            self.scheduler.step()
+
+    def after_train(self, runner) -> None:
+        for sa in self._adaptors(runner):
+            sa.alpha.requires_grad_(True)
+
+    # ----------------------------------------------------------- checkpoints
+    def before_save_checkpoint(self, runner, checkpoint: Dict) -> None:
+        if self.optim_wrapper is None:
+            return
+        checkpoint[STATE_KEY] = dict(
+            optimizer=self.optim_wrapper.state_dict(),
+            scheduler=self.scheduler.state_dict()
+            if self.scheduler is not None else None)
+
+    def after_load_checkpoint(self, runner, checkpoint: Dict) -> None:
+        # Only a resumed run continues the hook's state (like the runner's
+        # own optimizer); load_from starts it afresh.
+        state = checkpoint.get(STATE_KEY)
+        if self.optim_wrapper is None or state is None or not getattr(
+                runner, '_resume', False):
+            return
+        self.optim_wrapper.load_state_dict(state['optimizer'])
+        if self.scheduler is not None and state['scheduler'] is not None:
+            self.scheduler.load_state_dict(state['scheduler'])

@@ -1,0 +1,188 @@
+"""ShapeAdaptorHook against Shape Adaptor's Algorithm 1 written out by hand
+(the authors' loop: alpha in its own pass at batch index % interval == 0,
+Nesterov SGD, cosine per epoch; then the weights with the new alpha)."""
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch import nn
+
+from mmdynopool.engine.hooks import ShapeAdaptorHook
+from mmdynopool.models import ShapeAdaptor
+from mmdynopool.utils import allow_mmengine_checkpoints
+
+INTERVAL, EPOCHS, BATCH, SAMPLES = 3, 2, 2, 10  # 5 batches an epoch
+
+
+class Tiny(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.sa1 = ShapeAdaptor(init_alpha=0.3)
+        self.sa2 = ShapeAdaptor(init_alpha=-0.2)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        x = torch.stack(inputs) if isinstance(inputs, list) else inputs
+        out = self.fc(self.sa2(self.sa1(F.relu(self.conv(x)))).mean((2, 3)))
+        if mode == 'loss':
+            return dict(loss=F.cross_entropy(out, torch.as_tensor(labels)))
+        return out
+
+
+def dataset():
+    g = torch.Generator().manual_seed(0)
+    return [dict(inputs=torch.randn(1, 13, 11, generator=g), labels=i % 3)
+            for i in range(SAMPLES)]
+
+
+def batches():
+    data = dataset()
+    return [(torch.stack([d['inputs'] for d in data[i:i + BATCH]]),
+             torch.tensor([d['labels'] for d in data[i:i + BATCH]]))
+            for i in range(0, SAMPLES, BATCH)]
+
+
+def loss_of(model, x, y):
+    return F.cross_entropy(model(x), y)
+
+
+def algorithm1(model, joint=False, d_limit=None):
+    """The reference: Shape Adaptor's Algorithm 1 as the authors run it."""
+    alphas = [model.sa1.alpha, model.sa2.alpha]
+    weights = [p for n, p in model.named_parameters() if 'alpha' not in n]
+    w_opt = torch.optim.SGD(weights, lr=0.05, momentum=0.9)
+    if joint:  # alpha in the weights' optimizer, lr 0.01 for it
+        w_opt.add_param_group(dict(params=alphas, lr=0.01))
+    else:
+        a_opt = torch.optim.SGD(alphas, lr=0.1, momentum=0.9, nesterov=True)
+    for epoch in range(EPOCHS):
+        if not joint:  # cosine annealing per epoch over the run
+            for g in a_opt.param_groups:
+                g['lr'] = 0.1 * (1 + math.cos(math.pi * epoch / EPOCHS)) / 2
+        for i, (x, y) in enumerate(batches()):
+            update = i % INTERVAL == 0
+            if d_limit is not None:
+                penalise(model, d_limit)
+            if update and not joint:
+                grads = torch.autograd.grad(loss_of(model, x, y), alphas)
+                for a, g in zip(alphas, grads):
+                    a.grad = g
+                a_opt.step()
+                a_opt.zero_grad()
+                if d_limit is not None:
+                    penalise(model, d_limit)
+            for a in alphas:
+                a.requires_grad_(joint and update)
+            loss_of(model, x, y).backward()
+            w_opt.step()
+            w_opt.zero_grad()
+            for a in alphas:
+                a.requires_grad_(True)
+    return model
+
+
+def penalise(model, d_limit):
+    # Eq. 8: rho = (D_limit / D_cout) ** (1 / N) when D_cout > D_limit.
+    s = [0.5 + 0.5 * torch.sigmoid(m.alpha).item()
+         for m in (model.sa1, model.sa2)]
+    d_cout = 13 * s[0] * s[1]
+    rho = (d_limit / d_cout)**0.5 if d_cout > d_limit else 1.0
+    model.sa1.penalty = model.sa2.penalty = rho
+
+
+def runner_for(model, work_dir, joint=False, d_limit=None, resume=False,
+               **hook_options):
+    hook = dict(type='ShapeAdaptorHook', alpha_interval=INTERVAL,
+                **hook_options)
+    if joint:
+        hook['alpha_optimizer'] = None
+    if d_limit is not None:
+        hook.update(input_size=13, d_limit=d_limit)
+    paramwise = dict(custom_keys={'.alpha': dict(lr_mult=0.2)})
+    return Runner(
+        model=model, work_dir=str(work_dir),
+        train_dataloader=dict(dataset=dataset(), batch_size=BATCH,
+                              sampler=dict(type='DefaultSampler',
+                                           shuffle=False),
+                              collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05,
+                                          momentum=0.9),
+                           paramwise_cfg=paramwise),
+        train_cfg=dict(by_epoch=True, max_epochs=EPOCHS),
+        custom_hooks=[hook],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=1)),
+        resume=resume, log_level='WARNING')
+
+
+def assert_same_model(a, b):
+    for (k, v), w in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(v, w, rtol=1e-6, atol=1e-7, msg=k)
+
+
+@pytest.mark.parametrize('joint,d_limit', [(False, None), (True, None),
+                                           (False, 6.0)])
+def test_matches_algorithm1(tmp_path, joint, d_limit):
+    torch.manual_seed(0)
+    model = Tiny()
+    reference = algorithm1(copy.deepcopy(model), joint, d_limit)
+    runner = runner_for(model, tmp_path, joint, d_limit)
+    runner.train()
+    trained = runner.model
+    assert not torch.equal(trained.sa1.alpha, Tiny().sa1.alpha)
+    assert_same_model(trained, reference)
+    if d_limit is not None:  # 13 * 0.79 * 0.72 = 7.4 > 6 at the start
+        assert trained.sa1.penalty < 1
+    assert trained.sa1.alpha.requires_grad  # restored after training
+
+
+def test_resume_continues_the_alpha_optimizer(tmp_path):
+    allow_mmengine_checkpoints()
+    torch.manual_seed(0)
+    model = Tiny()
+    # T_max explicit: the first run is cut short below, which would
+    # otherwise shorten its cosine.
+    cosine = dict(alpha_scheduler=dict(type='CosineAnnealingLR',
+                                       T_max=EPOCHS))
+    straight = runner_for(copy.deepcopy(model), tmp_path / 'straight',
+                          **cosine)
+    straight.train()
+    first = runner_for(copy.deepcopy(model), tmp_path / 'resumed', **cosine)
+    first.train_loop._max_epochs = 1  # stop after the epoch-1 checkpoint
+    first.train()
+    ckpt = torch.load(tmp_path / 'resumed' / 'epoch_1.pth',
+                      weights_only=False)
+    assert ckpt['shape_adaptor_hook']['optimizer']['state']
+    resumed = runner_for(copy.deepcopy(model), tmp_path / 'resumed',
+                         resume=True, **cosine)
+    resumed.train()
+    assert_same_model(resumed.model, straight.model)
+    hooks = [next(h for h in r.hooks if isinstance(h, ShapeAdaptorHook))
+             for r in (straight, resumed)]
+    sa, sb = (h.optim_wrapper.state_dict() for h in hooks)
+    for pa, pb in zip(sa['state'].values(), sb['state'].values()):
+        torch.testing.assert_close(pa['momentum_buffer'],
+                                   pb['momentum_buffer'])
+    assert sa['param_groups'][0]['lr'] == sb['param_groups'][0]['lr']
+
+
+@pytest.mark.parametrize('kwargs,error,match', [
+    (dict(alpha_interval=0), ValueError, 'alpha_interval'),
+    (dict(alpha_interval=2.5), ValueError, 'alpha_interval'),
+    (dict(d_limit=10), ValueError, 'd_limit'),
+    (dict(d_limit=-1, input_size=32), ValueError, 'd_limit'),
+    (dict(alpha_optimizer='SGD'), TypeError, 'alpha_optimizer'),
+    (dict(alpha_scheduler=dict(T_max=3)), TypeError, 'alpha_scheduler'),
+    (dict(alpha_optimizer=None,
+          alpha_scheduler=dict(type='ConstantLR')), ValueError,
+     'alpha_scheduler'),
+])
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ShapeAdaptorHook(**kwargs)
