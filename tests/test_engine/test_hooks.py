@@ -3,7 +3,7 @@ import torch
 from mmengine.runner import Runner
 
 from mmdynopool.engine import GMACsLossHook
-from mmdynopool.models import DynOPool2d, ShapeAdaptor
+from mmdynopool.models import DynOPool2d
 from mmdynopool.utils import allow_mmengine_checkpoints
 
 
