@@ -61,6 +61,8 @@ def test_config_builds(path):
     ('imagenet/vgg16_human_imagenet.py', 224, 15.39),
     ('imagenet/resnet50_human_imagenet.py', 224, 4.11),
     ('imagenet/mobilenet_v2_human_imagenet.py', 224, 0.31),
+    # DynOPool Table 4, FCN HRNet-W48 on VOC at the configs' 480x480 crop.
+    ('voc/hrnet_human_voc.py', 480, 82.55),
 ])
 def test_human_gmacs_match_the_paper(name, size, paper):
     """DynOPool Table 1's GMACs of the human models (conv + linear MACs,

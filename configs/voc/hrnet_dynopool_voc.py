@@ -4,7 +4,7 @@
 # alpha; lambda = 7e-5 on the GMACs loss.
 _base_ = './hrnet_human_voc.py'
 
-crop_size = (512, 512)
+crop_size = (480, 480)
 model = dict(backbone=dict(type='DynOPoolHRNet', init_scales=0.5))
 optim_wrapper = dict(
     paramwise_cfg=dict(
