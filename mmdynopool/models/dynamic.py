@@ -23,8 +23,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from torch import nn
 
-from .layers.dynamic_conv import (DILATIONS, KERNEL_SIZES, STRIDES,
-                                  DynamicConv2d, DynamicPool2d,
+from .layers.dynamic_conv import (DILATIONS, KERNEL_SIZES, SHORTCUTS,
+                                  STRIDES, DynamicConv2d, DynamicPool2d,
                                   FollowerConv2d, FollowerResize)
 
 __all__ = ['convert_to_dynamic', 'DynamicLayers', 'ARCHS', 'ATTRIBUTES']
@@ -76,8 +76,8 @@ def _resnet_sites(model: nn.Module) -> List[Tuple[str, nn.Module]]:
 def convert_to_dynamic(model: nn.Module,
                        arch: Optional[str] = None,
                        layers: str = 'ABCD',
-                       options: Optional[Dict[str, Sequence]] = None
-                       ) -> 'DynamicLayers':
+                       options: Optional[Dict[str, Sequence]] = None,
+                       shortcut: str = 'avgpool') -> 'DynamicLayers':
     """Make the paper's ABCD layers of ``model`` dynamic, in place.
 
     Parameters stay the same objects under the same state-dict keys, so
@@ -95,6 +95,12 @@ def convert_to_dynamic(model: nn.Module,
             ``{1/2, 1, 2, 3, 4}`` except no up-sampling (``1/2``) in A and B
             (the paper's memory limit), and for pools ``{1, 2, 3, 4}``;
             dilations ``{1..5}``; kernel sizes ``{1, 3, 5, 7, 9}``.
+        shortcut (str): How a ResNet shortcut follows a changed stride:
+            ``'avgpool'`` (the first author's code: the 1x1 at stride 1,
+            then adaptive average pooling to the main path's size) or
+            ``'subsample'`` (the 1x1 at the new stride). See
+            :func:`~mmdynopool.models.layers.dynamic_conv.follow_shortcut`.
+            Default: ``'avgpool'``.
 
     Returns:
         DynamicLayers: Handle to set permutations.
@@ -111,6 +117,9 @@ def convert_to_dynamic(model: nn.Module,
     if not layers or any(c not in 'ABCD' for c in layers):
         raise ValueError(f"layers must be letters from 'ABCD', got "
                          f'{layers!r}')
+    if shortcut not in SHORTCUTS:
+        raise ValueError(f'shortcut must be one of {SHORTCUTS}, got '
+                         f'{shortcut!r}')
     options = dict(options or {})
     for key in options:
         if key not in ATTRIBUTES:
@@ -167,7 +176,7 @@ def convert_to_dynamic(model: nn.Module,
         if block is not None:  # the shortcut follows the main path
             down = block.downsample
             if down is None:
-                block.downsample = FollowerResize(new)
+                block.downsample = FollowerResize(new, shortcut)
             else:
                 convs = [(n, m) for n, m in down.named_modules()
                          if isinstance(m, nn.Conv2d)]
@@ -179,7 +188,8 @@ def convert_to_dynamic(model: nn.Module,
                         'single strided conv (e.g. avg_down=True); its '
                         'stride cannot follow the dynamic layer')
                 n, conv = convs[0]
-                _set_module(down, n, FollowerConv2d.from_conv(conv, new))
+                _set_module(down, n,
+                            FollowerConv2d.from_conv(conv, new, shortcut))
     return DynamicLayers.from_model(model)
 
 

@@ -115,9 +115,11 @@ def test_output_sizes_follow_the_strides():
         assert last(model(torch.randn(1, 3, 64, 64))).shape[-2:] == (2, 2)
 
 
-def bottleneck_reference(block, x, stride, dilation=1):
+def bottleneck_reference(block, x, stride, dilation=1, shortcut='avgpool'):
     """mmpretrain Bottleneck by hand with its 3x3 at ``stride``; the
-    shortcut 1x1 at the same stride (nearest 2x up-sampling for 1/2)."""
+    shortcut 1x1 at stride 1 then adaptive average pooling to the main
+    path's size (the first author's StriderBlock), or at the same stride
+    (``'subsample'``); nearest 2x up-sampling for 1/2."""
     out = F.relu(block.bn1(block.conv1(x)))
     w2 = block.conv2.weight
     if stride == 0.5:
@@ -135,21 +137,26 @@ def bottleneck_reference(block, x, stride, dilation=1):
     out = F.relu(block.bn2(out))
     out = block.bn3(block.conv3(out))
     ds_conv, ds_bn = block.downsample[0], block.downsample[1]
-    short = ds_bn(F.conv2d(short, ds_conv.weight, stride=stride_ds))
-    return F.relu(out + short)
+    if shortcut == 'avgpool' and stride_ds > 1:
+        short = F.adaptive_avg_pool2d(F.conv2d(short, ds_conv.weight),
+                                      out.shape[-2:])
+    else:
+        short = F.conv2d(short, ds_conv.weight, stride=stride_ds)
+    return F.relu(out + ds_bn(short))
 
 
+@pytest.mark.parametrize('shortcut', ['avgpool', 'subsample'])
 @pytest.mark.parametrize('stride,dilation', [(1, 1), (3, 2), (4, 1),
                                              (0.5, 1), (0.5, 3)])
-def test_block_and_shortcut_equal_hand_reference(stride, dilation):
+def test_block_and_shortcut_equal_hand_reference(stride, dilation, shortcut):
     torch.manual_seed(0)
     model = ResNet(50).double()
     model.eval()
     block = model.layer3[0]
     x = torch.randn(2, 512, 9, 11, dtype=torch.float64)
     with torch.no_grad():
-        ref = bottleneck_reference(block, x, stride, dilation)
-        dyn = convert_to_dynamic(model)
+        ref = bottleneck_reference(block, x, stride, dilation, shortcut)
+        dyn = convert_to_dynamic(model, shortcut=shortcut)
         dyn.apply(((1, 1), (2, 1), (stride, dilation), (2, 1)),
                   ('stride', 'dilation'))
         out = model.layer3[0](x)
@@ -159,20 +166,32 @@ def test_block_and_shortcut_equal_hand_reference(stride, dilation):
     assert out.shape[-2:] == expected
 
 
-def test_identity_shortcut_follows_basic_block():
+@pytest.mark.parametrize('shortcut', ['avgpool', 'subsample'])
+def test_identity_shortcut_follows_basic_block(shortcut):
     torch.manual_seed(0)
     model = ResNet_CIFAR(18, stem_channels=8, base_channels=8)
     model.eval()
     block = model.layer1[0]
     assert block.downsample is None
     x = torch.randn(1, 8, 10, 10)
-    dyn = convert_to_dynamic(model)
+    dyn = convert_to_dynamic(model, shortcut=shortcut)
     dyn.apply(((3, ), (2, ), (2, ), (2, )))
     with torch.no_grad():
         out = block(x)
         main = block.norm2(block.conv2(F.relu(block.norm1(
             F.conv2d(x, block.conv1.weight, stride=3, padding=1)))))
-    torch.testing.assert_close(out, F.relu(main + x[..., ::3, ::3]))
+    # 10 -> 4 per axis: adaptive average pooling's windows [0, 3), [2, 5),
+    # [5, 8), [7, 10) (floor / ceil of i * 10 / 4), or one pixel in 3.
+    if shortcut == 'avgpool':
+        cells = [(int(i * 10 / 4), -(-(i + 1) * 10 // 4)) for i in range(4)]
+        short = torch.stack([torch.stack([
+            x[0, :, a:b, c:d].mean((1, 2)) for c, d in cells], -1)
+            for a, b in cells], -2)[None]
+    else:
+        short = x[..., ::3, ::3]
+    torch.testing.assert_close(out, F.relu(main + short))
+    with pytest.raises(ValueError, match="shortcut.*'mean'"):
+        convert_to_dynamic(ResNet_CIFAR(18), shortcut='mean')
 
 
 def test_pool_stride_equals_hand_average():

@@ -28,8 +28,8 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 __all__ = ['DynamicConv2d', 'DynamicPool2d', 'FollowerConv2d',
-           'FollowerResize', 'dynamic_conv2d', 'STRIDES', 'DILATIONS',
-           'KERNEL_SIZES']
+           'FollowerResize', 'dynamic_conv2d', 'follow_shortcut', 'STRIDES',
+           'DILATIONS', 'KERNEL_SIZES', 'SHORTCUTS']
 
 STRIDES = (0.5, 1, 2, 3, 4)
 DILATIONS = (1, 2, 3, 4, 5)
@@ -222,49 +222,93 @@ class DynamicConv2d(nn.Conv2d):
         return super().extra_repr() + f', option={self.option}'
 
 
+#: How a shortcut follows a changed stride (see :func:`follow_shortcut`).
+SHORTCUTS = ('avgpool', 'subsample')
+
+
+def follow_shortcut(x: Tensor, stride: Union[int, float], shortcut: str,
+                    op=None) -> Tensor:
+    """A ResNet shortcut ``op`` (a 1x1 conv taking ``(x, stride)``, or the
+    identity) at another stride, sized like the main path: ``ceil(H / s)``
+    per axis, ``2 H`` for ``s = 1/2``.
+
+    * ``'avgpool'`` (the first author's code, default): ``op`` at stride 1,
+      then adaptive average pooling to the main path's size (nearest
+      up-sampling for ``1/2``). Every input pixel reaches the sum.
+    * ``'subsample'``: ``op`` at stride ``s`` (a 1x1 stride-``s`` identity
+      keeps one pixel in ``s x s``); ``1/2`` up-samples the input 2x
+      (nearest) first.
+
+    For a 1x1 ``op`` both agree at ``s <= 1``. A transposed 1x1 is never
+    used for ``1/2``: it would leave three zeros in every 2x2 cell of the
+    identity path.
+    """
+    op = op or (lambda t, s: t if s == 1 else t[..., ::s, ::s])
+    h, w = x.shape[-2:]
+    if stride == 0.5:
+        return op(F.interpolate(x, scale_factor=2, mode='nearest'), 1)
+    stride = int(stride)
+    if shortcut == 'subsample' or stride == 1:
+        return op(x, stride)
+    return F.adaptive_avg_pool2d(op(x, 1), (-(-h // stride),
+                                            -(-w // stride)))
+
+
+def _check_shortcut(shortcut: str) -> None:
+    if shortcut not in SHORTCUTS:
+        raise ValueError(f'shortcut must be one of {SHORTCUTS}, got '
+                         f'{shortcut!r}')
+
+
 class FollowerConv2d(nn.Conv2d):
     """A shortcut convolution (ResNet ``downsample``) that follows the stride
     of its block's :class:`DynamicConv2d` (the *leader*), so the residual sum
     still lines up.
 
     Its stride is ``leader stride x (own trained stride / leader trained
-    stride)``; stride ``1/2`` up-samples the shortcut input 2x (nearest)
-    before the convolution: a transposed 1x1 would leave three zeros in
-    every 2x2 cell of the identity path. The leader is held by reference, not
-    as a sub-module, so the state dict keeps the original keys.
+    stride)``; at its trained stride it is the trained conv, otherwise
+    :func:`follow_shortcut` with ``shortcut`` (``'avgpool'``: the 1x1 at
+    stride 1, then adaptive average pooling, as the first author's code
+    does; ``'subsample'``: the 1x1 at the new stride). The leader is held by
+    reference, not as a sub-module, so the state dict keeps the original
+    keys.
     """
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d,
-                  leader: DynamicConv2d) -> 'FollowerConv2d':
+    def from_conv(cls, conv: nn.Conv2d, leader: DynamicConv2d,
+                  shortcut: str = 'avgpool') -> 'FollowerConv2d':
+        _check_shortcut(shortcut)
         new = _share_conv(cls, conv)
         object.__setattr__(new, 'leader', leader)
+        new.shortcut = shortcut
         return new
 
     def forward(self, x: Tensor) -> Tensor:
         stride = follow_stride(self.leader, self.stride[0])
         if stride == self.stride[0]:
             return super().forward(x)
-        if stride == 0.5:
-            x, stride = F.interpolate(x, scale_factor=2, mode='nearest'), 1
-        return F.conv2d(x, self.weight, self.bias, int(stride), self.padding,
-                        self.dilation, self.groups)
+        return follow_shortcut(
+            x, stride, self.shortcut,
+            lambda t, s: F.conv2d(t, self.weight, self.bias, s, self.padding,
+                                  self.dilation, self.groups))
 
 
 class FollowerResize(nn.Module):
-    """The identity shortcut of a block whose leader's stride changed:
-    ``x[..., ::s, ::s]`` (a 1x1 stride-``s`` identity) or a 2x nearest
-    up-sampling for ``s = 1/2``. No parameters."""
+    """The identity shortcut of a block whose leader's stride changed
+    (:func:`follow_shortcut` of the identity: adaptive average pooling by
+    default, ``x[..., ::s, ::s]`` with ``shortcut='subsample'``, a 2x
+    nearest up-sampling for ``s = 1/2``). No parameters."""
 
-    def __init__(self, leader: DynamicConv2d) -> None:
+    def __init__(self, leader: DynamicConv2d,
+                 shortcut: str = 'avgpool') -> None:
         super().__init__()
+        _check_shortcut(shortcut)
         object.__setattr__(self, 'leader', leader)
+        self.shortcut = shortcut
 
     def forward(self, x: Tensor) -> Tensor:
-        stride = follow_stride(self.leader, 1)
-        if stride == 0.5:
-            return F.interpolate(x, scale_factor=2, mode='nearest')
-        return x if stride == 1 else x[..., ::int(stride), ::int(stride)]
+        return follow_shortcut(x, follow_stride(self.leader, 1),
+                               self.shortcut)
 
 
 def follow_stride(leader: DynamicConv2d, own_default) -> Union[int, float]:
