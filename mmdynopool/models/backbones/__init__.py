@@ -1,6 +1,7 @@
 from .classification import (DynOPoolMobileNetV2, DynOPoolMobileNetV2_CIFAR,
                              DynOPoolResNet, DynOPoolResNet_CIFAR, DynOPoolVGG,
                              MobileNetV2_CIFAR)
+from .efficientnet import DynOPoolEfficientNet
 from .hrnet import DynOPoolHRNet
 from .shape_adaptor import (ShapeAdaptorMobileNetV2, ShapeAdaptorResNet,
                             ShapeAdaptorResNet_CIFAR, ShapeAdaptorVGG)
@@ -11,5 +12,5 @@ __all__ = [
     'DynOPoolMobileNetV2', 'DynOPoolMobileNetV2_CIFAR', 'MobileNetV2_CIFAR',
     'ShapeAdaptorVGG', 'ShapeAdaptorResNet',
     'ShapeAdaptorResNet_CIFAR', 'ShapeAdaptorMobileNetV2', 'SlimVGG',
-    'DynOPoolSlimVGG', 'ShapeAdaptorSlimVGG'
+    'DynOPoolSlimVGG', 'ShapeAdaptorSlimVGG', 'DynOPoolEfficientNet'
 ]

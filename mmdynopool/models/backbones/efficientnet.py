@@ -1,0 +1,54 @@
+"""EfficientNet with DynOPool (DynOPool Sec. 5.4, Table 3)."""
+from typing import Optional
+
+from mmpretrain.models.backbones import EfficientNet
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from ..layers import PoolAfter
+from .utils import FreezeResizersMixin, build_pools, parse_init_scales
+
+__all__ = ['DynOPoolEfficientNet']
+
+
+@MODELS.register_module()
+class DynOPoolEfficientNet(FreezeResizersMixin, EfficientNet):
+    """mmpretrain ``EfficientNet`` with DynOPool (rule B).
+
+    The stem convolution and the depthwise convolution of every strided
+    block get stride 1, and a DynOPool runs right after their activation
+    (registered as ``dynopools.{i}``): five resizing layers for B0 (stem and
+    the first blocks of stages 2, 3, 4 and 6). mmpretrain's convolutions pad
+    "same" TF-style (``Conv2dAdaptivePadding``: ``ceil(H / 2)`` at stride 2),
+    which is also what DynOPool's round-half-up size gives at scale 0.5, so
+    the sizes at initialisation are the human model's on every input size.
+
+    Args:
+        init_scales (float | Sequence, optional): One per strided conv, in
+            forward order. Default: 0.5.
+        dynopool_cfg (dict, optional): Extra ``DynOPool2d`` arguments.
+        **kwargs: Passed to ``EfficientNet`` (e.g. ``arch='b0'``).
+
+    Example:
+        >>> model = DynOPoolEfficientNet('b0')
+        >>> len(model.dynopools), model(torch.rand(1, 3, 224, 224))[-1].shape
+        (5, torch.Size([1, 1280, 7, 7]))
+    """
+
+    def __init__(self, *args, init_scales=None,
+                 dynopool_cfg: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        modules = [self.layers[0]] + [
+            block.depthwise_conv for layer in self.layers[1:-1]
+            for block in layer if hasattr(block, 'depthwise_conv')
+        ]
+        strided = [m for m in modules if tuple(m.conv.stride) != (1, 1)]
+        scales = parse_init_scales(init_scales, len(strided),
+                                   'stem, strided blocks')
+        pools = build_pools(scales, dynopool_cfg)
+        self.dynopools = nn.ModuleList(pools)
+        for conv_module, pool in zip(strided, pools):
+            conv_module.conv.stride = (1, 1)
+            conv_module.activate = PoolAfter(conv_module.activate, pool)
+        self._resizer_anchors = list(zip(pools, strided))
+        self._freeze_stages()
