@@ -183,15 +183,27 @@ def plot_shapes(stage_sizes: Sequence[Sequence[Sequence[int]]],
 
 def export_fixed_config(cfg, model: nn.Module):
     """A copy of ``cfg`` whose backbone starts at ``model``'s learned
-    scales, frozen (``fixed=True``): "Fix (Final)", retraining the learned
-    shape from scratch (Shape Adaptor, Table 4). The GMACs loss is dropped
-    (nothing left for it to move).
+    shape, frozen: "Fix (Final)", retraining the learned shape from scratch
+    (Shape Adaptor, Table 4).
+
+    * DynOPool backbones: ``init_scales`` from the learned alphas,
+      ``dynopool_cfg.fixed=True``; the GMACs loss is dropped (nothing left
+      for it to move).
+    * Shape Adaptor backbones: ``init_alphas`` from the learned alphas and
+      ``adaptor_cfg=dict(fixed=True, penalty=rho)``, ``rho`` being the
+      memory penalty of Eq. (8) that the config's ``ShapeAdaptorHook``
+      (``input_size``, ``d_limit``) gives these alphas; the hook is
+      dropped.
     """
     backbone = getattr(model, 'backbone', model)
+    adaptors = list(getattr(backbone, 'shape_adaptors', []))
+    if adaptors:
+        return _export_fixed_shape_adaptors(cfg, adaptors)
     pools = list(getattr(backbone, 'dynopools', []))
     if not pools:
         raise ValueError('export_fixed_config needs a DynOPool backbone '
-                         '(with a `dynopools` list); got '
+                         '(with a `dynopools` list) or a Shape Adaptor one '
+                         '(`shape_adaptors`); got '
                          f'{type(backbone).__name__}')
     new = copy.deepcopy(cfg)
     # 1 / alpha in float64 keeps alpha exact to an ulp once re-inverted.
@@ -207,3 +219,19 @@ def export_fixed_config(cfg, model: nn.Module):
     ]
     return new
 
+
+def _export_fixed_shape_adaptors(cfg, adaptors):
+    from ..models.layers import shape_adaptor_penalty
+    hooks = [h for h in cfg.get('custom_hooks', [])
+             if h.get('type') == 'ShapeAdaptorHook']
+    d_limit = hooks[0].get('d_limit') if hooks else None
+    scales = [(sa.r2 - sa.r1) * torch.sigmoid(sa.alpha.detach()).item() +
+              sa.r1 for sa in adaptors]
+    rho = shape_adaptor_penalty(scales, hooks[0].get('input_size'),
+                                d_limit) if d_limit is not None else 1.0
+    new = copy.deepcopy(cfg)
+    new.model.backbone.init_alphas = [float(sa.alpha) for sa in adaptors]
+    new.model.backbone.adaptor_cfg = dict(fixed=True, penalty=rho)
+    new.custom_hooks = [h for h in new.get('custom_hooks', [])
+                        if h.get('type') != 'ShapeAdaptorHook']
+    return new

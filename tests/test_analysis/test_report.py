@@ -65,3 +65,45 @@ def test_export_fixed_round_trip(tmp_path):
     assert sizes_old == sizes_new
     with pytest.raises(ValueError, match='DynOPool backbone'):
         export_fixed_config(cfg, torch.nn.Conv2d(1, 1, 1))
+
+
+def test_export_fixed_shape_adaptor_round_trip(tmp_path):
+    """Fix (Final) for Shape Adaptor: learned alphas frozen, the memory
+    penalty of Eq. (8) the hook gives them folded in, the hook dropped."""
+    import math
+
+    from mmpretrain.registry import MODELS
+    config = osp.join(ROOT, 'configs', 'toy',
+                      'vgg11-slim_shape-adaptor_digits-plain.py')
+    cfg, model = build_model_from_cfg(config)
+    hook = next(h for h in cfg.custom_hooks
+                if h['type'] == 'ShapeAdaptorHook')
+    hook.update(input_size=32, d_limit=6)
+    alphas = [1.2, -0.4, 0.3, 2.0]
+    with torch.no_grad():
+        for sa, a in zip(model.backbone.shape_adaptors, alphas):
+            sa.alpha.fill_(a)
+    # By hand: s_i = 0.5 + 0.5 sigmoid(a_i), D_cout = 32 prod s_i = 9.67
+    # > 6, rho = (6 / D_cout) ** (1 / 4).
+    s = [0.5 + 0.5 / (1 + math.exp(-a)) for a in alphas]
+    rho = (6 / (32 * math.prod(s)))**0.25
+    assert rho < 1
+    fixed = export_fixed_config(cfg, model)
+    path = str(tmp_path / 'fixed.py')
+    fixed.dump(path)
+    reloaded = Config.fromfile(path)
+    assert all(h['type'] != 'ShapeAdaptorHook'
+               for h in reloaded.custom_hooks)
+    new = MODELS.build(reloaded.model)
+    for sa, a in zip(new.backbone.shape_adaptors, alphas):
+        assert sa.fixed and not sa.alpha.requires_grad
+        assert float(sa.alpha) == pytest.approx(a)
+        assert sa.penalty == pytest.approx(rho)
+    for sa in model.backbone.shape_adaptors:  # what the hook would set
+        sa.penalty = rho
+    x = torch.zeros(1, 3, 32, 32)
+    model.eval()
+    new.eval()
+    with torch.no_grad():
+        sizes = [o.shape[-2:] for o in model.backbone(x)]
+        assert [o.shape[-2:] for o in new.backbone(x)] == sizes

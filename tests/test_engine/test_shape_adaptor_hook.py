@@ -186,3 +186,19 @@ def test_resume_continues_the_alpha_optimizer(tmp_path):
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         ShapeAdaptorHook(**kwargs)
+
+
+def test_penalty_at_test_time_and_fixed_adaptors_left_alone():
+    from types import SimpleNamespace
+    model = Tiny()
+    model.sa2 = ShapeAdaptor(init_alpha=1.0, fixed=True, penalty=0.8)
+    runner = SimpleNamespace(model=model)
+    hook = ShapeAdaptorHook(alpha_interval=2, input_size=13, d_limit=5)
+    # Only sa1 is learnable: D_cout = 13 * s(0.3) = 10.2 > 5, N = 1.
+    hook.before_test_epoch(runner)
+    s1 = 0.5 + 0.5 * torch.sigmoid(torch.tensor(0.3)).item()
+    assert model.sa1.penalty == pytest.approx(5 / (13 * s1))
+    assert model.sa2.penalty == 0.8 and not model.sa2.alpha.requires_grad
+    hook.before_train_iter(runner, 1)  # the joint path is not built here
+    hook.after_train(runner)
+    assert not model.sa2.alpha.requires_grad

@@ -3,8 +3,10 @@
     python tools/analysis/export_fixed.py CONFIG CHECKPOINT --out FIXED.py
 
 The new config starts every DynOPool at the checkpoint's learned scale with
-``fixed=True`` (alpha is not trained) and drops the GMACs loss; train it
-from scratch to separate the effect of the shape from that of learning it
+``fixed=True`` (alpha is not trained) and drops the GMACs loss, or, for a
+Shape Adaptor network, starts every adaptor at its learned alpha, fixed,
+with the memory penalty those alphas had, and drops ShapeAdaptorHook. Train
+it from scratch to separate the effect of the shape from that of learning it
 (Shape Adaptor, Table 4).
 """
 import argparse
@@ -22,8 +24,9 @@ def main():
     cfg, model = build_model_from_cfg(args.config, args.checkpoint)
     fixed = export_fixed_config(cfg, model)
     fixed.dump(args.out)
-    print(f'wrote {args.out}: init_scales = '
-          f'{fixed.model.backbone.init_scales}')
+    backbone = fixed.model.backbone
+    key = 'init_alphas' if 'init_alphas' in backbone else 'init_scales'
+    print(f'wrote {args.out}: {key} = {backbone[key]}')
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import HOOKS, PARAM_SCHEDULERS
 
-from ...models.layers import ShapeAdaptor
+from ...models.layers import ShapeAdaptor, shape_adaptor_penalty
 
 __all__ = ['ShapeAdaptorHook']
 
@@ -119,8 +119,9 @@ class ShapeAdaptorHook(Hook):
     # ---------------------------------------------------------------- set-up
     @staticmethod
     def _adaptors(runner) -> List[ShapeAdaptor]:
+        # Fixed adaptors ("Fix (Final)") keep their alpha and penalty.
         return [m for m in _unwrap(runner.model).modules()
-                if isinstance(m, ShapeAdaptor)]
+                if isinstance(m, ShapeAdaptor) and not m.fixed]
 
     def before_run(self, runner) -> None:
         loop = getattr(runner, '_train_loop', None)
@@ -145,14 +146,20 @@ class ShapeAdaptorHook(Hook):
 
     # --------------------------------------------------------------- training
     def _set_penalty(self, adaptors: List[ShapeAdaptor]) -> None:
-        if self.d_limit is None:
+        if self.d_limit is None or not adaptors:
             return
-        d_cout = self.input_size * math.prod(sa.scale / sa.penalty
-                                             for sa in adaptors)
-        rho = (self.d_limit / d_cout)**(1 / len(adaptors)) \
-            if d_cout > self.d_limit else 1.0
+        rho = shape_adaptor_penalty([sa.scale / sa.penalty for sa in adaptors],
+                                    self.input_size, self.d_limit)
         for sa in adaptors:
             sa.penalty = rho
+
+    # Validation and testing see the penalised shape training ended with
+    # (it is not in the state dict: recomputed from the alphas).
+    def before_val_epoch(self, runner) -> None:
+        self._set_penalty(self._adaptors(runner))
+
+    def before_test_epoch(self, runner) -> None:
+        self._set_penalty(self._adaptors(runner))
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:

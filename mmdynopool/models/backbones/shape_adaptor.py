@@ -18,7 +18,8 @@ network's last feature map starts at ``d_out``:
 All adaptors are registered in ``shape_adaptors`` (forward order); the layers
 that use them hold a reference, so the human checkpoint keys stay.
 """
-from typing import List, Optional
+from numbers import Real
+from typing import List, Optional, Sequence
 
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmpretrain.models.backbones import VGG, MobileNetV2, ResNet, ResNet_CIFAR
@@ -54,7 +55,25 @@ def uniform_positions(num_layers: int, num_adaptors: int) -> List[int]:
 
 class _ShapeAdaptorMixin(FreezeResizersMixin):
     """Builds the adaptors from ``input_size``, ``d_last``, ``d_out``; each
-    is frozen with the layer it follows (``frozen_stages``)."""
+    is frozen with the layer it follows (``frozen_stages``).
+
+    Every Shape Adaptor backbone also takes ``init_alphas`` (one raw alpha
+    per adaptor in forward order, instead of Eq. 5) and ``adaptor_cfg``
+    (extra :class:`ShapeAdaptor` arguments, ``fixed`` and ``penalty``):
+    :func:`~mmdynopool.analysis.export_fixed_config` writes both for "Fix
+    (Final)".
+    """
+
+    def __init__(self, *args, init_alphas: Optional[Sequence] = None,
+                 adaptor_cfg: Optional[dict] = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        adaptor_cfg = dict(adaptor_cfg or {})
+        bad = set(adaptor_cfg) - {'fixed', 'penalty'}
+        if bad:
+            raise ValueError('adaptor_cfg takes fixed and penalty (the other '
+                             'ShapeAdaptor arguments have their own), got '
+                             f'{sorted(bad)}')
+        self._init_alphas, self._adaptor_cfg = init_alphas, adaptor_cfg
 
     def _build_adaptors(self, num_candidates: int, input_size: int,
                         d_last: float, d_out: float,
@@ -64,10 +83,17 @@ class _ShapeAdaptorMixin(FreezeResizersMixin):
         n = num_adaptors or shape_adaptor_num_modules(
             input_size, d_last, rounding=count_rounding)
         positions = uniform_positions(num_candidates, n)
-        alpha = shape_adaptor_init_alpha(input_size, d_out, n)
+        alphas = self._init_alphas
+        if alphas is None:
+            alphas = [shape_adaptor_init_alpha(input_size, d_out, n)] * n
+        elif not (isinstance(alphas, Sequence) and len(alphas) == n and all(
+                isinstance(a, Real) and not isinstance(a, bool)
+                for a in alphas)):
+            raise ValueError(f'init_alphas must hold {n} numbers (one per '
+                             f'adaptor), got {alphas!r}')
         self.shape_adaptors = nn.ModuleList(
-            ShapeAdaptor(init_alpha=alpha, rounding=size_rounding)
-            for _ in positions)
+            ShapeAdaptor(init_alpha=float(a), rounding=size_rounding,
+                         **self._adaptor_cfg) for a in alphas)
         return positions
 
 

@@ -12,7 +12,7 @@ Convention:
       MACs at initialisation).
 """
 import math
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 __all__ = [
     'ShapeAdaptor', 'shape_adaptor', 'shape_adaptor_num_modules',
-    'shape_adaptor_init_alpha'
+    'shape_adaptor_init_alpha', 'shape_adaptor_penalty'
 ]
 
 #: How the output size is rounded (see the module docstring).
@@ -111,6 +111,24 @@ def shape_adaptor_init_alpha(d_in: float,
             f'd_out={d_out!r} is out of reach: {num_modules} modules scale '
             f'd_in={d_in!r} by at most r_max={r_max!r} each')
     return math.log((s - r_min) / (r_max - s) + INIT_EPS)
+
+
+def shape_adaptor_penalty(scales: Sequence[float], d_in: float,
+                          d_limit: Optional[float]) -> float:
+    """The memory penalty ``rho`` of Eq. (8) for unpenalised factors
+    ``scales = [s(a_1), ..., s(a_N)]``: ``(D_limit / D_cout) ** (1 / N)``
+    when ``D_cout = D_in * prod s(a_i)`` exceeds ``D_limit``, else 1 (and 1
+    without a limit).
+
+    Example:
+        >>> shape_adaptor_penalty([0.75] * 4, 32, 10)  # D_cout = 10.125
+        0.996...
+    """
+    if d_limit is None:
+        return 1.0
+    d_cout = d_in * math.prod(scales)
+    return (d_limit / d_cout)**(1 / len(scales)) if d_cout > d_limit \
+        else 1.0
 
 
 def _check_rounding(rounding: str) -> None:
@@ -211,6 +229,11 @@ class ShapeAdaptor(nn.Module):
             Default: False.
         rounding (str): ``'floor'`` (the authors') or ``'round'`` (half up)
             output size; see :func:`shape_adaptor`. Default: ``'floor'``.
+        fixed (bool): Freeze ``alpha`` (still a parameter, so checkpoint
+            keys stay; :class:`ShapeAdaptorHook` leaves it alone): "Fix
+            (Final)", a learned shape retrained. Default: False.
+        penalty (float): Initial memory penalty ``rho`` (Eq. 6-8), e.g. the
+            one a learned shape ended with. Default: 1.0.
         device (torch.device, optional): Device of ``alpha``.
         dtype (torch.dtype, optional): Dtype of ``alpha``.
 
@@ -232,12 +255,17 @@ class ShapeAdaptor(nn.Module):
                  init_alpha: float = 0.0,
                  residual: bool = False,
                  rounding: str = 'floor',
+                 fixed: bool = False,
+                 penalty: float = 1.0,
                  device: Optional[torch.device] = None,
                  dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
         _check_range(r1, r2)
         _check_rounding(rounding)
+        if not isinstance(fixed, bool):
+            raise TypeError(f'fixed must be a bool, got {fixed!r}')
         self.rounding = rounding
+        self.fixed = fixed
         if not math.isfinite(init_alpha):
             raise ValueError(f'init_alpha must be finite, got {init_alpha!r}')
         self.branch1 = _build_branch(branch1, nn.MaxPool2d(2, 2))
@@ -245,8 +273,9 @@ class ShapeAdaptor(nn.Module):
         self.r1, self.r2 = float(r1), float(r2)
         self.init_alpha = float(init_alpha)
         self.residual = residual
-        self.penalty = 1.0
-        self.alpha = nn.Parameter(torch.empty((), device=device, dtype=dtype))
+        self.penalty = penalty
+        self.alpha = nn.Parameter(torch.empty((), device=device, dtype=dtype),
+                                  requires_grad=not fixed)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -299,4 +328,4 @@ class ShapeAdaptor(nn.Module):
     def extra_repr(self) -> str:
         return (f'r=({self.r1:g}, {self.r2:g}), scale={self.scale:.4g}, '
                 f'penalty={self.penalty:.4g}, residual={self.residual}, '
-                f'rounding={self.rounding!r}')
+                f'rounding={self.rounding!r}, fixed={self.fixed}')
