@@ -190,3 +190,13 @@ def test_papers_protocol(path):
     assert hook.get('d_limit') == d_limit
     assert 'alpha_optimizer' not in hook  # the authors' Nesterov SGD
     assert cfg.model_wrapper_cfg.find_unused_parameters is True
+
+
+def test_untapped_efficiency_preset_is_the_papers():
+    # Untapped Potential Sec. 4.6: ResNet-50 (ABCD), strides {1, 2, 3, 4},
+    # kernel sizes {1, 3}.
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'untapped',
+                                   'resnet50_efficiency_imagenet.py'))
+    assert cfg.oracle.attributes == ('stride', 'kernel_size')
+    assert cfg.oracle.options == dict(stride=(1, 2, 3, 4),
+                                      kernel_size=(1, 3))

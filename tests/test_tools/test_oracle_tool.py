@@ -78,3 +78,19 @@ def test_train_oracle_rof_and_combined(tmp_path):
     assert 'RandomOptionHook: 400 permutations' in out
     oracle(CFG, osp.join(rof, 'epoch_1.pth'), '--attributes', 'stride',
            '--options', 'stride=1,2', '--work-dir', str(tmp_path / 'after'))
+
+    # A study's settings in the config (as resnet50_efficiency_imagenet.py
+    # carries Sec. 4.6's): no --attributes / --options / --efficiency.
+    preset = tmp_path / 'preset.py'
+    preset.write_text(
+        f'_base_ = {CFG!r}\n'
+        "oracle = dict(attributes=('stride', 'kernel_size'),\n"
+        "              options=dict(stride=(1, 2), kernel_size=(1, 3)),\n"
+        "              efficiency='static')\n")
+    eff_dir = str(tmp_path / 'efficiency')
+    oracle(str(preset), ckpt, '--work-dir', eff_dir)
+    summary = json.load(open(osp.join(eff_dir, 'summary.json')))
+    assert summary['attributes'] == ['stride', 'kernel_size']
+    assert summary['num_permutations'] == 4**4  # (2 strides x 2 sizes)^4
+    assert summary['efficiency']['target'] == 'static'
+    assert summary['static'] == pytest.approx(val_top1)

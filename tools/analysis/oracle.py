@@ -17,6 +17,11 @@ segmentation (mmseg; quality = per-image mIoU) configs both work.
 ``--ranked`` combines attributes under a permutation budget (Eq. 2): each
 attribute keeps its ``floor(budget ** (1 / m))`` first greedy permutations
 from an earlier single-attribute run's work dir.
+
+A config may carry its study's settings as ``oracle = dict(attributes=...,
+options=..., efficiency=..., layers=..., shortcut=...)`` (e.g.
+``configs/untapped/resnet50_efficiency_imagenet.py``, Sec. 4.6); the
+command line overrides them.
 """
 import argparse
 import csv
@@ -44,13 +49,19 @@ def parse_args(argv=None):
                                 'stride / dilation / kernel size')
     p.add_argument('config')
     p.add_argument('checkpoint', nargs='?', default=None)
-    p.add_argument('--attributes', nargs='+', default=['stride'],
-                   choices=['stride', 'dilation', 'kernel_size'])
-    p.add_argument('--layers', default='ABCD')
+    p.add_argument('--attributes', nargs='+', default=None,
+                   choices=['stride', 'dilation', 'kernel_size'],
+                   help="default: the config's oracle.attributes, else "
+                   'stride')
+    p.add_argument('--layers', default=None, help='default: ABCD')
     p.add_argument('--arch', default=None,
                    choices=['resnet', 'mobilenet_v2', 'densenet'])
     p.add_argument('--options', nargs='+', default=[],
                    metavar='ATTR=V1,V2', help='allowed values per attribute')
+    p.add_argument('--shortcut', default=None,
+                   choices=['avgpool', 'subsample'],
+                   help='how a ResNet shortcut follows a changed stride '
+                   '(default: avgpool, the first author\'s)')
     p.add_argument('--budget', type=int, default=625)
     p.add_argument('--ranked', nargs='+', default=[], metavar='ATTR=DIR',
                    help='single-attribute work dirs to combine (Eq. 2)')
@@ -79,13 +90,23 @@ def main(argv=None):
     cfg, model = build_model_from_cfg(args.config, args.checkpoint,
                                       args.cfg_options)
     model.to(args.device)
-    attributes = tuple(args.attributes)
-    options = {}
+    preset = dict(cfg.get('oracle') or {})
+    unknown = set(preset) - {'attributes', 'options', 'efficiency', 'layers',
+                             'shortcut'}
+    if unknown:
+        raise ValueError(f"the config's oracle dict has unknown keys "
+                         f'{sorted(unknown)}')
+    attributes = tuple(args.attributes or preset.get('attributes')
+                       or ('stride', ))
+    args.efficiency = args.efficiency or preset.get('efficiency')
+    options = {k: tuple(v) for k, v in (preset.get('options') or {}).items()}
     for item in args.options:
         key, _, values = item.partition('=')
         options[key] = tuple(_value(v) for v in values.split(','))
     dyn = convert_to_dynamic(getattr(model, 'backbone', model), args.arch,
-                             args.layers, options)
+                             args.layers or preset.get('layers', 'ABCD'),
+                             options, args.shortcut
+                             or preset.get('shortcut', 'avgpool'))
     default = dyn.default(attributes)
     if args.ranked:
         ranked = dict(item.split('=', 1) for item in args.ranked)

@@ -7,6 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.dynamic import ATTRIBUTES, DynamicLayers, convert_to_dynamic
+from ...models.layers.dynamic_conv import SHORTCUTS
 
 __all__ = ['RandomOptionHook']
 
@@ -36,6 +37,8 @@ class RandomOptionHook(Hook):
         seed (int): Default: 0.
         eval_permutation (Sequence, optional): Permutation for val / test.
             Default: None (the trained configuration).
+        shortcut (str): Passed to :func:`convert_to_dynamic`. Default:
+            ``'avgpool'``.
 
     Example:
         >>> custom_hooks = [dict(type='RandomOptionHook',
@@ -50,14 +53,19 @@ class RandomOptionHook(Hook):
                  layers: str = 'ABCD',
                  options: Optional[Dict[str, Sequence]] = None,
                  seed: int = 0,
-                 eval_permutation: Optional[Sequence] = None) -> None:
+                 eval_permutation: Optional[Sequence] = None,
+                 shortcut: str = 'avgpool') -> None:
         attributes = (attributes, ) if isinstance(attributes, str) else \
             tuple(attributes)
         if not attributes or any(a not in ATTRIBUTES for a in attributes):
             raise ValueError(f'attributes must be names from {ATTRIBUTES}, '
                              f'got {attributes!r}')
         self.attributes = attributes
-        self.convert_args = dict(arch=arch, layers=layers, options=options)
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f'shortcut must be one of {SHORTCUTS}, got '
+                             f'{shortcut!r}')
+        self.convert_args = dict(arch=arch, layers=layers, options=options,
+                                 shortcut=shortcut)
         self.seed = int(seed)
         self.eval_permutation = eval_permutation
         self.permutation = None
