@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from ..models.dynamic import DynamicLayers, permutation_key
+from ..models.dynamic import (DynamicLayers, parse_option_text,
+                              permutation_key)
+from ..models.layers.dynamic_conv import option_key
 
 __all__ = [
     'classification_quality', 'oracle_summary', 'greedy_accumulation',
@@ -375,7 +377,8 @@ def plot_oracle(out_file: str, greedy: Optional[dict] = None,
         ax = axes.pop(0)
         prefs = summary['preferences']
         options = sorted({o for p in prefs.values() for o in p},
-                         key=lambda s: [float(v) for v in s.split('/')])
+                         key=lambda s: [option_key(parse_option_text(v))
+                                        for v in s.split('/')])
         bottom = np.zeros(len(prefs))
         for o in options:
             vals = np.array([prefs[n].get(o, 0) for n in prefs])

@@ -25,7 +25,7 @@ from torch import nn
 
 from .layers.dynamic_conv import (DILATIONS, KERNEL_SIZES, SHORTCUTS,
                                   STRIDES, DynamicConv2d, DynamicPool2d,
-                                  FollowerConv2d, FollowerResize)
+                                  FollowerConv2d, FollowerResize, option_key)
 
 __all__ = ['convert_to_dynamic', 'DynamicLayers', 'ARCHS', 'ATTRIBUTES']
 
@@ -91,7 +91,9 @@ def convert_to_dynamic(model: nn.Module,
         layers (str): Which of the four layers to make dynamic, e.g. ``'D'``
             or ``'ABCD'``. Default: ``'ABCD'``.
         options (dict, optional): Allowed values per attribute, applied to
-            every layer, e.g. ``{'stride': (1, 2, 3, 4)}``. Default: strides
+            every layer, e.g. ``{'stride': (1, 2, 3, 4)}``; strides may be
+            anisotropic ``(s_h, s_w)`` pairs, e.g. ``(1, (1, 2), (2, 1),
+            2)``. Default: strides
             ``{1/2, 1, 2, 3, 4}`` except no up-sampling (``1/2``) in A and B
             (the paper's memory limit), and for pools ``{1, 2, 3, 4}``;
             dilations ``{1..5}``; kernel sizes ``{1, 3, 5, 7, 9}``.
@@ -234,7 +236,8 @@ class DynamicLayers:
         """Allowed values of ``attribute`` in layer ``name``, sorted."""
         m = self._owner(name, attribute)
         return tuple(sorted(set(m.options[attribute]) |
-                            {self._default(name, attribute)}))
+                            {self._default(name, attribute)},
+                            key=option_key))
 
     def _default(self, name: str, attribute: str):
         m = self._owner(name, attribute)
@@ -278,14 +281,28 @@ class DynamicLayers:
                 m.reset_option()
 
 
+def option_text(value) -> str:
+    """``2`` -> ``'2'``, ``0.5`` -> ``'0.5'``, ``(1, 2)`` -> ``'1x2'``."""
+    if isinstance(value, Sequence):
+        return 'x'.join(f'{v:g}' for v in value)
+    return f'{value:g}'
+
+
+def parse_option_text(text: str):
+    """Inverse of :func:`option_text`."""
+    if 'x' in text:
+        return tuple(parse_option_text(v) for v in text.split('x'))
+    return float(text) if '.' in text else int(text)
+
+
 def permutation_key(permutation: Sequence[Sequence]) -> str:
-    """Compact text of a permutation: layers by spaces, attributes by '/'
-    (``'1 2 0.5 4'`` or ``'2/3 1/1 2/5 2/3'``)."""
-    return ' '.join('/'.join(f'{v:g}' for v in p) for p in permutation)
+    """Compact text of a permutation: layers by spaces, attributes by '/',
+    an anisotropic stride as ``s_hxs_w`` (``'1 2 0.5 4'``,
+    ``'2/3 1/1 2/5 2/3'`` or ``'1 1x2 2 2x1'``)."""
+    return ' '.join('/'.join(option_text(v) for v in p) for p in permutation)
 
 
 def parse_permutation_key(key: str) -> tuple:
     """Inverse of :func:`permutation_key`."""
-    return tuple(
-        tuple(float(v) if '.' in v else int(v) for v in p.split('/'))
-        for p in key.split())
+    return tuple(tuple(parse_option_text(v) for v in p.split('/'))
+                 for p in key.split())

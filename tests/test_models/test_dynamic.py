@@ -12,6 +12,7 @@ from mmdynopool.models.dynamic import (DynamicLayers, convert_to_dynamic,
                                        parse_permutation_key,
                                        permutation_key)
 from mmdynopool.models.layers import DynamicConv2d, DynamicPool2d
+from mmdynopool.models.layers.dynamic_conv import option_key
 
 
 def names_of(model):
@@ -243,3 +244,45 @@ def test_errors_name_the_parameter():
         dyn.permutations(('padding', ))
     with pytest.raises(ValueError, match='no dynamic layers'):
         DynamicLayers.from_model(nn.Conv2d(1, 1, 3))
+
+
+@pytest.mark.parametrize('shortcut', ['avgpool', 'subsample'])
+@pytest.mark.parametrize('stride', [(1, 2), (4, 1), (0.5, 1)])
+def test_anisotropic_block_equals_hand_reference(stride, shortcut):
+    """An anisotropic stride in layer C: the main path per axis, the
+    shortcut pooled (or subsampled / up-sampled) to the main path's size."""
+    torch.manual_seed(0)
+    model = ResNet(50).double()
+    model.eval()
+    block = model.layer3[0]
+    x = torch.randn(1, 512, 9, 11, dtype=torch.float64)
+    with torch.no_grad():
+        out = F.relu(block.bn1(block.conv1(x)))
+        w2 = block.conv2.weight
+        if 0.5 in stride:  # zeros interleaved along the halved axis
+            z = out.new_zeros(1, out.shape[1], 2 * out.shape[2],
+                              out.shape[3])
+            z[..., ::2, :] = out
+            out = F.conv2d(z, w2, padding=1)
+            short = F.conv2d(F.interpolate(x, scale_factor=(2., 1.),
+                                           mode='nearest'),
+                             block.downsample[0].weight)
+        else:
+            out = F.conv2d(out, w2, stride=stride, padding=1)
+            conv1x1 = block.downsample[0].weight
+            short = (F.adaptive_avg_pool2d(F.conv2d(x, conv1x1),
+                                           out.shape[-2:])
+                     if shortcut == 'avgpool' else
+                     F.conv2d(x, conv1x1, stride=stride))
+        out = block.bn3(block.conv3(F.relu(block.bn2(out))))
+        ref = F.relu(out + block.downsample[1](short))
+        dyn = convert_to_dynamic(model, shortcut=shortcut, options=dict(
+            stride=(1, 2, stride)))
+        dyn.apply(((1, ), (2, ), (stride, ), (2, )))
+        torch.testing.assert_close(model.layer3[0](x), ref)
+    # Keys and choices: pairs sort between the numbers and round-trip.
+    choices = dyn.choices('C', 'stride')
+    assert choices == tuple(sorted(choices, key=option_key))
+    key = permutation_key(((1, ), (2, ), (stride, ), (2, )))
+    assert parse_permutation_key(key) == ((1, ), (2, ), (stride, ), (2, ))
+    assert 'x' in key.split()[2]

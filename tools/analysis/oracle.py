@@ -39,6 +39,7 @@ from mmdynopool.analysis.oracle import (combine_permutations,
                                         greedy_accumulation, oracle_summary,
                                         plot_oracle, run_oracle, save_json)
 from mmdynopool.models.dynamic import (convert_to_dynamic,
+                                       parse_option_text,
                                        parse_permutation_key,
                                        permutation_key)
 from mmdynopool.utils import build_model_from_cfg
@@ -57,7 +58,8 @@ def parse_args(argv=None):
     p.add_argument('--arch', default=None,
                    choices=['resnet', 'mobilenet_v2', 'densenet'])
     p.add_argument('--options', nargs='+', default=[],
-                   metavar='ATTR=V1,V2', help='allowed values per attribute')
+                   metavar='ATTR=V1,V2', help='allowed values per attribute; '
+                   'an anisotropic stride as HxW, e.g. stride=1,1x2,2x1,2')
     p.add_argument('--shortcut', default=None,
                    choices=['avgpool', 'subsample'],
                    help='how a ResNet shortcut follows a changed stride '
@@ -80,10 +82,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _value(v: str):
-    return float(v) if '.' in v else int(v)
-
-
 def main(argv=None):
     args = parse_args(argv)
     from mmengine.runner import Runner
@@ -102,7 +100,7 @@ def main(argv=None):
     options = {k: tuple(v) for k, v in (preset.get('options') or {}).items()}
     for item in args.options:
         key, _, values = item.partition('=')
-        options[key] = tuple(_value(v) for v in values.split(','))
+        options[key] = tuple(parse_option_text(v) for v in values.split(','))
     dyn = convert_to_dynamic(getattr(model, 'backbone', model), args.arch,
                              args.layers or preset.get('layers', 'ABCD'),
                              options, args.shortcut

@@ -17,10 +17,14 @@ Convention:
       one flipped spatially with its input / output channels swapped (per
       group), i.e. the trained kernel sliding over the zero-interleaved
       input (the paper's appendix).
+    * A stride is a number (both axes) or an anisotropic pair ``(s_h,
+      s_w)``: two positive integers, or two values from ``{1/2, 1}`` (a
+      transposed convolution along the halved axes), e.g. ``(1, 2)`` or
+      ``(0.5, 1)``, as the first author's later code allows. The paper's
+      option sets are isotropic.
 """
-from fractions import Fraction
 from numbers import Integral, Real
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +33,8 @@ from torch import Tensor, nn
 
 __all__ = ['DynamicConv2d', 'DynamicPool2d', 'FollowerConv2d',
            'FollowerResize', 'dynamic_conv2d', 'follow_shortcut', 'STRIDES',
-           'DILATIONS', 'KERNEL_SIZES', 'SHORTCUTS']
+           'DILATIONS', 'KERNEL_SIZES', 'SHORTCUTS', 'stride_pair',
+           'option_key']
 
 STRIDES = (0.5, 1, 2, 3, 4)
 DILATIONS = (1, 2, 3, 4, 5)
@@ -45,10 +50,22 @@ def _resize_kernel(weight: Tensor, k: int) -> Tensor:
     return resized * (k0 / k)**2
 
 
+def stride_pair(stride) -> Tuple[Union[int, float], Union[int, float]]:
+    """``(s_h, s_w)`` of a stride option (a number or a pair), each ``0.5``
+    or an ``int``.
+
+    Example:
+        >>> stride_pair(2), stride_pair((0.5, 1))
+        ((2, 2), (0.5, 1))
+    """
+    pair = tuple(stride) if isinstance(stride, Sequence) else (stride, ) * 2
+    return tuple(0.5 if v == 0.5 else int(v) for v in pair)
+
+
 def dynamic_conv2d(input: Tensor,
                    weight: Tensor,
                    bias: Optional[Tensor] = None,
-                   stride: Union[int, float] = 1,
+                   stride: Union[int, float, Tuple] = 1,
                    dilation: int = 1,
                    kernel_size: Optional[int] = None,
                    groups: int = 1) -> Tensor:
@@ -59,36 +76,42 @@ def dynamic_conv2d(input: Tensor,
         input (Tensor): ``(N, C_in, H, W)``.
         weight (Tensor): ``(C_out, C_in / groups, k0, k0)``, ``k0`` odd.
         bias (Tensor, optional): ``(C_out, )``.
-        stride (int | float): ``0.5`` (up-sampling, transposed) or a
-            positive integer. Default: 1.
+        stride (int | float | tuple): ``0.5`` (up-sampling, transposed), a
+            positive integer, or an anisotropic pair (two integers, or two
+            values from ``{0.5, 1}``). Default: 1.
         dilation (int): Default: 1.
         kernel_size (int, optional): Odd size to resize the kernel to.
             Default: ``k0``.
         groups (int): Default: 1.
 
     Returns:
-        Tensor: ``(N, C_out, ceil(H / s), ceil(W / s))``, ``2H x 2W`` for
-        ``s = 1/2``.
+        Tensor: ``(N, C_out, ceil(H / s_h), ceil(W / s_w))``; an axis at
+        ``1/2`` doubles.
 
     Example:
         >>> w = torch.rand(8, 4, 3, 3)
         >>> dynamic_conv2d(torch.rand(1, 4, 10, 10), w, stride=0.5,
         ...                kernel_size=5).shape
         torch.Size([1, 8, 20, 20])
+        >>> dynamic_conv2d(torch.rand(1, 4, 10, 10), w, stride=(1, 2)).shape
+        torch.Size([1, 8, 10, 5])
     """
     k = weight.shape[-1] if kernel_size is None else kernel_size
     w = _resize_kernel(weight, k)
     pad = dilation * (k - 1) // 2
-    if Fraction(stride).limit_denominator(8) == Fraction(1, 2):
+    pair = stride_pair(stride)
+    if 0.5 in pair:  # transposed along the halved axes
+        up = tuple(2 if v == 0.5 else 1 for v in pair)
         out_c, in_per_group = w.shape[:2]
         wt = w.flip(-2, -1).reshape(groups, out_c // groups, in_per_group, k,
                                     k)
         wt = wt.transpose(1, 2).reshape(groups * in_per_group,
                                         out_c // groups, k, k)
         return F.conv_transpose2d(
-            input, wt, bias, stride=2, padding=pad, output_padding=1,
-            groups=groups, dilation=dilation)
-    return F.conv2d(input, w, bias, stride=int(stride), padding=pad,
+            input, wt, bias, stride=up, padding=pad,
+            output_padding=tuple(u - 1 for u in up), groups=groups,
+            dilation=dilation)
+    return F.conv2d(input, w, bias, stride=pair, padding=pad,
                     dilation=dilation, groups=groups)
 
 
@@ -104,11 +127,23 @@ def _share_conv(cls, conv: nn.Conv2d, **kwargs) -> nn.Conv2d:
     return new
 
 
+def _is_stride(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, Real) and (
+        value == 0.5 or (float(value).is_integer() and value >= 1))
+
+
 def _check_stride(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, Real) or not (
-            value == 0.5 or (float(value).is_integer() and value >= 1)):
-        raise ValueError(f'{name} must be 0.5 or a positive integer, got '
-                         f'{value!r}')
+    """0.5, a positive integer, or a pair of positive integers or of values
+    from ``{0.5, 1}``."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        ok = len(value) == 2 and all(_is_stride(v) for v in value) and (
+            all(v >= 1 for v in value) or all(v in (0.5, 1) for v in value))
+    else:
+        ok = _is_stride(value)
+    if not ok:
+        raise ValueError(f'{name} must be 0.5, a positive integer or a pair '
+                         '(s_h, s_w) of positive integers or of values from '
+                         f'{{0.5, 1}}, got {value!r}')
 
 
 def _check_options(name: str, values, odd: bool = False) -> None:
@@ -137,7 +172,8 @@ class DynamicConv2d(nn.Conv2d):
 
     Args:
         *args: As for ``nn.Conv2d`` (a square, odd kernel).
-        strides (Sequence): Allowed strides. Default: ``STRIDES``.
+        strides (Sequence): Allowed strides, numbers or ``(s_h, s_w)``
+            pairs. Default: ``STRIDES``.
         dilations (Sequence[int]): Allowed dilations. Default: ``DILATIONS``.
         kernel_sizes (Sequence[int]): Allowed sizes. Default:
             ``KERNEL_SIZES``.
@@ -179,7 +215,8 @@ class DynamicConv2d(nn.Conv2d):
         _check_options('dilations', dilations)
         _check_options('kernel_sizes', kernel_sizes, odd=True)
         self.options = dict(
-            stride=tuple(strides), dilation=tuple(dilations),
+            stride=tuple(tuple(v) if isinstance(v, Sequence) else v
+                         for v in strides), dilation=tuple(dilations),
             kernel_size=tuple(kernel_sizes))
         self.default = (self.stride[0], self.dilation[0], k0[0])
         self.reset_option()
@@ -205,10 +242,12 @@ class DynamicConv2d(nn.Conv2d):
                 zip(self.ATTRIBUTES, (stride, dilation, kernel_size))):
             if value is None:
                 continue
+            if isinstance(value, list):
+                value = tuple(value)
             allowed = set(self.options[name]) | {self.default[i]}
             if value not in allowed:
                 raise ValueError(f'{name}={value!r} is not allowed; choose '
-                                 f'from {sorted(allowed)}')
+                                 f'from {sorted(allowed, key=option_key)}')
             self._option[name] = value
 
     def forward(self, x: Tensor) -> Tensor:
@@ -243,15 +282,15 @@ def follow_shortcut(x: Tensor, stride: Union[int, float], shortcut: str,
     used for ``1/2``: it would leave three zeros in every 2x2 cell of the
     identity path.
     """
-    op = op or (lambda t, s: t if s == 1 else t[..., ::s, ::s])
+    op = op or (lambda t, s: t[..., ::s[0], ::s[1]])
     h, w = x.shape[-2:]
-    if stride == 0.5:
-        return op(F.interpolate(x, scale_factor=2, mode='nearest'), 1)
-    stride = int(stride)
-    if shortcut == 'subsample' or stride == 1:
-        return op(x, stride)
-    return F.adaptive_avg_pool2d(op(x, 1), (-(-h // stride),
-                                            -(-w // stride)))
+    sh, sw = stride_pair(stride)
+    if 0.5 in (sh, sw):
+        up = (2. if sh == 0.5 else 1., 2. if sw == 0.5 else 1.)
+        return op(F.interpolate(x, scale_factor=up, mode='nearest'), (1, 1))
+    if shortcut == 'subsample' or (sh, sw) == (1, 1):
+        return op(x, (sh, sw))
+    return F.adaptive_avg_pool2d(op(x, (1, 1)), (-(-h // sh), -(-w // sw)))
 
 
 def _check_shortcut(shortcut: str) -> None:
@@ -285,7 +324,7 @@ class FollowerConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         stride = follow_stride(self.leader, self.stride[0])
-        if stride == self.stride[0]:
+        if stride_pair(stride) == self.stride:
             return super().forward(x)
         return follow_shortcut(
             x, stride, self.shortcut,
@@ -311,11 +350,23 @@ class FollowerResize(nn.Module):
                                self.shortcut)
 
 
-def follow_stride(leader: DynamicConv2d, own_default) -> Union[int, float]:
-    """Stride that keeps a follower at the leader's resolution."""
-    stride = leader.option[0] * own_default / leader.default[0]
-    _check_stride('follower stride', stride)
-    return 0.5 if stride == 0.5 else int(stride)
+def follow_stride(leader: DynamicConv2d,
+                  own_default) -> Union[int, float, Tuple]:
+    """Stride (a number, or a pair for an anisotropic leader) that keeps a
+    follower at the leader's resolution."""
+    pair = tuple(s * own_default / leader.default[0]
+                 for s in stride_pair(leader.option[0]))
+    _check_stride('follower stride', pair)
+    pair = stride_pair(pair)
+    return pair[0] if pair[0] == pair[1] else pair
+
+
+def option_key(value):
+    """Sort key of option values, numbers and ``(s_h, s_w)`` pairs alike
+    (by their pair, so ``1 < (1, 2) < (2, 1) < 2``)."""
+    if isinstance(value, Sequence):
+        return tuple(float(v) for v in value) + (1, )
+    return (float(value), float(value), 0)
 
 
 @MODELS.register_module()

@@ -107,3 +107,41 @@ class TestDynamicConv2d:
             layer.set_option(kernel_size=4)
         with pytest.raises(ValueError, match='square, odd kernel'):
             DynamicConv2d.from_conv(nn.Conv2d(1, 1, (3, 5)))
+
+
+class TestAnisotropicStride:
+    """(s_h, s_w) pairs, as the first author's later code allows: each axis
+    by hand (a strided conv per axis, or zeros interleaved along the halved
+    axis before a stride-1 conv, as for 1/2)."""
+
+    @pytest.mark.parametrize('stride', [(1, 2), (2, 1), (3, 2)])
+    def test_integer_pair(self, conv, stride):
+        x = torch.randn(1, 6, 13, 10, dtype=torch.float64)
+        layer = DynamicConv2d.from_conv(conv, strides=(1, stride))
+        layer.set_option(stride=stride)
+        ref = F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=1,
+                       groups=2)
+        torch.testing.assert_close(layer(x), ref)
+        assert ref.shape[-2:] == (-(-13 // stride[0]), -(-10 // stride[1]))
+
+    @pytest.mark.parametrize('stride', [(0.5, 1), (1, 0.5), (0.5, 0.5)])
+    def test_half_along_one_axis(self, conv, stride):
+        x = torch.randn(1, 6, 7, 5, dtype=torch.float64)
+        z = zero_interleave(x)
+        z = z[..., :, ::2] if stride[1] == 1 else z
+        z = z[..., ::2, :] if stride[0] == 1 else z
+        ref = F.conv2d(z, conv.weight, conv.bias, padding=1, groups=2)
+        out = dynamic_conv2d(x, conv.weight, conv.bias, stride, groups=2)
+        torch.testing.assert_close(out, ref)
+        assert out.shape[-2:] == (7 * round(1 / stride[0]),
+                                  5 * round(1 / stride[1]))
+        if stride == (0.5, 0.5):  # the pair and the number agree
+            torch.testing.assert_close(
+                out, dynamic_conv2d(x, conv.weight, conv.bias, 0.5,
+                                    groups=2))
+
+    @pytest.mark.parametrize('bad', [(0.5, 2), (2, ), (0, 1), (1.5, 1)])
+    def test_bad_pairs(self, conv, bad):
+        with pytest.raises(ValueError, match='strides must be 0.5, a '
+                           'positive integer or a pair'):
+            DynamicConv2d.from_conv(conv, strides=(1, bad))
