@@ -53,7 +53,7 @@ MODELS = {
 HOOK_OPTIONS = {'central_alpha': {'AlphaGradHook': dict(space='alpha')}}
 CONTROL_MODELS = ('human', 'central', 'one_sided', 'central_x4',
                   'central_alpha')
-LAMBDA_FACTORS = (0.0, 1.0, 4.0, 16.0, 64.0)
+LAMBDA_FACTORS = (0.0, 1.0, 4.0, 8.0, 16.0, 64.0)
 RESOLUTIONS = (24, 28, 32, 40)
 SWEEP_DATASET = 'pairs'
 

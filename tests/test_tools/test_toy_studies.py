@@ -20,14 +20,15 @@ def load_tool():
 
 def test_plan_counts():
     # control: 2 datasets x 5 models (human, central, one_sided, central at
-    # 4x lambda, central with the paper's plain alpha step) x 5 seeds; sweep: 5 lambdas x 3 seeds
-    # + 3 count='image' + human (32 px: 5 seeds, 24/28/40 px: 3 each);
+    # 4x lambda, central with the paper's plain alpha step) x 5 seeds;
+    # sweep: 6 lambdas x 3 seeds + 3 count='image' + human (32 px: 5 seeds,
+    # 24/28/40 px: 3 each);
     # dynopool_s: 5 seeds (its human baseline is the sweep's 32 px runs).
     plan = ts.toy_study_plan(ts.STUDIES, 5, 3, s_lambda=0.01)
     by_study = {}
     for spec in plan:
         by_study[spec['study']] = by_study.get(spec['study'], 0) + 1
-    assert by_study == dict(control=50, sweep=15 + 3 + 5 + 9, dynopool_s=5)
+    assert by_study == dict(control=50, sweep=18 + 3 + 5 + 9, dynopool_s=5)
     dirs = {ts._run_dir('w', s) for s in plan}
     # Hand-written: where each kind of run lives (the README points there).
     for expected in ('w/stretch-v/human/seed4', 'w/stretch-h/one_sided/seed0',
