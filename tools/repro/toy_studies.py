@@ -11,8 +11,8 @@ DynOPool-S at the human model's cost
 (:func:`mmdynopool.analysis.run_toy_studies`). Writes ``toy_studies.md``,
 ``toy_studies.json``, ``toy_trajectories.png`` and ``toy_sweep.png`` to the
 work dir. Resumable: finished runs are read back, interrupted ones resume
-from their latest checkpoint. All three studies (105 runs of 20 epochs) take
-about 90 minutes with ``--jobs 2`` on 2 cores.
+from their latest checkpoint. All three studies (110 runs of 20 epochs) take
+about 60 minutes with ``--jobs 2`` on 2 idle cores.
 """
 import argparse
 
