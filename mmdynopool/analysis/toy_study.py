@@ -42,8 +42,8 @@ MODELS = {
     'one_sided': ('dynopool', {
         'model.backbone.dynopool_cfg': dict(position_grad='one_sided')
     }),
-    # 'central' at 4x the config's lambda (the pairs DynOPool-S factor):
-    # the control where the GMACs loss holds the alphas back.
+    # 'central' at 4x the config's lambda: the control where the GMACs loss
+    # holds the alphas back.
     'central_x4': ('dynopool', {}),
     # 'central' with the paper's plain SGD step on alpha
     # (AlphaGradHook(space='alpha')), the ablation of the configs' 'log'.

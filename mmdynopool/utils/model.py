@@ -27,5 +27,20 @@ def build_model_from_cfg(config: str, checkpoint: Optional[str] = None,
     if checkpoint:
         allow_mmengine_checkpoints()
         load_checkpoint(model, checkpoint, map_location='cpu')
+    _memory_penalty(cfg, model)
     model.eval()
     return cfg, model
+
+
+def _memory_penalty(cfg, model) -> None:
+    """A Shape Adaptor network trained under a memory limit runs with the
+    penalty of Eq. (8) for its alphas (what ShapeAdaptorHook sets before
+    testing; it is not in the state dict)."""
+    from ..models.layers import ShapeAdaptor, set_shape_adaptor_penalty
+    hook = next((h for h in cfg.get('custom_hooks', [])
+                 if h.get('type') == 'ShapeAdaptorHook'
+                 and h.get('d_limit') is not None), None)
+    if hook is not None:
+        set_shape_adaptor_penalty(
+            [m for m in model.modules() if isinstance(m, ShapeAdaptor)],
+            hook['input_size'], hook['d_limit'])

@@ -107,3 +107,20 @@ def test_export_fixed_shape_adaptor_round_trip(tmp_path):
     with torch.no_grad():
         sizes = [o.shape[-2:] for o in model.backbone(x)]
         assert [o.shape[-2:] for o in new.backbone(x)] == sizes
+
+
+def test_built_model_runs_with_its_memory_penalty(tmp_path):
+    # A Shape Adaptor config with a memory limit: the analysis tools see
+    # the penalised shape the test tool evaluates (Eq. 8), not rho = 1.
+    config = osp.join(ROOT, 'configs', 'toy',
+                      'vgg11-slim_shape-adaptor_digits-plain.py')
+    path = tmp_path / 'limited.py'
+    path.write_text(
+        f'_base_ = {config!r}\n'
+        "custom_hooks = [dict(type='ShapeAdaptorHook', alpha_interval=2,\n"
+        "                     input_size=32, d_limit=6)]\n")
+    _, model = build_model_from_cfg(str(path))
+    # Eq. 5 starts every adaptor at s = (8 / 32) ** (1 / 4): D_cout = 8 > 6.
+    rho = (6 / 8)**0.25
+    for sa in model.backbone.shape_adaptors:
+        assert sa.penalty == pytest.approx(rho, rel=1e-4)

@@ -202,3 +202,27 @@ def test_penalty_at_test_time_and_fixed_adaptors_left_alone():
     hook.before_train_iter(runner, 1)  # the joint path is not built here
     hook.after_train(runner)
     assert not model.sa2.alpha.requires_grad
+
+
+def test_iteration_based_run_anneals_alpha_lr_per_iteration(tmp_path):
+    torch.manual_seed(0)
+    runner = runner_for(Tiny(), tmp_path)
+    runner._train_loop = dict(by_epoch=False, max_iters=6)
+    runner.train()
+    hook = next(h for h in runner.hooks if isinstance(h, ShapeAdaptorHook))
+    assert hook._by_epoch is False and hook.scheduler.T_max == 6
+    # Cosine over the 6 iterations ends at 0 (per epoch it would not move).
+    assert hook.optim_wrapper.param_groups[0]['lr'] == pytest.approx(0)
+
+
+def test_frozen_alpha_is_not_trained(tmp_path):
+    torch.manual_seed(0)
+    model = Tiny()
+    model.sa1.alpha.requires_grad_(False)  # as frozen_stages leaves it
+    before = model.sa1.alpha.detach().clone()
+    runner = runner_for(model, tmp_path)
+    runner.train()
+    assert torch.equal(runner.model.sa1.alpha.detach(), before)
+    assert not runner.model.sa1.alpha.requires_grad
+    assert not torch.equal(runner.model.sa2.alpha.detach(),
+                           Tiny().sa2.alpha.detach())

@@ -10,8 +10,9 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import HOOKS, PARAM_SCHEDULERS
+from mmengine.runner import IterBasedTrainLoop
 
-from ...models.layers import ShapeAdaptor, shape_adaptor_penalty
+from ...models.layers import ShapeAdaptor, set_shape_adaptor_penalty
 
 __all__ = ['ShapeAdaptorHook']
 
@@ -52,6 +53,9 @@ class ShapeAdaptorHook(Hook):
 
     Under DDP, both need ``find_unused_parameters=True`` in
     ``model_wrapper_cfg`` (alpha has no gradient in most weight passes).
+    An alpha that needs no gradient when the run starts (frozen with its
+    stage by ``frozen_stages``) is never trained; fixed adaptors (``Fix
+    (Final)``) keep their alpha and penalty.
 
     **Memory limit.** With ``d_limit``, the penalty ``rho`` (Eq. 6-8) is
     recomputed before every pass: ``rho = (d_limit / D_cout) ** (1 / N)``
@@ -115,6 +119,7 @@ class ShapeAdaptorHook(Hook):
         self.optim_wrapper = None
         self.scheduler = None
         self._by_epoch = True
+        self._frozen = set()
 
     # ---------------------------------------------------------------- set-up
     @staticmethod
@@ -123,12 +128,20 @@ class ShapeAdaptorHook(Hook):
         return [m for m in _unwrap(runner.model).modules()
                 if isinstance(m, ShapeAdaptor) and not m.fixed]
 
+    def _trainable(self, runner) -> List[ShapeAdaptor]:
+        # Adaptors whose alpha needed no gradient when the run started
+        # (frozen with their stage by `frozen_stages`) are not trained.
+        return [sa for sa in self._adaptors(runner)
+                if id(sa.alpha) not in self._frozen]
+
     def before_run(self, runner) -> None:
+        self._frozen = {id(sa.alpha) for sa in self._adaptors(runner)
+                        if not sa.alpha.requires_grad}
         loop = getattr(runner, '_train_loop', None)
         if self.alpha_optimizer_cfg is None or loop is None or isinstance(
                 loop, dict):  # the joint step, or not a training run
             return
-        alphas = [sa.alpha for sa in self._adaptors(runner)]
+        alphas = [sa.alpha for sa in self._trainable(runner)]
         if not alphas:
             return
         self.optim_wrapper = build_optim_wrapper(
@@ -136,7 +149,9 @@ class ShapeAdaptorHook(Hook):
             dict(optimizer=copy.deepcopy(self.alpha_optimizer_cfg)))
         if self.alpha_scheduler_cfg is not None:
             cfg = dict(self.alpha_scheduler_cfg)
-            cfg.setdefault('by_epoch', hasattr(loop, 'max_epochs'))
+            # IterBasedTrainLoop has max_epochs too (1): ask its type.
+            cfg.setdefault('by_epoch',
+                           not isinstance(loop, IterBasedTrainLoop))
             self._by_epoch = bool(cfg['by_epoch'])
             if cfg['type'] == 'CosineAnnealingLR' and 'T_max' not in cfg:
                 cfg['T_max'] = loop.max_epochs if self._by_epoch else \
@@ -146,12 +161,7 @@ class ShapeAdaptorHook(Hook):
 
     # --------------------------------------------------------------- training
     def _set_penalty(self, adaptors: List[ShapeAdaptor]) -> None:
-        if self.d_limit is None or not adaptors:
-            return
-        rho = shape_adaptor_penalty([sa.scale / sa.penalty for sa in adaptors],
-                                    self.input_size, self.d_limit)
-        for sa in adaptors:
-            sa.penalty = rho
+        set_shape_adaptor_penalty(adaptors, self.input_size, self.d_limit)
 
     # Validation and testing see the penalised shape training ended with
     # (it is not in the state dict: recomputed from the alphas).
@@ -163,19 +173,19 @@ class ShapeAdaptorHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        adaptors = self._adaptors(runner)
+        adaptors, trainable = self._adaptors(runner), self._trainable(runner)
         if not adaptors:
             return
         update = batch_idx % self.alpha_interval == 0
         self._set_penalty(adaptors)
         if self.optim_wrapper is None:  # joint step
-            for sa in adaptors:
+            for sa in trainable:
                 sa.alpha.requires_grad_(update)
             return
-        if update:
-            self._alpha_step(runner, adaptors, data_batch)
+        if update and trainable:
+            self._alpha_step(runner, trainable, data_batch)
             self._set_penalty(adaptors)  # the weights see the new alphas
-        for sa in adaptors:
+        for sa in trainable:
             sa.alpha.requires_grad_(False)
 
     def _alpha_step(self, runner, adaptors, data_batch) -> None:
@@ -204,7 +214,7 @@ class ShapeAdaptorHook(Hook):
             self.scheduler.step()
 
     def after_train(self, runner) -> None:
-        for sa in self._adaptors(runner):
+        for sa in self._trainable(runner):
             sa.alpha.requires_grad_(True)
 
     # ----------------------------------------------------------- checkpoints

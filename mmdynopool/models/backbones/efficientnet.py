@@ -15,19 +15,21 @@ __all__ = ['DynOPoolEfficientNet']
 class DynOPoolEfficientNet(FreezeResizersMixin, EfficientNet):
     """mmpretrain ``EfficientNet`` with DynOPool (rule B).
 
-    The stem convolution and the depthwise convolution of every strided
-    block get stride 1, and a DynOPool runs right after their activation
-    (registered as ``dynopools.{i}``): five resizing layers for B0 (stem and
-    the first blocks of stages 2, 3, 4 and 6). mmpretrain's convolutions pad
+    The stem convolution and the strided convolution of every strided block
+    (the depthwise conv of an ``InvertedResidual``, ``conv1`` of an
+    ``EdgeResidual``) get stride 1, and a DynOPool runs right after their
+    activation (registered as ``dynopools.{i}``): five resizing layers for
+    B0 (stem and the first blocks of stages 2, 3, 4 and 6). mmpretrain's convolutions pad
     "same" TF-style (``Conv2dAdaptivePadding``: ``ceil(H / 2)`` at stride 2),
     which is also what DynOPool's round-half-up size gives at scale 0.5, so
     the sizes at initialisation are the human model's on every input size.
 
     Args:
+        arch (str): ``EfficientNet`` arch. Default: ``'b0'``.
         init_scales (float | Sequence, optional): One per strided conv, in
             forward order. Default: 0.5.
         dynopool_cfg (dict, optional): Extra ``DynOPool2d`` arguments.
-        **kwargs: Passed to ``EfficientNet`` (e.g. ``arch='b0'``).
+        **kwargs: Passed to ``EfficientNet``.
 
     Example:
         >>> model = DynOPoolEfficientNet('b0')
@@ -35,12 +37,14 @@ class DynOPoolEfficientNet(FreezeResizersMixin, EfficientNet):
         (5, torch.Size([1, 1280, 7, 7]))
     """
 
-    def __init__(self, *args, init_scales=None,
+    def __init__(self, arch: str = 'b0', *args, init_scales=None,
                  dynopool_cfg: Optional[dict] = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(arch, *args, **kwargs)
+        # The strided ConvModule of each block: the depthwise conv of an
+        # InvertedResidual, the first (full) conv of an EdgeResidual.
         modules = [self.layers[0]] + [
-            block.depthwise_conv for layer in self.layers[1:-1]
-            for block in layer if hasattr(block, 'depthwise_conv')
+            getattr(block, 'depthwise_conv', None) or block.conv1
+            for layer in self.layers[1:-1] for block in layer
         ]
         strided = [m for m in modules if tuple(m.conv.stride) != (1, 1)]
         scales = parse_init_scales(init_scales, len(strided),
@@ -51,4 +55,11 @@ class DynOPoolEfficientNet(FreezeResizersMixin, EfficientNet):
             conv_module.conv.stride = (1, 1)
             conv_module.activate = PoolAfter(conv_module.activate, pool)
         self._resizer_anchors = list(zip(pools, strided))
+        left = [n for n, m in self.named_modules()
+                if isinstance(m, nn.Conv2d) and tuple(m.stride) != (1, 1)]
+        if left:
+            raise ValueError(f'DynOPoolEfficientNet cannot convert arch='
+                             f'{arch!r}: strided convs {left} are '
+                             'neither a stem, an InvertedResidual depthwise '
+                             'conv nor an EdgeResidual conv1')
         self._freeze_stages()

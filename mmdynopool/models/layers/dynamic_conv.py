@@ -96,6 +96,7 @@ def dynamic_conv2d(input: Tensor,
         >>> dynamic_conv2d(torch.rand(1, 4, 10, 10), w, stride=(1, 2)).shape
         torch.Size([1, 8, 10, 5])
     """
+    _check_stride('stride', stride)
     k = weight.shape[-1] if kernel_size is None else kernel_size
     w = _resize_kernel(weight, k)
     pad = dilation * (k - 1) // 2
@@ -396,10 +397,13 @@ class DynamicPool2d(nn.Module):
         if not isinstance(pool, (nn.MaxPool2d, nn.AvgPool2d)):
             raise TypeError('pool must be nn.MaxPool2d or nn.AvgPool2d, got '
                             f'{type(pool).__name__}')
-        for s in strides:
-            if not (float(s).is_integer() and s >= 1):
-                raise ValueError(f'strides of a pool must be positive '
-                                 f'integers, got {s!r}')
+        if not isinstance(strides, Sequence) or isinstance(
+                strides, str) or not strides or not all(
+                    isinstance(v, Real) and not isinstance(v, bool)
+                    and float(v).is_integer() and v >= 1 for v in strides):
+            raise ValueError('strides of a pool must be a non-empty sequence '
+                             'of positive integers (no (s_h, s_w) pairs: '
+                             f'pools keep isotropic strides), got {strides!r}')
         self.pool = pool
         stride = pool.stride if isinstance(pool.stride, int) else \
             pool.stride[0]

@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 __all__ = [
     'ShapeAdaptor', 'shape_adaptor', 'shape_adaptor_num_modules',
-    'shape_adaptor_init_alpha', 'shape_adaptor_penalty'
+    'shape_adaptor_init_alpha', 'shape_adaptor_penalty',
+    'set_shape_adaptor_penalty'
 ]
 
 #: How the output size is rounded (see the module docstring).
@@ -129,6 +130,24 @@ def shape_adaptor_penalty(scales: Sequence[float], d_in: float,
     d_cout = d_in * math.prod(scales)
     return (d_limit / d_cout)**(1 / len(scales)) if d_cout > d_limit \
         else 1.0
+
+
+def set_shape_adaptor_penalty(adaptors: Sequence['ShapeAdaptor'],
+                              d_in: float, d_limit: Optional[float]) -> float:
+    """Give every adaptor of ``adaptors`` the memory penalty of Eq. (8) for
+    their current alphas (:func:`shape_adaptor_penalty` of their
+    unpenalised factors) and return it. Fixed adaptors ("Fix (Final)")
+    keep theirs and are left out. The penalty is not in the state dict:
+    whoever builds a trained network with a memory limit sets it again.
+    """
+    adaptors = [sa for sa in adaptors if not sa.fixed]
+    if d_limit is None or not adaptors:
+        return 1.0
+    rho = shape_adaptor_penalty([sa.scale / sa.penalty for sa in adaptors],
+                                d_in, d_limit)
+    for sa in adaptors:
+        sa.penalty = rho
+    return rho
 
 
 def _check_rounding(rounding: str) -> None:

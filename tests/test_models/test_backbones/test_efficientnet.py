@@ -61,3 +61,20 @@ def test_frozen_stages_freeze_the_resizers_they_hold():
         assert frozen == [k > i for i in (0, 2, 3, 4, 5)], k
     with pytest.raises(ValueError, match='frozen_stages.*8'):
         DynOPoolEfficientNet('b0', frozen_stages=8)
+
+
+def test_edge_residual_arch_converts_every_strided_conv():
+    # EfficientNet-EdgeTPU-S strides EdgeResidual blocks in their conv1.
+    torch.manual_seed(0)
+    human = EfficientNet('es')
+    torch.manual_seed(0)
+    dyno = DynOPoolEfficientNet('es')
+    human.eval()
+    dyno.eval()
+    strided = [n for n, m in human.named_modules()
+               if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)]
+    assert len(dyno.dynopools) == len(strided) == 5
+    assert not [n for n, m in dyno.named_modules()
+                if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)]
+    x = torch.rand(1, 3, 97, 64)
+    assert stage_sizes(dyno, x) == stage_sizes(human, x)

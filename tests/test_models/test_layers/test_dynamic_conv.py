@@ -145,3 +145,17 @@ class TestAnisotropicStride:
         with pytest.raises(ValueError, match='strides must be 0.5, a '
                            'positive integer or a pair'):
             DynamicConv2d.from_conv(conv, strides=(1, bad))
+
+
+@pytest.mark.parametrize('stride', [(0.5, 2), (1.5, 2), 0, 2.5])
+def test_functional_refuses_bad_strides(conv, stride):
+    with pytest.raises(ValueError, match='stride must be 0.5'):
+        dynamic_conv2d(torch.rand(1, 6, 8, 8, dtype=torch.float64),
+                       conv.weight, stride=stride, groups=2)
+
+
+@pytest.mark.parametrize('strides', [(1, (1, 2)), (), (1, True), 'ab'])
+def test_pool_refuses_pairs_and_junk(strides):
+    from mmdynopool.models.layers import DynamicPool2d
+    with pytest.raises(ValueError, match='strides of a pool'):
+        DynamicPool2d(nn.MaxPool2d(2, 2), strides)
