@@ -19,10 +19,11 @@ class DynOPoolEfficientNet(FreezeResizersMixin, EfficientNet):
     (the depthwise conv of an ``InvertedResidual``, ``conv1`` of an
     ``EdgeResidual``) get stride 1, and a DynOPool runs right after their
     activation (registered as ``dynopools.{i}``): five resizing layers for
-    B0 (stem and the first blocks of stages 2, 3, 4 and 6). mmpretrain's convolutions pad
-    "same" TF-style (``Conv2dAdaptivePadding``: ``ceil(H / 2)`` at stride 2),
-    which is also what DynOPool's round-half-up size gives at scale 0.5, so
-    the sizes at initialisation are the human model's on every input size.
+    B0 (stem and the first blocks of stages 2, 3, 4 and 6). mmpretrain's
+    convolutions pad "same" TF-style (``Conv2dAdaptivePadding``:
+    ``ceil(H / 2)`` at stride 2), which is also what DynOPool's
+    round-half-up size gives at scale 0.5, so the sizes at initialisation
+    are the human model's on every input size.
 
     Args:
         arch (str): ``EfficientNet`` arch. Default: ``'b0'``.
