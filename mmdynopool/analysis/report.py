@@ -222,13 +222,11 @@ def export_fixed_config(cfg, model: nn.Module):
 
 def _export_fixed_shape_adaptors(cfg, adaptors):
     from ..models.layers import shape_adaptor_penalty
-    hooks = [h for h in cfg.get('custom_hooks', [])
-             if h.get('type') == 'ShapeAdaptorHook']
-    d_limit = hooks[0].get('d_limit') if hooks else None
-    scales = [(sa.r2 - sa.r1) * torch.sigmoid(sa.alpha.detach()).item() +
-              sa.r1 for sa in adaptors]
-    rho = shape_adaptor_penalty(scales, hooks[0].get('input_size'),
-                                d_limit) if d_limit is not None else 1.0
+    from ..utils.model import shape_adaptor_limit
+
+    # The unpenalised factors s(a_i), whatever penalty the model holds.
+    rho = shape_adaptor_penalty([sa.scale / sa.penalty for sa in adaptors],
+                                *shape_adaptor_limit(cfg))
     new = copy.deepcopy(cfg)
     new.model.backbone.init_alphas = [float(sa.alpha) for sa in adaptors]
     new.model.backbone.adaptor_cfg = dict(fixed=True, penalty=rho)

@@ -23,9 +23,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from torch import nn
 
-from .layers.dynamic_conv import (DILATIONS, KERNEL_SIZES, SHORTCUTS,
-                                  STRIDES, DynamicConv2d, DynamicPool2d,
-                                  FollowerConv2d, FollowerResize, option_key)
+from .layers.dynamic_conv import (DILATIONS, KERNEL_SIZES, STRIDES,
+                                  DynamicConv2d, DynamicPool2d,
+                                  FollowerConv2d, FollowerResize,
+                                  check_shortcut, option_key)
 
 __all__ = ['convert_to_dynamic', 'DynamicLayers', 'ARCHS', 'ATTRIBUTES']
 
@@ -119,9 +120,7 @@ def convert_to_dynamic(model: nn.Module,
     if not layers or any(c not in 'ABCD' for c in layers):
         raise ValueError(f"layers must be letters from 'ABCD', got "
                          f'{layers!r}')
-    if shortcut not in SHORTCUTS:
-        raise ValueError(f'shortcut must be one of {SHORTCUTS}, got '
-                         f'{shortcut!r}')
+    check_shortcut(shortcut)
     options = dict(options or {})
     for key in options:
         if key not in ATTRIBUTES:

@@ -4,7 +4,7 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-__all__ = ['build_model_from_cfg']
+__all__ = ['build_model_from_cfg', 'shape_adaptor_limit']
 
 
 def build_model_from_cfg(config: str, checkpoint: Optional[str] = None,
@@ -32,15 +32,20 @@ def build_model_from_cfg(config: str, checkpoint: Optional[str] = None,
     return cfg, model
 
 
+def shape_adaptor_limit(cfg):
+    """``(input_size, d_limit)`` of the config's ``ShapeAdaptorHook``
+    memory limit (Eq. 6-8), or ``(None, None)`` without one."""
+    hook = next((h for h in cfg.get('custom_hooks', [])
+                 if h.get('type') == 'ShapeAdaptorHook'
+                 and h.get('d_limit') is not None), None)
+    return (hook['input_size'], hook['d_limit']) if hook else (None, None)
+
+
 def _memory_penalty(cfg, model) -> None:
     """A Shape Adaptor network trained under a memory limit runs with the
     penalty of Eq. (8) for its alphas (what ShapeAdaptorHook sets before
     testing; it is not in the state dict)."""
     from ..models.layers import ShapeAdaptor, set_shape_adaptor_penalty
-    hook = next((h for h in cfg.get('custom_hooks', [])
-                 if h.get('type') == 'ShapeAdaptorHook'
-                 and h.get('d_limit') is not None), None)
-    if hook is not None:
-        set_shape_adaptor_penalty(
-            [m for m in model.modules() if isinstance(m, ShapeAdaptor)],
-            hook['input_size'], hook['d_limit'])
+    set_shape_adaptor_penalty(
+        [m for m in model.modules() if isinstance(m, ShapeAdaptor)],
+        *shape_adaptor_limit(cfg))

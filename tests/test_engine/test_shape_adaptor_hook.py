@@ -195,6 +195,8 @@ def test_penalty_at_test_time_and_fixed_adaptors_left_alone():
     runner = SimpleNamespace(model=model)
     hook = ShapeAdaptorHook(alpha_interval=2, input_size=13, d_limit=5)
     # Only sa1 is learnable: D_cout = 13 * s(0.3) = 10.2 > 5, N = 1.
+    hook.before_run(runner)  # a test run: no train loop, no optimizer
+    assert hook.optim_wrapper is None
     hook.before_test_epoch(runner)
     s1 = 0.5 + 0.5 * torch.sigmoid(torch.tensor(0.3)).item()
     assert model.sa1.penalty == pytest.approx(5 / (13 * s1))

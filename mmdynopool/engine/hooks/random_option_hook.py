@@ -7,7 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.dynamic import ATTRIBUTES, DynamicLayers, convert_to_dynamic
-from ...models.layers.dynamic_conv import SHORTCUTS
+from ...models.layers.dynamic_conv import check_shortcut
 
 __all__ = ['RandomOptionHook']
 
@@ -61,9 +61,7 @@ class RandomOptionHook(Hook):
             raise ValueError(f'attributes must be names from {ATTRIBUTES}, '
                              f'got {attributes!r}')
         self.attributes = attributes
-        if shortcut not in SHORTCUTS:
-            raise ValueError(f'shortcut must be one of {SHORTCUTS}, got '
-                             f'{shortcut!r}')
+        check_shortcut(shortcut)
         self.convert_args = dict(arch=arch, layers=layers, options=options,
                                  shortcut=shortcut)
         self.seed = int(seed)

@@ -7,12 +7,12 @@ from typing import Dict, List, Optional
 import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import HOOKS, PARAM_SCHEDULERS
 from mmengine.runner import IterBasedTrainLoop
 
 from ...models.layers import ShapeAdaptor, set_shape_adaptor_penalty
+from .shape_hooks import _unwrap
 
 __all__ = ['ShapeAdaptorHook']
 
@@ -21,10 +21,6 @@ AUTHORS_ALPHA_OPTIMIZER = dict(type='SGD', lr=0.1, momentum=0.9,
                                nesterov=True)
 #: Checkpoint key of the hook's own optimizer and scheduler states.
 STATE_KEY = 'shape_adaptor_hook'
-
-
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @HOOKS.register_module()
@@ -119,29 +115,23 @@ class ShapeAdaptorHook(Hook):
         self.optim_wrapper = None
         self.scheduler = None
         self._by_epoch = True
-        self._frozen = set()
+        self._adaptors: List[ShapeAdaptor] = []
+        self._trainable: List[ShapeAdaptor] = []
 
     # ---------------------------------------------------------------- set-up
-    @staticmethod
-    def _adaptors(runner) -> List[ShapeAdaptor]:
-        # Fixed adaptors ("Fix (Final)") keep their alpha and penalty.
-        return [m for m in _unwrap(runner.model).modules()
-                if isinstance(m, ShapeAdaptor) and not m.fixed]
-
-    def _trainable(self, runner) -> List[ShapeAdaptor]:
-        # Adaptors whose alpha needed no gradient when the run started
-        # (frozen with their stage by `frozen_stages`) are not trained.
-        return [sa for sa in self._adaptors(runner)
-                if id(sa.alpha) not in self._frozen]
-
     def before_run(self, runner) -> None:
-        self._frozen = {id(sa.alpha) for sa in self._adaptors(runner)
-                        if not sa.alpha.requires_grad}
+        # Once per run: fixed adaptors ("Fix (Final)") keep their alpha and
+        # penalty; an alpha that needs no gradient now (frozen with its
+        # stage by `frozen_stages`) is never trained.
+        self._adaptors = [m for m in _unwrap(runner.model).modules()
+                          if isinstance(m, ShapeAdaptor) and not m.fixed]
+        self._trainable = [sa for sa in self._adaptors
+                           if sa.alpha.requires_grad]
         loop = getattr(runner, '_train_loop', None)
         if self.alpha_optimizer_cfg is None or loop is None or isinstance(
                 loop, dict):  # the joint step, or not a training run
             return
-        alphas = [sa.alpha for sa in self._trainable(runner)]
+        alphas = [sa.alpha for sa in self._trainable]
         if not alphas:
             return
         self.optim_wrapper = build_optim_wrapper(
@@ -160,37 +150,37 @@ class ShapeAdaptorHook(Hook):
                 cfg, default_args=dict(optimizer=self.optim_wrapper))
 
     # --------------------------------------------------------------- training
-    def _set_penalty(self, adaptors: List[ShapeAdaptor]) -> None:
-        set_shape_adaptor_penalty(adaptors, self.input_size, self.d_limit)
+    def _set_penalty(self) -> None:
+        set_shape_adaptor_penalty(self._adaptors, self.input_size,
+                                  self.d_limit)
 
     # Validation and testing see the penalised shape training ended with
     # (it is not in the state dict: recomputed from the alphas).
     def before_val_epoch(self, runner) -> None:
-        self._set_penalty(self._adaptors(runner))
+        self._set_penalty()
 
     def before_test_epoch(self, runner) -> None:
-        self._set_penalty(self._adaptors(runner))
+        self._set_penalty()
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        adaptors, trainable = self._adaptors(runner), self._trainable(runner)
-        if not adaptors:
+        if not self._adaptors:
             return
         update = batch_idx % self.alpha_interval == 0
-        self._set_penalty(adaptors)
+        self._set_penalty()
         if self.optim_wrapper is None:  # joint step
-            for sa in trainable:
+            for sa in self._trainable:
                 sa.alpha.requires_grad_(update)
             return
-        if update and trainable:
-            self._alpha_step(runner, trainable, data_batch)
-            self._set_penalty(adaptors)  # the weights see the new alphas
-        for sa in trainable:
+        if update and self._trainable:
+            self._alpha_step(runner, data_batch)
+            self._set_penalty()  # the weights see the new alphas
+        for sa in self._trainable:
             sa.alpha.requires_grad_(False)
 
-    def _alpha_step(self, runner, adaptors, data_batch) -> None:
+    def _alpha_step(self, runner, data_batch) -> None:
         model = _unwrap(runner.model)
-        alphas = [sa.alpha for sa in adaptors]
+        alphas = [sa.alpha for sa in self._trainable]
         for a in alphas:
             a.requires_grad_(True)
         data = model.data_preprocessor(data_batch, True)
@@ -214,7 +204,7 @@ class ShapeAdaptorHook(Hook):
             self.scheduler.step()
 
     def after_train(self, runner) -> None:
-        for sa in self._trainable(runner):
+        for sa in self._trainable:
             sa.alpha.requires_grad_(True)
 
     # ----------------------------------------------------------- checkpoints

@@ -26,7 +26,6 @@ Convention:
 from numbers import Integral, Real
 from typing import Optional, Sequence, Tuple, Union
 
-import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor, nn
@@ -34,7 +33,7 @@ from torch import Tensor, nn
 __all__ = ['DynamicConv2d', 'DynamicPool2d', 'FollowerConv2d',
            'FollowerResize', 'dynamic_conv2d', 'follow_shortcut', 'STRIDES',
            'DILATIONS', 'KERNEL_SIZES', 'SHORTCUTS', 'stride_pair',
-           'option_key']
+           'check_shortcut', 'option_key']
 
 STRIDES = (0.5, 1, 2, 3, 4)
 DILATIONS = (1, 2, 3, 4, 5)
@@ -294,7 +293,8 @@ def follow_shortcut(x: Tensor, stride: Union[int, float], shortcut: str,
     return F.adaptive_avg_pool2d(op(x, (1, 1)), (-(-h // sh), -(-w // sw)))
 
 
-def _check_shortcut(shortcut: str) -> None:
+def check_shortcut(shortcut: str) -> None:
+    """``shortcut`` must be one of :data:`SHORTCUTS`."""
     if shortcut not in SHORTCUTS:
         raise ValueError(f'shortcut must be one of {SHORTCUTS}, got '
                          f'{shortcut!r}')
@@ -317,7 +317,7 @@ class FollowerConv2d(nn.Conv2d):
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, leader: DynamicConv2d,
                   shortcut: str = 'avgpool') -> 'FollowerConv2d':
-        _check_shortcut(shortcut)
+        check_shortcut(shortcut)
         new = _share_conv(cls, conv)
         object.__setattr__(new, 'leader', leader)
         new.shortcut = shortcut
@@ -342,7 +342,7 @@ class FollowerResize(nn.Module):
     def __init__(self, leader: DynamicConv2d,
                  shortcut: str = 'avgpool') -> None:
         super().__init__()
-        _check_shortcut(shortcut)
+        check_shortcut(shortcut)
         object.__setattr__(self, 'leader', leader)
         self.shortcut = shortcut
 
