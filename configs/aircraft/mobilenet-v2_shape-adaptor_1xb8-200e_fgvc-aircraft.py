@@ -1,0 +1,8 @@
+# Shape Adaptor MobileNetV2 on FGVC-Aircraft, the authors' recipe
+# (../_base_/schedules/shape-adaptor_fgvc-aircraft.py).
+_base_ = [
+    './mobilenet-v2_human_1xb8-200e_fgvc-aircraft.py',
+    '../_base_/schedules/shape-adaptor_fgvc-aircraft.py'
+]
+model = dict(backbone=dict(type='ShapeAdaptorMobileNetV2', input_size=224))
+optim_wrapper = dict(optimizer=dict(nesterov=True))

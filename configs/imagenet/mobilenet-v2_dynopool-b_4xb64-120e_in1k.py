@@ -1,0 +1,8 @@
+# DynOPool-B MobileNetV2 on ImageNet: the DynOPool-S config with Table
+# A's -B lambda (1e-05) and first-layer scale (0.5).
+_base_ = './mobilenet-v2_dynopool-s_4xb64-120e_in1k.py'
+# A list: inheritance replaces it whole, so it is restated.
+custom_hooks = [
+    dict(type='GMACsLossHook', loss_weight=1e-05, input_size=(224, 224)),
+    dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),
+]

@@ -1,0 +1,8 @@
+# DynOPool-B VGG-16 on ImageNet: the DynOPool-S config with Table
+# A's -B lambda (7e-05) and first-layer scale (0.5).
+_base_ = './vgg16_dynopool-s_4xb64-120e_in1k.py'
+# A list: inheritance replaces it whole, so it is restated.
+custom_hooks = [
+    dict(type='GMACsLossHook', loss_weight=7e-05, input_size=(224, 224)),
+    dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),
+]

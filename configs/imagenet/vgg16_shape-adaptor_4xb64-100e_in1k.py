@@ -1,0 +1,8 @@
+# Shape Adaptor VGG-16 on ImageNet, the authors' recipe
+# (../_base_/schedules/shape-adaptor_imagenet.py).
+_base_ = [
+    './vgg16_human_4xb64-100e_in1k.py',
+    '../_base_/schedules/shape-adaptor_imagenet.py'
+]
+model = dict(backbone=dict(type='ShapeAdaptorVGG', input_size=224))
+optim_wrapper = dict(optimizer=dict(nesterov=True, weight_decay=1e-4))
