@@ -1,6 +1,7 @@
 import os.path as osp
 
 import pytest
+import torch
 from hypothesis import settings
 from mmengine.config import Config
 
@@ -11,7 +12,9 @@ settings.register_profile('explore', deadline=None, max_examples=200)
 settings.load_profile('repro')
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO_CONFIG = osp.join(ROOT, 'configs', 'demo', 'hrnet_dynopool_digits.py')
+DEMO_CONFIG = osp.join(
+    ROOT, 'configs', 'demo',
+    'fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py')
 
 
 @pytest.fixture(scope='session')
@@ -77,3 +80,90 @@ def isolated_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+
+
+# Devices and dtypes of the layer tests. A CUDA case carries a skipif mark,
+# so on a machine without CUDA it is reported as skipped before any fixture
+# runs (it costs nothing there) and runs unchanged where CUDA is present.
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                   reason='needs a CUDA device')
+
+
+@pytest.fixture(params=[
+    pytest.param('cpu', id='cpu'),
+    pytest.param('cuda', id='cuda', marks=requires_cuda)
+])
+def device(request):
+    """``torch.device('cpu')``, then ``'cuda'`` (skipped without CUDA)."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=[
+    pytest.param(torch.float32, id='float32'),
+    pytest.param(torch.float64, id='float64')
+])
+def dtype(request):
+    """The floating dtype of a layer's parameters and inputs."""
+    return request.param
+
+
+@pytest.fixture(params=[
+    pytest.param(torch.float16, id='float16', marks=requires_cuda),
+    pytest.param(torch.bfloat16, id='bfloat16', marks=requires_cuda)
+])
+def autocast_dtype(request):
+    """A half-precision dtype for ``torch.autocast('cuda', dtype=...)``.
+
+    CUDA only (skipped without): the CPU's bfloat16 autocast is tested on
+    its own where a layer promises it."""
+    return request.param
+
+
+class LayerCase:
+    """One ``(device, dtype)`` case of a layer test against its reference.
+
+    The reference (a naive implementation of the paper's equations, or plain
+    torch ops) always runs on the CPU: in the case's dtype for a CPU case,
+    so the rounding and the tolerances stay those of a same-precision test,
+    and in float64 for a CUDA case, the ground truth, which float32 results
+    meet to ``rtol = atol = 1e-5``.
+
+    Args:
+        device (torch.device): Where the layer runs.
+        dtype (torch.dtype): The layer's dtype.
+    """
+
+    #: Tolerance of a float32 result against the float64 reference.
+    FP32_TOLERANCE = dict(rtol=1e-5, atol=1e-5)
+
+    def __init__(self, device, dtype):
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.ref_dtype = dtype if self.device.type == 'cpu' else \
+            torch.float64
+
+    def __repr__(self):
+        return f'LayerCase({self.device}, {self.dtype})'
+
+    def to(self, obj):
+        """A tensor or module moved to the layer's device and dtype."""
+        return obj.to(device=self.device, dtype=self.dtype)
+
+    def ref(self, obj):
+        """A tensor or module moved to the reference's (CPU) dtype."""
+        return obj.to(device='cpu', dtype=self.ref_dtype)
+
+    def assert_close(self, actual, expected, **tolerance):
+        """``actual`` (the layer's) against ``expected`` (the reference's);
+        explicit tolerances apply to every case."""
+        if not tolerance and actual.dtype != expected.dtype:
+            tolerance = self.FP32_TOLERANCE
+        torch.testing.assert_close(
+            actual.detach().to('cpu', expected.dtype), expected.detach(),
+            **tolerance)
+
+
+@pytest.fixture
+def layer_case(device, dtype):
+    """A :class:`LayerCase` for every device and dtype."""
+    return LayerCase(device, dtype)

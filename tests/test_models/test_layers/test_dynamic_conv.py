@@ -1,11 +1,12 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmdynopool.models.layers.dynamic_conv import (DynamicConv2d,
-                                                   dynamic_conv2d)
+from mmdynopool.models.layers.dynamic_conv import DynamicConv2d, dynamic_conv2d
 
 
 def zero_interleave(x):
@@ -34,51 +35,67 @@ def bilinear_kernel(w, k):
     return out
 
 
+#: Narrows the ``dtype`` fixture (and ``layer_case``) to float64.
+FLOAT64 = pytest.mark.parametrize('dtype', [torch.float64], ids=['float64'])
+
+
 @pytest.fixture
 def conv():
     torch.manual_seed(0)
     return nn.Conv2d(6, 4, 3, stride=2, padding=1, groups=2).double()
 
 
+def on_case(conv, case, **kwargs):
+    """A dynamic copy of ``conv`` for ``case``, and the reference's weight
+    and bias (``conv`` itself stays the float64 CPU original)."""
+    layer = case.to(DynamicConv2d.from_conv(copy.deepcopy(conv), **kwargs))
+    return layer, case.ref(conv.weight.detach()), case.ref(conv.bias.detach())
+
+
 class TestDynamicConv2d:
 
-    def test_default_is_the_original(self, conv):
-        x = torch.randn(2, 6, 13, 10, dtype=torch.float64)
-        layer = DynamicConv2d.from_conv(conv)
-        torch.testing.assert_close(layer(x), conv(x))
+    def test_default_is_the_original(self, conv, layer_case):
+        x = layer_case.ref(torch.randn(2, 6, 13, 10, dtype=torch.float64))
+        layer, _, _ = on_case(conv, layer_case)
+        layer_case.assert_close(layer(layer_case.to(x)),
+                                layer_case.ref(copy.deepcopy(conv))(x))
         assert list(layer.state_dict()) == ['weight', 'bias']
 
     @pytest.mark.parametrize('stride', [1, 2, 3, 4])
     @pytest.mark.parametrize('dilation', [1, 2, 5])
-    def test_integer_stride_and_dilation(self, conv, stride, dilation):
+    @FLOAT64  # the float32 path is the same conv call
+    def test_integer_stride_and_dilation(self, conv, stride, dilation,
+                                         layer_case):
         x = torch.randn(1, 6, 17, 12, dtype=torch.float64)
-        layer = DynamicConv2d.from_conv(conv)
+        layer, w, b = on_case(conv, layer_case)
         layer.set_option(stride=stride, dilation=dilation)
-        ref = F.conv2d(x, conv.weight, conv.bias, stride=stride,
-                       padding=dilation, dilation=dilation, groups=2)
-        torch.testing.assert_close(layer(x), ref)
-        assert layer(x).shape[-2:] == (-(-17 // stride), -(-12 // stride))
+        ref = F.conv2d(x, w, b, stride=stride, padding=dilation,
+                       dilation=dilation, groups=2)
+        out = layer(layer_case.to(x))
+        layer_case.assert_close(out, ref)
+        assert out.shape[-2:] == (-(-17 // stride), -(-12 // stride))
 
     @pytest.mark.parametrize('dilation', [1, 3])
     def test_half_stride_is_kernel_over_zero_interleaved_input(
-            self, conv, dilation):
-        x = torch.randn(2, 6, 7, 9, dtype=torch.float64)
-        layer = DynamicConv2d.from_conv(conv)
+            self, conv, dilation, layer_case):
+        x = layer_case.ref(torch.randn(2, 6, 7, 9, dtype=torch.float64))
+        layer, w, b = on_case(conv, layer_case)
         layer.set_option(stride=0.5, dilation=dilation)
-        out = layer(x)
-        ref = F.conv2d(zero_interleave(x), conv.weight, conv.bias,
-                       padding=dilation, dilation=dilation, groups=2)
+        out = layer(layer_case.to(x))
+        ref = F.conv2d(zero_interleave(x), w, b, padding=dilation,
+                       dilation=dilation, groups=2)
         assert out.shape[-2:] == (14, 18)
-        torch.testing.assert_close(out, ref)
+        layer_case.assert_close(out, ref)
 
     @pytest.mark.parametrize('k', [1, 5, 7, 9])
-    def test_resized_kernel(self, conv, k):
-        x = torch.randn(1, 6, 11, 11, dtype=torch.float64)
-        layer = DynamicConv2d.from_conv(conv)
+    def test_resized_kernel(self, conv, k, layer_case):
+        x = layer_case.ref(torch.randn(1, 6, 11, 11, dtype=torch.float64))
+        layer, _, b = on_case(conv, layer_case)
         layer.set_option(stride=1, kernel_size=k)
         w = torch.from_numpy(bilinear_kernel(conv.weight.detach().numpy(), k))
-        ref = F.conv2d(x, w * 9 / k**2, conv.bias, padding=k // 2, groups=2)
-        torch.testing.assert_close(layer(x), ref)
+        ref = F.conv2d(x, layer_case.ref(w) * 9 / k**2, b, padding=k // 2,
+                       groups=2)
+        layer_case.assert_close(layer(layer_case.to(x)), ref)
 
     def test_magnitude_scale_on_constant_kernel(self):
         conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
@@ -115,30 +132,30 @@ class TestAnisotropicStride:
     axis before a stride-1 conv, as for 1/2)."""
 
     @pytest.mark.parametrize('stride', [(1, 2), (2, 1), (3, 2)])
-    def test_integer_pair(self, conv, stride):
+    @FLOAT64
+    def test_integer_pair(self, conv, stride, layer_case):
         x = torch.randn(1, 6, 13, 10, dtype=torch.float64)
-        layer = DynamicConv2d.from_conv(conv, strides=(1, stride))
+        layer, w, b = on_case(conv, layer_case, strides=(1, stride))
         layer.set_option(stride=stride)
-        ref = F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=1,
-                       groups=2)
-        torch.testing.assert_close(layer(x), ref)
+        ref = F.conv2d(x, w, b, stride=stride, padding=1, groups=2)
+        layer_case.assert_close(layer(layer_case.to(x)), ref)
         assert ref.shape[-2:] == (-(-13 // stride[0]), -(-10 // stride[1]))
 
     @pytest.mark.parametrize('stride', [(0.5, 1), (1, 0.5), (0.5, 0.5)])
-    def test_half_along_one_axis(self, conv, stride):
+    def test_half_along_one_axis(self, conv, stride, device):
         x = torch.randn(1, 6, 7, 5, dtype=torch.float64)
         z = zero_interleave(x)
         z = z[..., :, ::2] if stride[1] == 1 else z
         z = z[..., ::2, :] if stride[0] == 1 else z
         ref = F.conv2d(z, conv.weight, conv.bias, padding=1, groups=2)
-        out = dynamic_conv2d(x, conv.weight, conv.bias, stride, groups=2)
-        torch.testing.assert_close(out, ref)
+        w, b = conv.weight.to(device), conv.bias.to(device)
+        out = dynamic_conv2d(x.to(device), w, b, stride, groups=2)
+        torch.testing.assert_close(out.cpu(), ref)
         assert out.shape[-2:] == (7 * round(1 / stride[0]),
                                   5 * round(1 / stride[1]))
         if stride == (0.5, 0.5):  # the pair and the number agree
             torch.testing.assert_close(
-                out, dynamic_conv2d(x, conv.weight, conv.bias, 0.5,
-                                    groups=2))
+                out, dynamic_conv2d(x.to(device), w, b, 0.5, groups=2))
 
     @pytest.mark.parametrize('bad', [(0.5, 2), (2, ), (0, 1), (1.5, 1)])
     def test_bad_pairs(self, conv, bad):

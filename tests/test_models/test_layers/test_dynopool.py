@@ -81,7 +81,8 @@ def has_tied_queries(x, alpha):
 
 
 def naive_bilinear(img, y, x):
-    """Bilinear value of ``img`` (H, W) at pixel coordinates, border-clamped."""
+    """Bilinear value of ``img`` (H, W) at pixel coordinates, clamped to
+    the border."""
     h, w = img.shape
     y = min(max(y, 0.0), h - 1.0)
     x = min(max(x, 0.0), w - 1.0)
@@ -165,88 +166,119 @@ class TestDynOPool2d:
 
     @pytest.mark.parametrize('mode', ['max', 'avg'])
     @pytest.mark.parametrize('case', CASES)
-    def test_matches_reference(self, case, mode):
+    def test_matches_reference(self, case, mode, device):
         h, w, scale, kink = case
         # float64, so that the two ways of writing the query coordinates
         # (cell centre +- delta vs. centres of the 2x grid) agree to ~1e-12;
-        # in float32 they differ by an ulp, i.e. ~1e-5 px on a 224 map.
+        # in float32 they differ by an ulp, i.e. ~1e-5 px on a 224 map. The
+        # reference runs on the CPU whatever the layer's device.
         torch.manual_seed(0)
         f64 = torch.float64
-        pool = DynOPool2d(init_scale=scale, mode=mode, dtype=f64)
-        x = torch.randn(2, 3, h, w, dtype=f64, requires_grad=True)
-        x_ref = x.detach().clone().requires_grad_()
-        alpha_ref = pool.alpha.detach().clone().requires_grad_()
+        pool = DynOPool2d(init_scale=scale, mode=mode, device=device,
+                          dtype=f64)
+        x_ref = torch.randn(2, 3, h, w, dtype=f64, requires_grad=True)
+        x = x_ref.detach().to(device).requires_grad_()
+        alpha = pool.alpha.detach().cpu()
+        alpha_ref = alpha.clone().requires_grad_()
 
         out = pool(x)
         ref = reference_dynopool(x_ref, alpha_ref, mode)
-        torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(out.cpu(), ref, rtol=1e-10, atol=1e-10)
 
-        g = torch.randn_like(out)
-        out.backward(g)
+        g = torch.randn_like(ref)
+        out.backward(g.to(device))
         ref.backward(g)
-        torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-10,
+        torch.testing.assert_close(x.grad.cpu(), x_ref.grad, rtol=1e-10,
                                    atol=1e-10)
         assert torch.all(pool.alpha.grad != 0)
-        assert on_kink(x, pool.alpha, mode, g) == kink
+        assert on_kink(x_ref, alpha, mode, g) == kink
         # Off kinks the plain derivative; on them the mean of both sides.
-        expected = central_alpha_grad(x, pool.alpha, mode, g) if kink else \
+        expected = central_alpha_grad(x_ref, alpha, mode, g) if kink else \
             alpha_ref.grad
-        torch.testing.assert_close(pool.alpha.grad, expected, rtol=1e-7,
-                                   atol=1e-7)
+        torch.testing.assert_close(pool.alpha.grad.cpu(), expected,
+                                   rtol=1e-7, atol=1e-7)
 
     @pytest.mark.parametrize('case', CASES)
-    def test_float32_matches_float64_reference(self, case):
+    def test_float32_matches_float64_reference(self, case, device):
         h, w, scale, _ = case
         torch.manual_seed(0)
         x = torch.randn(2, 3, h, w, dtype=torch.float64)
-        pool = DynOPool2d(init_scale=scale)
-        alpha = pool.alpha.detach().double()
+        pool = DynOPool2d(init_scale=scale, device=device)
+        alpha = pool.alpha.detach().cpu().double()
         torch.testing.assert_close(
-            pool(x.float()).double(), reference_dynopool(x, alpha),
-            rtol=0, atol=2e-4)
+            pool(x.float().to(device)).cpu().double(),
+            reference_dynopool(x, alpha), rtol=0, atol=2e-4)
+
+    @pytest.mark.parametrize('mode', ['max', 'avg'])
+    def test_autocast_half_matches_reference(self, mode, autocast_dtype):
+        # CUDA only: half input under autocast against the float64 CPU
+        # reference of the same (rounded) input, to a few half-precision
+        # ulps; the alpha gradient stays float32 and finite.
+        torch.manual_seed(0)
+        x = torch.randn(2, 4, 20, 18, dtype=torch.float64)
+        x = x.to(autocast_dtype).double()  # the representable input
+        pool = DynOPool2d(init_scale=(0.45, 0.7), mode=mode, device='cuda')
+        with torch.autocast('cuda', dtype=autocast_dtype):
+            out = pool(x.cuda().to(autocast_dtype))
+        assert out.dtype == autocast_dtype and out.shape[-2:] == (9, 13)
+        eps = torch.finfo(autocast_dtype).eps
+        ref = reference_dynopool(x, pool.alpha.detach().cpu().double(), mode)
+        torch.testing.assert_close(out.cpu().double(), ref, rtol=4 * eps,
+                                   atol=4 * eps)
+        out.float().sum().backward()
+        assert pool.alpha.grad.dtype == torch.float32
+        assert torch.isfinite(pool.alpha.grad).all()
 
     @pytest.mark.parametrize('h,w,h_out,w_out', [(5, 7, 3, 2), (4, 4, 6, 9),
                                                  (6, 3, 6, 3), (8, 8, 4, 4)])
-    def test_matches_naive_loops(self, h, w, h_out, w_out):
+    def test_matches_naive_loops(self, h, w, h_out, w_out, device):
         img = np.random.RandomState(1).randn(h, w)
-        alpha = torch.tensor([h / h_out, w / w_out], dtype=torch.float64)
-        out = dynopool2d(torch.from_numpy(img)[None, None], alpha)
+        alpha = torch.tensor([h / h_out, w / w_out], dtype=torch.float64,
+                             device=device)
+        out = dynopool2d(torch.from_numpy(img)[None, None].to(device), alpha)
         np.testing.assert_allclose(
-            out[0, 0].numpy(), naive_dynopool(img, h_out, w_out), atol=1e-12)
+            out[0, 0].cpu().numpy(), naive_dynopool(img, h_out, w_out),
+            atol=1e-12)
 
-    def test_equals_resize_then_maxpool(self):
+    def test_equals_resize_then_maxpool(self, layer_case):
         # The 4 query points are the centres of a 2H_out x 2W_out grid.
         x = torch.randn(2, 4, 30, 17)
-        pool = DynOPool2d(init_scale=(0.41, 0.67))
+        pool = layer_case.to(DynOPool2d(init_scale=(0.41, 0.67)))
         h, w = pool.output_size((30, 17))
-        up = F.interpolate(x, size=(2 * h, 2 * w), mode='bilinear',
-                           align_corners=False)
-        torch.testing.assert_close(pool(x), F.max_pool2d(up, 2))
+        up = F.interpolate(layer_case.ref(x), size=(2 * h, 2 * w),
+                           mode='bilinear', align_corners=False)
+        layer_case.assert_close(pool(layer_case.to(x)), F.max_pool2d(up, 2))
 
-    def test_scale_half_on_even_input_is_2x2_sample_of_pixel_centres(self):
+    def test_scale_half_on_even_input_is_2x2_sample_of_pixel_centres(
+            self, layer_case):
         # At r = 0.5 on an even input the queries land on pixel centres, so
         # DynOPool is exactly the human 2x2 max-pool it replaces.
         x = torch.randn(2, 3, 16, 12)
-        torch.testing.assert_close(DynOPool2d()(x), F.max_pool2d(x, 2))
-        torch.testing.assert_close(
-            DynOPool2d(mode='avg')(x), F.avg_pool2d(x, 2))
+        x_dev, x_ref = layer_case.to(x), layer_case.ref(x)
+        layer_case.assert_close(
+            layer_case.to(DynOPool2d())(x_dev), F.max_pool2d(x_ref, 2))
+        layer_case.assert_close(
+            layer_case.to(DynOPool2d(mode='avg'))(x_dev),
+            F.avg_pool2d(x_ref, 2))
 
     @pytest.mark.parametrize('h,w,h_out,w_out', [(7, 9, 3, 4), (5, 4, 8, 7),
                                                  (6, 10, 4, 3)])
     @pytest.mark.parametrize('mode', ['max', 'avg'])
-    def test_gradcheck(self, h, w, h_out, w_out, mode):
+    def test_gradcheck(self, h, w, h_out, w_out, mode, device):
         torch.manual_seed(0)
-        x = torch.randn(1, 2, h, w, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(1, 2, h, w, dtype=torch.float64).to(device)
+        x.requires_grad_()
         # A continuous size near (not at) the integer one keeps every query
         # off pixel centres, where bilinear sampling has kinks.
         size = torch.tensor([h_out + 0.013, w_out - 0.021],
-                            dtype=torch.float64, requires_grad=True)
+                            dtype=torch.float64, device=device,
+                            requires_grad=True)
         assert torch.autograd.gradcheck(
             lambda x, s: _dynopool2d_sized(x, s, (h_out, w_out), mode),
             (x, size))
         # And the full layer, input gradient.
         alpha = torch.tensor([h / (h_out + 0.2), w / (w_out - 0.3)],
-                             dtype=torch.float64)
+                             dtype=torch.float64, device=device)
         assert torch.autograd.gradcheck(lambda x: dynopool2d(x, alpha, mode),
                                         (x, ))
 
@@ -281,19 +313,19 @@ class TestDynOPool2d:
                 pool.alpha.grad, central_alpha_grad(x, pool.alpha, mode, g),
                 rtol=1e-7, atol=1e-7)
 
-    def test_shared_instance_accumulates_both_calls(self):
-        pool = DynOPool2d(init_scale=0.6)
+    def test_shared_instance_accumulates_both_calls(self, device):
+        pool = DynOPool2d(init_scale=0.6, device=device)
         a = torch.randn(1, 2, 20, 20)
         b = torch.randn(1, 2, 13, 31)
-        out_a, out_b = pool(a), pool(b)
+        out_a, out_b = pool(a.to(device)), pool(b.to(device))
         assert out_a.shape[-2:] == (12, 12) and out_b.shape[-2:] == (8, 19)
         (out_a.sum() + out_b.square().sum()).backward()
 
-        alpha = pool.alpha.detach().clone().requires_grad_()
+        alpha = pool.alpha.detach().cpu().clone().requires_grad_()
         (reference_dynopool(a, alpha).sum() +
          reference_dynopool(b, alpha).square().sum()).backward()
-        torch.testing.assert_close(pool.alpha.grad, alpha.grad, rtol=1e-4,
-                                   atol=1e-5)
+        torch.testing.assert_close(pool.alpha.grad.cpu(), alpha.grad,
+                                   rtol=1e-4, atol=1e-5)
 
     def test_fixed(self):
         pool = DynOPool2d(init_scale=0.7, fixed=True)
@@ -375,9 +407,12 @@ class TestDynOPool2d:
 
 
 @pytest.fixture(params=['fused', 'pytorch'])
-def implementation(request, monkeypatch):
-    """Run a test with the compiled CPU kernel and with the PyTorch code."""
+def implementation(request, monkeypatch, device):
+    """Run a test with the compiled CPU kernel and with the PyTorch code,
+    on every device (the kernel is the CPU's: CUDA runs the PyTorch code)."""
     import mmdynopool.ops as ops
+    if request.param == 'fused' and device.type != 'cpu':
+        pytest.skip('the fused kernel is CPU only')
     if request.param == 'fused':
         assert ops.dynopool_cpu_ext() is not None, 'kernel failed to build'
     else:
@@ -390,38 +425,41 @@ class TestFastPath:
     """``dynopool2d`` runs a custom autograd Function (resize to the 2x query
     grid, then a 2x2 pool; or the compiled kernel); the grid_sample
     formulation, whose size gradient is checked by ``gradcheck`` above, is
-    its oracle. Every test runs both implementations."""
+    its oracle. Every test runs both implementations, on every device
+    (``device``, through ``implementation``)."""
 
     @pytest.mark.parametrize('mode', ['max', 'avg'])
     @pytest.mark.parametrize('h,w,h_out,w_out', [(7, 9, 3, 4), (5, 4, 8, 7),
                                                  (13, 10, 5, 9), (1, 3, 2, 2),
                                                  (30, 17, 11, 6), (16, 12, 8,
                                                                    6)])
-    def test_one_sided_equals_grid_sample(self, h, w, h_out, w_out, mode):
+    def test_one_sided_equals_grid_sample(self, h, w, h_out, w_out, mode,
+                                          device):
         # 'one_sided' is what autograd through grid_sample gives, kinks
         # included: (13, 10) -> (5, 9) has a query on pixel 2 of the width,
-        # (16, 12) -> (8, 6) has all of them on pixel centres.
+        # (16, 12) -> (8, 6) has all of them on pixel centres. The
+        # grid_sample oracle runs on the CPU.
         torch.manual_seed(0)
         f64 = torch.float64
-        x = torch.randn(2, 3, h, w, dtype=f64, requires_grad=True)
-        alpha = torch.tensor([h / (h_out + 0.2), w / (w_out - 0.3)],
+        x_ref = torch.randn(2, 3, h, w, dtype=f64, requires_grad=True)
+        a_ref = torch.tensor([h / (h_out + 0.2), w / (w_out - 0.3)],
                              dtype=f64, requires_grad=True)
+        x = x_ref.detach().to(device).requires_grad_()
+        alpha = a_ref.detach().to(device).requires_grad_()
         out = dynopool2d(x, alpha, mode, position_grad='one_sided')
-        g = torch.randn_like(out)
-        gx, ga = torch.autograd.grad(out, (x, alpha), g)
+        g = torch.randn(out.shape, dtype=f64)
+        gx, ga = torch.autograd.grad(out, (x, alpha), g.to(device))
 
-        x_ref = x.detach().clone().requires_grad_()
-        a_ref = alpha.detach().clone().requires_grad_()
         from mmdynopool.models.layers.dynopool import dynopool_output_size
         size = dynopool_output_size((h, w), a_ref)
         assert size.tolist() == [h_out, w_out]
         ref = _dynopool2d_sized(x_ref, size, (h_out, w_out), mode)
         gx_ref, ga_ref = torch.autograd.grad(ref, (x_ref, a_ref), g)
-        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(gx, gx_ref, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(ga, ga_ref, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(out.cpu(), ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(gx.cpu(), gx_ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(ga.cpu(), ga_ref, rtol=1e-10, atol=1e-10)
         # A 1-pixel axis has no interior: its queries all clamp.
-        assert ((ga != 0) == torch.tensor([h > 1, w > 1])).all()
+        assert ((ga.cpu() != 0) == torch.tensor([h > 1, w > 1])).all()
 
     # (N, C, H, W, init_scale): every case has pixel-aligned queries.
     KINKS = [
@@ -435,61 +473,65 @@ class TestFastPath:
 
     @pytest.mark.parametrize('mode', ['max', 'avg'])
     @pytest.mark.parametrize('n,c,h,w,scale', KINKS)
-    def test_central_is_mean_of_both_sides(self, n, c, h, w, scale, mode):
+    def test_central_is_mean_of_both_sides(self, n, c, h, w, scale, mode,
+                                           device):
         torch.manual_seed(0)
         f64 = torch.float64
-        pool = DynOPool2d(scale, mode=mode, dtype=f64)
+        pool = DynOPool2d(scale, mode=mode, device=device, dtype=f64)
         x = torch.randn(n, c, h, w, dtype=f64)
-        out = pool(x)
-        g = torch.randn_like(out)
-        out.backward(g)
-        assert on_kink(x, pool.alpha, mode, g), 'not a kink: weak case'
+        out = pool(x.to(device))
+        g = torch.randn(out.shape, dtype=f64)
+        out.backward(g.to(device))
+        alpha = pool.alpha.detach().cpu()
+        assert on_kink(x, alpha, mode, g), 'not a kink: weak case'
         torch.testing.assert_close(
-            pool.alpha.grad, central_alpha_grad(x, pool.alpha, mode, g),
+            pool.alpha.grad.cpu(), central_alpha_grad(x, alpha, mode, g),
             rtol=1e-7, atol=1e-7)
 
-    def test_central_float32_matches_float64(self):
+    def test_central_float32_matches_float64(self, device):
         # The issue's case: 2x3x32x32 at r = (0.49, 0.51), every query on a
         # pixel centre. 'central' finds them in integer arithmetic, so the
-        # float32 result is the float64 one up to float32 accumulation.
+        # float32 result is the float64 one (on the CPU) up to float32
+        # accumulation.
         torch.manual_seed(1)
         x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
         g = torch.randn(2, 3, 16, 16, dtype=torch.float64)
         grads = {}
-        for dtype in (torch.float32, torch.float64):
-            pool = DynOPool2d((0.49, 0.51), dtype=dtype)
-            pool(x.to(dtype)).backward(g.to(dtype))
-            grads[dtype] = pool.alpha.grad.double()
+        for dtype, where in ((torch.float32, device), (torch.float64, 'cpu')):
+            pool = DynOPool2d((0.49, 0.51), device=where, dtype=dtype)
+            pool(x.to(where, dtype)).backward(g.to(where, dtype))
+            grads[dtype] = pool.alpha.grad.cpu().double()
         torch.testing.assert_close(grads[torch.float32],
                                    grads[torch.float64], rtol=1e-5,
                                    atol=1e-4)
         # And here the one-sided derivative even has the other sign.
         pool = DynOPool2d((0.49, 0.51), position_grad='one_sided',
-                          dtype=torch.float64)
-        pool(x).backward(g)
-        assert pool.alpha.grad[0] * grads[torch.float64][0] < 0
+                          device=device, dtype=torch.float64)
+        pool(x.to(device)).backward(g.to(device))
+        assert pool.alpha.grad[0].item() * grads[torch.float64][0] < 0
 
     @pytest.mark.parametrize('mode', ['max', 'avg'])
-    def test_float32_gradients_agree_with_reference(self, mode):
-        # fp32 fast path against the float64 reference: 1e-5 relative.
+    def test_float32_gradients_agree_with_reference(self, mode, device):
+        # fp32 fast path against the float64 CPU reference: 1e-5 relative.
         torch.manual_seed(1)
-        x = torch.randn(4, 8, 56, 42, requires_grad=True)
-        pool = DynOPool2d(init_scale=(0.43, 0.61), mode=mode)
+        x_cpu = torch.randn(4, 8, 56, 42)
+        x = x_cpu.to(device).requires_grad_()
+        pool = DynOPool2d(init_scale=(0.43, 0.61), mode=mode, device=device)
         out = pool(x)
-        g = torch.randn_like(out)
-        out.backward(g)
-        alpha = pool.alpha.detach().double().requires_grad_()
-        x_ref = x.detach().double().requires_grad_()
+        g = torch.randn(out.shape)
+        out.backward(g.to(device))
+        alpha = pool.alpha.detach().cpu().double().requires_grad_()
+        x_ref = x_cpu.detach().double().requires_grad_()
         reference_dynopool(x_ref, alpha, mode).backward(g.double())
-        torch.testing.assert_close(x.grad.double(), x_ref.grad, rtol=1e-5,
-                                   atol=1e-5)
-        torch.testing.assert_close(pool.alpha.grad.double(), alpha.grad,
-                                   rtol=1e-5, atol=0)
+        torch.testing.assert_close(x.grad.cpu().double(), x_ref.grad,
+                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(pool.alpha.grad.cpu().double(),
+                                   alpha.grad, rtol=1e-5, atol=0)
 
-    def test_autocast_bfloat16(self):
-        x = torch.randn(2, 4, 20, 20, requires_grad=True)
-        pool = DynOPool2d(init_scale=0.45)
-        with torch.autocast('cpu', dtype=torch.bfloat16):
+    def test_autocast_bfloat16(self, device):
+        x = torch.randn(2, 4, 20, 20, device=device, requires_grad=True)
+        pool = DynOPool2d(init_scale=0.45, device=device)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
             out = pool(x.to(torch.bfloat16))
         assert out.dtype == torch.bfloat16 and out.shape[-2:] == (9, 9)
         out.float().sum().backward()

@@ -10,13 +10,17 @@ from mmdynopool.models import DynOPool2d, PoolAfter, PooledConv2d
 
 class TestPooledConv2d:
 
-    def test_is_conv_of_pooled_input(self):
-        pool = DynOPool2d(init_scale=0.6)
-        conv = nn.Conv2d(3, 5, 3, stride=2, padding=1)
-        pooled = PooledConv2d.from_conv(conv, pool)
-        x = torch.randn(2, 3, 20, 20)
-        expected = F.conv2d(pool(x), conv.weight, conv.bias, padding=1)
-        torch.testing.assert_close(pooled(x), expected)
+    def test_is_conv_of_pooled_input(self, layer_case):
+        # The reference: the same pool and weights on the CPU.
+        pool = layer_case.ref(DynOPool2d(init_scale=0.6))
+        ref_conv = layer_case.ref(nn.Conv2d(3, 5, 3, stride=2, padding=1))
+        conv = layer_case.to(copy.deepcopy(ref_conv))
+        pooled = PooledConv2d.from_conv(conv,
+                                        layer_case.to(copy.deepcopy(pool)))
+        x = layer_case.ref(torch.randn(2, 3, 20, 20))
+        expected = F.conv2d(pool(x), ref_conv.weight, ref_conv.bias,
+                            padding=1)
+        layer_case.assert_close(pooled(layer_case.to(x)), expected)
         assert pooled.weight is conv.weight and pooled.stride == (1, 1)
         assert list(pooled.state_dict()) == ['weight', 'bias']
         assert list(pooled.parameters()) == [conv.weight, conv.bias]
@@ -36,9 +40,9 @@ class TestPooledConv2d:
             PooledConv2d(2, 2, 3, stride=2, pool=nn.Identity())
 
 
-def test_pool_after():
-    pool = DynOPool2d(init_scale=(0.5, 0.75))
-    act = PoolAfter(nn.ReLU(), pool)
-    x = torch.randn(1, 2, 8, 8)
-    torch.testing.assert_close(act(x), pool(torch.relu(x)))
+def test_pool_after(layer_case):
+    pool = layer_case.ref(DynOPool2d(init_scale=(0.5, 0.75)))
+    act = PoolAfter(nn.ReLU(), layer_case.to(copy.deepcopy(pool)))
+    x = layer_case.ref(torch.randn(1, 2, 8, 8))
+    layer_case.assert_close(act(layer_case.to(x)), pool(torch.relu(x)))
     assert list(act.state_dict()) == []

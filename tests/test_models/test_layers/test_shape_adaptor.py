@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -22,30 +23,33 @@ def chain(modules, x):
 class TestShapeAdaptor:
 
     @pytest.mark.parametrize('rounding', ['floor', 'round'])
-    def test_forward_is_eq1_with_maxpool_and_identity(self, rounding):
+    def test_forward_is_eq1_with_maxpool_and_identity(self, rounding,
+                                                      layer_case):
         torch.manual_seed(0)
-        sa = ShapeAdaptor(init_alpha=0.4, rounding=rounding)
+        sa = layer_case.to(ShapeAdaptor(init_alpha=0.4, rounding=rounding))
         a = sigmoid(0.4)
         s = 0.5 * a + 0.5  # s(a) = (r2 - r1) a + r1 = 0.7993
         # 21 x 15 -> 16.79 x 11.99: the authors' int(dim * s), or half up.
-        x = torch.randn(2, 3, 21, 15)
+        x = layer_case.ref(torch.randn(2, 3, 21, 15))
         size = (16, 11) if rounding == 'floor' else (17, 12)
         expected = (1 - a) * F.interpolate(
             F.max_pool2d(x, 2), size, mode='bilinear',
             align_corners=True) + a * F.interpolate(
                 x, size, mode='bilinear', align_corners=True)
-        out = sa(x)
+        out = sa(layer_case.to(x))
+        assert sa.scale == pytest.approx(s)
         assert out.shape[-2:] == size == sa.output_size((21, 15))
-        torch.testing.assert_close(out, expected)
+        layer_case.assert_close(out, expected)
 
-    def test_alpha_gradient_flows_through_mixing_weights_only(self):
+    def test_alpha_gradient_flows_through_mixing_weights_only(
+            self, layer_case):
         torch.manual_seed(0)
-        sa = ShapeAdaptor(init_alpha=-0.3)
+        sa = layer_case.to(ShapeAdaptor(init_alpha=-0.3))
         sa.penalty = 0.9
-        x = torch.randn(1, 2, 16, 16)
-        out = sa(x)
-        g = torch.randn_like(out)
-        out.backward(g)
+        x = layer_case.ref(torch.randn(1, 2, 16, 16))
+        out = sa(layer_case.to(x))
+        g = layer_case.ref(torch.randn(out.shape))
+        out.backward(layer_case.to(g))
         size = out.shape[-2:]
         y1 = F.interpolate(F.max_pool2d(x, 2), size, mode='bilinear',
                            align_corners=True)
@@ -53,20 +57,23 @@ class TestShapeAdaptor:
         a = sigmoid(-0.3)
         # d/d alpha of (1 - a_rho) y1 + a_rho y2, a_rho = a rho + const.
         expected = a * (1 - a) * 0.9 * (g * (y2 - y1)).sum()
-        torch.testing.assert_close(sa.alpha.grad, expected)
+        layer_case.assert_close(sa.alpha.grad, expected)
 
-    def test_residual_doubles_weights(self):
+    def test_residual_doubles_weights(self, layer_case):
         torch.manual_seed(0)
-        conv_s2 = nn.Conv2d(4, 4, 1, stride=2)
-        body = nn.Conv2d(4, 4, 3, padding=1)
-        sa = ShapeAdaptor(conv_s2, body, init_alpha=0.0, residual=True)
-        x = torch.randn(1, 4, 16, 16)
+        conv_s2 = layer_case.ref(nn.Conv2d(4, 4, 1, stride=2))
+        body = layer_case.ref(nn.Conv2d(4, 4, 3, padding=1))
+        sa = ShapeAdaptor(layer_case.to(copy.deepcopy(conv_s2)),
+                          layer_case.to(copy.deepcopy(body)), init_alpha=0.0,
+                          residual=True, device=layer_case.device,
+                          dtype=layer_case.dtype)
+        x = layer_case.ref(torch.randn(1, 4, 16, 16))
         size = (12, 12)
         expected = (F.interpolate(conv_s2(x), size, mode='bilinear',
                                   align_corners=True) +
                     F.interpolate(body(x), size, mode='bilinear',
                                   align_corners=True))
-        torch.testing.assert_close(sa(x), expected)
+        layer_case.assert_close(sa(layer_case.to(x)), expected)
 
     def test_branches_from_config(self):
         sa = ShapeAdaptor(
