@@ -1,6 +1,7 @@
 """Runs the ``>>>`` examples of every module of the package, one test per
 module, so a failing example names its module."""
 import doctest
+import importlib
 import pkgutil
 
 import pytest
@@ -16,7 +17,6 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 @pytest.mark.parametrize('name', MODULES)
 def test_examples(name):
-    import importlib
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=FLAGS)
