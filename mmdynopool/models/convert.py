@@ -17,29 +17,19 @@ checkpoint keys untouched. The DynOPools are registered once, in a new
 ``dynopools`` ``ModuleList`` on the model.
 """
 import operator
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import torch
 from torch import nn
 
 from .layers import DynOPool2d, PoolAfter, PooledConv2d
+from .resizing import is_strided, stride_of
 
 __all__ = ['convert_to_dynopool']
 
 _MERGE_OPS = {operator.add, operator.iadd, operator.mul, operator.imul,
               torch.add, torch.mul, torch.cat, torch.stack}
 _MERGE_METHODS = {'add', 'add_', 'mul', 'mul_'}
-
-
-def stride_of(m: nn.Module) -> Tuple[int, int]:
-    s = m.stride
-    return tuple(s) if isinstance(s, (tuple, list)) else (s, s)
-
-
-def is_strided(m: nn.Module) -> bool:
-    """A pooling or convolution layer with a stride other than 1."""
-    return (isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d))
-            and not isinstance(m, PooledConv2d) and stride_of(m) != (1, 1))
 
 
 def _share_groups(model: nn.Module, names: Sequence[str]) -> List[List[str]]:

@@ -19,20 +19,27 @@ one value per dynamic attribute (``('stride', )``, or e.g.
 ``('stride', 'kernel_size')``).
 """
 import itertools
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from torch import nn
 
-from .layers.dynamic_conv import (DILATIONS, KERNEL_SIZES, STRIDES,
-                                  DynamicConv2d, DynamicPool2d,
-                                  FollowerConv2d, FollowerResize,
+from .layers.dynamic_conv import (ATTRIBUTES, DILATIONS, KERNEL_SIZES, STRIDES,
+                                  DynamicConv2d, DynamicPool2d, FollowerConv2d,
+                                  FollowerResize, check_attributes,
                                   check_shortcut, option_key)
 
 __all__ = ['convert_to_dynamic', 'DynamicLayers', 'ARCHS', 'ATTRIBUTES']
 
 ARCHS = ('resnet', 'mobilenet_v2', 'densenet')
-ATTRIBUTES = ('stride', 'dilation', 'kernel_size')
-LAYER_NAMES = 'ABCDEFGH'
+
+
+class _Site(NamedTuple):
+    """One layer to make dynamic."""
+    slot: str  # 'A'-'D'
+    name: str  # module name in the model
+    module: nn.Module
+    attributes: Tuple[str, ...]  # what it varies
+    block: Optional[nn.Module]  # its residual block (shortcut follows)
 
 
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -122,10 +129,8 @@ def convert_to_dynamic(model: nn.Module,
                          f'{layers!r}')
     check_shortcut(shortcut)
     options = dict(options or {})
-    for key in options:
-        if key not in ATTRIBUTES:
-            raise ValueError(f'options keys must be in {ATTRIBUTES}, got '
-                             f'{key!r}')
+    if options:
+        check_attributes(tuple(options), 'options keys')
 
     def conv_kwargs(slot):
         strides = STRIDES if slot in 'CD' else tuple(s for s in STRIDES
@@ -134,18 +139,19 @@ def convert_to_dynamic(model: nn.Module,
                     dilations=options.get('dilation', DILATIONS),
                     kernel_sizes=options.get('kernel_size', KERNEL_SIZES))
 
-    sites = []  # (slot, name, module, attributes)
+    sites: List[_Site] = []
     if arch == 'resnet':
         blocks = _resnet_sites(model)
         for slot, (bname, block) in zip('ABCD', blocks):
             cname, conv = next((n, c) for n, c in block.named_children()
                                if _is_conv3x3(c))
-            sites.append((slot, f'{bname}.{cname}', conv, ATTRIBUTES, block))
+            sites.append(
+                _Site(slot, f'{bname}.{cname}', conv, ATTRIBUTES, block))
     elif arch == 'mobilenet_v2':
         for slot, (name, conv) in zip('ABCD', [
                 (n, m) for n, m in model.named_modules()
                 if _is_depthwise_s2(m)]):
-            sites.append((slot, name, conv, ATTRIBUTES, None))
+            sites.append(_Site(slot, name, conv, ATTRIBUTES, None))
     else:
         pools = [(n, m) for n, m in model.named_modules()
                  if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))
@@ -153,13 +159,13 @@ def convert_to_dynamic(model: nn.Module,
         blocks = [(n, m) for n, m in model.named_modules()
                   if 'denseblock' in type(m).__name__.lower()]
         for slot, (name, pool) in zip('ABCD', pools):
-            sites.append((slot, name, pool, ('stride', ), None))
+            sites.append(_Site(slot, name, pool, ('stride', ), None))
         for slot, (bname, block) in zip('ABCD', blocks):
             cname, conv = next((n, m) for n, m in block.named_modules()
                                if _is_conv3x3(m))
-            sites.append((slot, f'{bname}.{cname}', conv,
-                          ('dilation', 'kernel_size'), None))
-    found = sorted({s[0] for s in sites})
+            sites.append(_Site(slot, f'{bname}.{cname}', conv,
+                               ('dilation', 'kernel_size'), None))
+    found = sorted({s.slot for s in sites})
     if found != list('ABCD'):
         raise ValueError(f'found dynamic layers {found} in '
                          f'{type(model).__name__} (arch={arch!r}), need '
@@ -222,15 +228,6 @@ class DynamicLayers:
                 return m
         raise ValueError(f'layer {name} has no dynamic {attribute!r}')
 
-    def _check(self, attributes: Sequence[str]) -> Tuple[str, ...]:
-        attributes = (attributes, ) if isinstance(attributes, str) else \
-            tuple(attributes)
-        bad = [a for a in attributes if a not in ATTRIBUTES]
-        if not attributes or bad or len(set(attributes)) != len(attributes):
-            raise ValueError(f'attributes must be distinct names from '
-                             f'{ATTRIBUTES}, got {attributes!r}')
-        return attributes
-
     def choices(self, name: str, attribute: str) -> tuple:
         """Allowed values of ``attribute`` in layer ``name``, sorted."""
         m = self._owner(name, attribute)
@@ -246,7 +243,7 @@ class DynamicLayers:
                      ) -> List[tuple]:
         """All permutations: tuples over layers of per-layer value tuples
         (one value per attribute)."""
-        attributes = self._check(attributes)
+        attributes = check_attributes(attributes)
         per_layer = [
             list(itertools.product(*(self.choices(n, a) for a in attributes)))
             for n in self.names
@@ -255,14 +252,14 @@ class DynamicLayers:
 
     def default(self, attributes: Sequence[str] = ('stride', )) -> tuple:
         """The trained configuration as a permutation."""
-        attributes = self._check(attributes)
+        attributes = check_attributes(attributes)
         return tuple(tuple(self._default(n, a) for a in attributes)
                      for n in self.names)
 
     def apply(self, permutation: Sequence[Sequence],
               attributes: Sequence[str] = ('stride', )) -> None:
         """Set every dynamic layer; attributes not named keep their value."""
-        attributes = self._check(attributes)
+        attributes = check_attributes(attributes)
         if len(permutation) != len(self.names) or any(
                 len(p) != len(attributes) for p in permutation):
             raise ValueError(

@@ -70,5 +70,5 @@ def test_rof_draws_a_permutation_per_iteration(tmp_path,
 
 
 def test_rof_bad_attributes():
-    with pytest.raises(ValueError, match='attributes must be names'):
+    with pytest.raises(ValueError, match='attributes must be distinct names'):
         RandomOptionHook(attributes=('padding', ))

@@ -6,8 +6,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ...models.dynamic import ATTRIBUTES, DynamicLayers, convert_to_dynamic
-from ...models.layers.dynamic_conv import check_shortcut
+from ...models.dynamic import DynamicLayers, convert_to_dynamic
+from ...models.layers.dynamic_conv import check_attributes, check_shortcut
 
 __all__ = ['RandomOptionHook']
 
@@ -55,12 +55,7 @@ class RandomOptionHook(Hook):
                  seed: int = 0,
                  eval_permutation: Optional[Sequence] = None,
                  shortcut: str = 'avgpool') -> None:
-        attributes = (attributes, ) if isinstance(attributes, str) else \
-            tuple(attributes)
-        if not attributes or any(a not in ATTRIBUTES for a in attributes):
-            raise ValueError(f'attributes must be names from {ATTRIBUTES}, '
-                             f'got {attributes!r}')
-        self.attributes = attributes
+        self.attributes = check_attributes(attributes)
         check_shortcut(shortcut)
         self.convert_args = dict(arch=arch, layers=layers, options=options,
                                  shortcut=shortcut)

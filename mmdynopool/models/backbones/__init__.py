@@ -1,16 +1,16 @@
-from .classification import (DynOPoolMobileNetV2, DynOPoolMobileNetV2_CIFAR,
-                             DynOPoolResNet, DynOPoolResNet_CIFAR, DynOPoolVGG,
-                             MobileNetV2_CIFAR)
 from .efficientnet import DynOPoolEfficientNet
 from .hrnet import DynOPoolHRNet
-from .shape_adaptor import (ShapeAdaptorMobileNetV2, ShapeAdaptorResNet,
-                            ShapeAdaptorResNet_CIFAR, ShapeAdaptorVGG)
-from .slim_vgg import DynOPoolSlimVGG, ShapeAdaptorSlimVGG, SlimVGG
+from .mobilenet_v2 import (DynOPoolMobileNetV2, DynOPoolMobileNetV2_CIFAR,
+                           MobileNetV2_CIFAR, ShapeAdaptorMobileNetV2)
+from .resnet import (DynOPoolResNet, DynOPoolResNet_CIFAR, ShapeAdaptorResNet,
+                     ShapeAdaptorResNet_CIFAR)
+from .vgg import (DynOPoolSlimVGG, DynOPoolVGG, ShapeAdaptorSlimVGG,
+                  ShapeAdaptorVGG, SlimVGG)
 
 __all__ = [
     'DynOPoolHRNet', 'DynOPoolResNet', 'DynOPoolResNet_CIFAR', 'DynOPoolVGG',
     'DynOPoolMobileNetV2', 'DynOPoolMobileNetV2_CIFAR', 'MobileNetV2_CIFAR',
-    'ShapeAdaptorVGG', 'ShapeAdaptorResNet',
-    'ShapeAdaptorResNet_CIFAR', 'ShapeAdaptorMobileNetV2', 'SlimVGG',
-    'DynOPoolSlimVGG', 'ShapeAdaptorSlimVGG', 'DynOPoolEfficientNet'
+    'ShapeAdaptorVGG', 'ShapeAdaptorResNet', 'ShapeAdaptorResNet_CIFAR',
+    'ShapeAdaptorMobileNetV2', 'SlimVGG', 'DynOPoolSlimVGG',
+    'ShapeAdaptorSlimVGG', 'DynOPoolEfficientNet'
 ]

@@ -1,29 +1,27 @@
 """EfficientNet with DynOPool (DynOPool Sec. 5.4, Table 3)."""
-from typing import Optional
-
 from mmpretrain.models.backbones import EfficientNet
 from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..layers import PoolAfter
-from .utils import FreezeResizersMixin, build_pools, parse_init_scales
+from .base import DynOPoolMixin
 
 __all__ = ['DynOPoolEfficientNet']
 
 
 @MODELS.register_module()
-class DynOPoolEfficientNet(FreezeResizersMixin, EfficientNet):
+class DynOPoolEfficientNet(DynOPoolMixin, EfficientNet):
     """mmpretrain ``EfficientNet`` with DynOPool (rule B).
 
     The stem convolution and the strided convolution of every strided block
     (the depthwise conv of an ``InvertedResidual``, ``conv1`` of an
     ``EdgeResidual``) get stride 1, and a DynOPool runs right after their
-    activation (registered as ``dynopools.{i}``): five resizing layers for
-    B0 (stem and the first blocks of stages 2, 3, 4 and 6). mmpretrain's
-    convolutions pad "same" TF-style (``Conv2dAdaptivePadding``:
-    ``ceil(H / 2)`` at stride 2), which is also what DynOPool's
-    round-half-up size gives at scale 0.5, so the sizes at initialisation
-    are the human model's on every input size.
+    activation: five resizing layers for B0 (stem and the first blocks of
+    stages 2, 3, 4 and 6), in ``dynopools`` (see :mod:`.base`).
+    mmpretrain's convolutions pad "same" TF-style
+    (``Conv2dAdaptivePadding``: ``ceil(H / 2)`` at stride 2), which is also
+    what DynOPool's round-half-up size gives at scale 0.5, so the sizes at
+    initialisation are the human model's on every input size.
 
     Args:
         arch (str): ``EfficientNet`` arch. Default: ``'b0'``.
@@ -33,14 +31,17 @@ class DynOPoolEfficientNet(FreezeResizersMixin, EfficientNet):
         **kwargs: Passed to ``EfficientNet``.
 
     Example:
+        >>> import torch
         >>> model = DynOPoolEfficientNet('b0')
         >>> len(model.dynopools), model(torch.rand(1, 3, 224, 224))[-1].shape
         (5, torch.Size([1, 1280, 7, 7]))
     """
 
-    def __init__(self, arch: str = 'b0', *args, init_scales=None,
-                 dynopool_cfg: Optional[dict] = None, **kwargs) -> None:
+    def __init__(self, arch: str = 'b0', *args, **kwargs) -> None:
+        self._arch = arch  # for the error below; EfficientNet keeps no name
         super().__init__(arch, *args, **kwargs)
+
+    def _insert_resizers(self):
         # The strided ConvModule of each block: the depthwise conv of an
         # InvertedResidual, the first (full) conv of an EdgeResidual.
         modules = [self.layers[0]] + [
@@ -48,19 +49,16 @@ class DynOPoolEfficientNet(FreezeResizersMixin, EfficientNet):
             for layer in self.layers[1:-1] for block in layer
         ]
         strided = [m for m in modules if tuple(m.conv.stride) != (1, 1)]
-        scales = parse_init_scales(init_scales, len(strided),
-                                   'stem, strided blocks')
-        pools = build_pools(scales, dynopool_cfg)
-        self.dynopools = nn.ModuleList(pools)
+        pools = self._make_pools([0.5] * len(strided),
+                                 'stem, strided blocks')
         for conv_module, pool in zip(strided, pools):
             conv_module.conv.stride = (1, 1)
             conv_module.activate = PoolAfter(conv_module.activate, pool)
-        self._resizer_anchors = list(zip(pools, strided))
         left = [n for n, m in self.named_modules()
                 if isinstance(m, nn.Conv2d) and tuple(m.stride) != (1, 1)]
         if left:
             raise ValueError(f'DynOPoolEfficientNet cannot convert arch='
-                             f'{arch!r}: strided convs {left} are '
+                             f'{self._arch!r}: strided convs {left} are '
                              'neither a stem, an InvertedResidual depthwise '
                              'conv nor an EdgeResidual conv1')
-        self._freeze_stages()
+        return pools, strided

@@ -1,13 +1,10 @@
 """HRNet with DynOPool down-sampling (DynOPool paper, Appendix A.1, rule C)."""
-from typing import Optional, Sequence
-
 from mmseg.models.backbones import HRNet
 from mmseg.registry import MODELS
 from torch import nn
 
-from ..layers import DynOPool2d, PooledConv2d
-from .utils import (FreezeResizersMixin, build_pools, check_frozen_stages,
-                    parse_init_scales)
+from ..layers import PooledConv2d
+from .base import DynOPoolMixin
 
 __all__ = ['DynOPoolHRNet']
 
@@ -57,8 +54,33 @@ def check_hrnet_extra(extra: dict) -> None:
         prev = n
 
 
+def _convert_transition(transition: nn.ModuleList, num_pre: int,
+                        streams: list) -> None:
+    # New branch i is reached from stream num_pre - 1 through a chain of
+    # stride-2 cells; cell j of the chain ends at stream num_pre + j.
+    for i in range(num_pre, len(transition)):
+        for j, cell in enumerate(transition[i]):
+            cell[0] = PooledConv2d.from_conv(cell[0], streams[num_pre + j])
+
+
+def _convert_fuse_layers(hr_module: nn.Module, streams: list) -> None:
+    if hr_module.fuse_layers is None:
+        return
+    for i, fuse_layer in enumerate(hr_module.fuse_layers):
+        for j, path in enumerate(fuse_layer):
+            if j > i:
+                # conv1x1, norm, Upsample(2 ** (j - i)): drop the fixed
+                # factor; HRModule.forward resizes to x[i]'s real size.
+                path[2] = nn.Identity()
+            elif j < i:
+                # Cell k goes from stream j + k to stream j + k + 1.
+                for k, cell in enumerate(path):
+                    cell[0] = PooledConv2d.from_conv(cell[0],
+                                                     streams[j + k + 1])
+
+
 @MODELS.register_module()
-class DynOPoolHRNet(FreezeResizersMixin, HRNet):
+class DynOPoolHRNet(DynOPoolMixin, HRNet):
     """HRNet whose every strided convolution becomes DynOPool + stride-1 conv.
 
     ``Conv_s -> Conv_1 o DynOPool_s`` (rule C). One DynOPool module per
@@ -67,7 +89,8 @@ class DynOPoolHRNet(FreezeResizersMixin, HRNet):
     stem's first down-sampling has a pool of its own. Fuse-layer up-sampling
     resizes bilinearly straight to the target stream's actual size. Checkpoint
     keys are those of :class:`mmseg.models.backbones.HRNet` plus
-    ``stem_pool.alpha`` and ``stream_pools.{i}.alpha``.
+    ``dynopools.{i}.alpha``: ``dynopools.0`` is the stem's pool,
+    ``dynopools.{i + 1}`` stream ``i``'s.
 
     Args:
         extra (dict): HRNet stage configuration, as for ``HRNet``.
@@ -97,65 +120,31 @@ class DynOPoolHRNet(FreezeResizersMixin, HRNet):
         [(16, 16), (11, 11), (6, 6), (3, 3)]
     """
 
-    def __init__(self,
-                 extra: dict,
-                 *args,
-                 init_scales=None,
-                 dynopool_cfg: Optional[dict] = None,
-                 **kwargs) -> None:
+    def __init__(self, extra: dict, *args, **kwargs) -> None:
         check_hrnet_extra(extra)
-        check_frozen_stages(kwargs.get('frozen_stages', -1), 4)
         super().__init__(extra, *args, **kwargs)
-        num_streams = extra['stage4']['num_branches']
-        scales = parse_init_scales(init_scales, num_streams + 1,
-                                   'stem, stream 0..' + str(num_streams - 1))
-        pools = build_pools(scales, dynopool_cfg)
-        self.stem_pool = pools[0]
-        self.stream_pools = nn.ModuleList(pools[1:])
 
-        self.conv1 = PooledConv2d.from_conv(self.conv1, self.stem_pool)
-        self.conv2 = PooledConv2d.from_conv(self.conv2, self.stream_pools[0])
+    @staticmethod
+    def max_frozen_stage(kwargs: dict) -> int:
+        return 4
+
+    def _insert_resizers(self):
+        num_streams = self.stage4_cfg['num_branches']
+        pools = self._make_pools([0.5] * (num_streams + 1),
+                                 f'stem, stream 0..{num_streams - 1}')
+        streams = pools[1:]
+        self.conv1 = PooledConv2d.from_conv(self.conv1, pools[0])
+        self.conv2 = PooledConv2d.from_conv(self.conv2, streams[0])
         for k in (1, 2, 3):
-            num_pre = extra[f'stage{k}']['num_branches']
-            self._convert_transition(getattr(self, f'transition{k}'),
-                                     num_pre)
+            _convert_transition(getattr(self, f'transition{k}'),
+                                self.extra[f'stage{k}']['num_branches'],
+                                streams)
         for stage in (self.stage2, self.stage3, self.stage4):
             for hr_module in stage:
-                self._convert_fuse_layers(hr_module)
+                _convert_fuse_layers(hr_module, streams)
         # The stem and stream 0 pools follow the stem's convolutions; stream
         # j's pool first appears in transition j, which mmseg freezes with
         # stage j.
-        self._resizer_anchors = [(self.stem_pool, self.conv1),
-                                 (self.stream_pools[0], self.conv2)] + [
-            (self.stream_pools[j], getattr(self, f'transition{j}')[j])
-            for j in range(1, num_streams)]
-        self._freeze_stages()
-
-    def _convert_transition(self, transition: nn.ModuleList,
-                            num_pre: int) -> None:
-        # New branch i is reached from stream num_pre - 1 through a chain of
-        # stride-2 cells; cell j of the chain ends at stream num_pre + j.
-        for i in range(num_pre, len(transition)):
-            for j, cell in enumerate(transition[i]):
-                cell[0] = PooledConv2d.from_conv(
-                    cell[0], self.stream_pools[num_pre + j])
-
-    def _convert_fuse_layers(self, hr_module: nn.Module) -> None:
-        if hr_module.fuse_layers is None:
-            return
-        for i, fuse_layer in enumerate(hr_module.fuse_layers):
-            for j, path in enumerate(fuse_layer):
-                if j > i:
-                    # conv1x1, norm, Upsample(2 ** (j - i)): drop the fixed
-                    # factor; HRModule.forward resizes to x[i]'s real size.
-                    path[2] = nn.Identity()
-                elif j < i:
-                    # Cell k goes from stream j + k to stream j + k + 1.
-                    for k, cell in enumerate(path):
-                        cell[0] = PooledConv2d.from_conv(
-                            cell[0], self.stream_pools[j + k + 1])
-
-    @property
-    def dynopools(self) -> Sequence[DynOPool2d]:
-        """The resizing layers in order: stem, then one per stream."""
-        return [self.stem_pool, *self.stream_pools]
+        anchors = [self.conv1, self.conv2] + [
+            getattr(self, f'transition{j}')[j] for j in range(1, num_streams)]
+        return pools, anchors

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
+from .pooled_conv import hold
+
 __all__ = ['DynamicConv2d', 'DynamicPool2d', 'FollowerConv2d',
            'FollowerResize', 'dynamic_conv2d', 'follow_shortcut', 'STRIDES',
            'DILATIONS', 'KERNEL_SIZES', 'SHORTCUTS', 'stride_pair',
@@ -38,6 +40,8 @@ __all__ = ['DynamicConv2d', 'DynamicPool2d', 'FollowerConv2d',
 STRIDES = (0.5, 1, 2, 3, 4)
 DILATIONS = (1, 2, 3, 4, 5)
 KERNEL_SIZES = (1, 3, 5, 7, 9)
+# What a dynamic layer may vary, in the order of its option tuples.
+ATTRIBUTES = ('stride', 'dilation', 'kernel_size')
 
 
 def _resize_kernel(weight: Tensor, k: int) -> Tensor:
@@ -88,6 +92,7 @@ def dynamic_conv2d(input: Tensor,
         ``1/2`` doubles.
 
     Example:
+        >>> import torch
         >>> w = torch.rand(8, 4, 3, 3)
         >>> dynamic_conv2d(torch.rand(1, 4, 10, 10), w, stride=0.5,
         ...                kernel_size=5).shape
@@ -180,6 +185,7 @@ class DynamicConv2d(nn.Conv2d):
         **kwargs: As for ``nn.Conv2d``.
 
     Example:
+        >>> import torch
         >>> conv = nn.Conv2d(4, 8, 3, stride=2, padding=1)
         >>> layer = DynamicConv2d.from_conv(conv)
         >>> layer.set_option(stride=3, kernel_size=5)
@@ -188,7 +194,11 @@ class DynamicConv2d(nn.Conv2d):
         >>> layer.option
         (3, 1, 5)
     """
-    ATTRIBUTES = ('stride', 'dilation', 'kernel_size')
+    ATTRIBUTES = ATTRIBUTES
+    # The paper's layer letter and the attributes it varies there, set by
+    # convert_to_dynamic (None: not one of the ABCD layers).
+    slot: Optional[str] = None
+    slot_attributes: Tuple[str, ...] = ()
 
     def __init__(self,
                  *args,
@@ -300,6 +310,20 @@ def check_shortcut(shortcut: str) -> None:
                          f'{shortcut!r}')
 
 
+def check_attributes(attributes,
+                     name: str = 'attributes') -> Tuple[str, ...]:
+    """``attributes`` as a tuple of distinct names from :data:`ATTRIBUTES`
+    (one name may be given as a string); a ValueError naming ``name``
+    otherwise."""
+    attributes = (attributes, ) if isinstance(attributes, str) else \
+        tuple(attributes)
+    if not attributes or len(set(attributes)) != len(attributes) or any(
+            a not in ATTRIBUTES for a in attributes):
+        raise ValueError(f'{name} must be distinct names from {ATTRIBUTES}, '
+                         f'got {attributes!r}')
+    return attributes
+
+
 class FollowerConv2d(nn.Conv2d):
     """A shortcut convolution (ResNet ``downsample``) that follows the stride
     of its block's :class:`DynamicConv2d` (the *leader*), so the residual sum
@@ -319,7 +343,7 @@ class FollowerConv2d(nn.Conv2d):
                   shortcut: str = 'avgpool') -> 'FollowerConv2d':
         check_shortcut(shortcut)
         new = _share_conv(cls, conv)
-        object.__setattr__(new, 'leader', leader)
+        hold(new, 'leader', leader)
         new.shortcut = shortcut
         return new
 
@@ -343,7 +367,7 @@ class FollowerResize(nn.Module):
                  shortcut: str = 'avgpool') -> None:
         super().__init__()
         check_shortcut(shortcut)
-        object.__setattr__(self, 'leader', leader)
+        hold(self, 'leader', leader)
         self.shortcut = shortcut
 
     def forward(self, x: Tensor) -> Tensor:
@@ -384,12 +408,15 @@ class DynamicPool2d(nn.Module):
         strides (Sequence[int]): Allowed strides. Default: ``(1, 2, 3, 4)``.
 
     Example:
+        >>> import torch
         >>> layer = DynamicPool2d(nn.AvgPool2d(2, 2))
         >>> layer.set_option(stride=4)
         >>> layer(torch.rand(1, 3, 16, 16)).shape
         torch.Size([1, 3, 4, 4])
     """
     ATTRIBUTES = ('stride', )
+    slot: Optional[str] = None  # as for DynamicConv2d
+    slot_attributes: Tuple[str, ...] = ()
 
     def __init__(self, pool: nn.Module,
                  strides: Sequence[int] = (1, 2, 3, 4)) -> None:

@@ -6,10 +6,20 @@ only its stride changes, while the resizing layer it applies first lives (and
 is registered, once) elsewhere, typically shared by every path that must
 agree on one resolution.
 """
-import torch
 from torch import Tensor, nn
 
-__all__ = ['PooledConv2d', 'PoolAfter']
+__all__ = ['PooledConv2d', 'PoolAfter', 'hold']
+
+
+def hold(owner: nn.Module, name: str, module: nn.Module) -> None:
+    """``owner.<name> = module`` held by reference, not as a child module.
+
+    A resizing layer shared by several paths is registered once (in its
+    backbone's ``dynopools``); the modules that call it hold it this way, so
+    it appears in no other ``state_dict`` key and ``parameters()`` yields its
+    ``alpha`` once.
+    """
+    object.__setattr__(owner, name, module)
 
 
 class PooledConv2d(nn.Conv2d):
@@ -25,6 +35,7 @@ class PooledConv2d(nn.Conv2d):
         **kwargs: Passed to :class:`torch.nn.Conv2d`.
 
     Example:
+        >>> import torch
         >>> from mmdynopool.models import DynOPool2d
         >>> conv = PooledConv2d(8, 16, 3, padding=1, pool=DynOPool2d(0.5))
         >>> conv(torch.rand(1, 8, 32, 32)).shape
@@ -41,8 +52,7 @@ class PooledConv2d(nn.Conv2d):
         self.set_pool(pool)
 
     def set_pool(self, pool: nn.Module) -> None:
-        # object.__setattr__ keeps the pool out of _modules (and state_dict).
-        object.__setattr__(self, 'pool', pool)
+        hold(self, 'pool', pool)
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, pool: nn.Module) -> 'PooledConv2d':
@@ -72,7 +82,6 @@ class PooledConv2d(nn.Conv2d):
             f'id={id(self.pool):#x}>'
 
 
-
 class PoolAfter(nn.Module):
     """``pool(module(x))``, with ``pool`` held by reference (not registered).
 
@@ -85,6 +94,7 @@ class PoolAfter(nn.Module):
         pool (nn.Module): Resizing layer applied to its output.
 
     Example:
+        >>> import torch
         >>> from mmdynopool.models import DynOPool2d
         >>> act = PoolAfter(nn.ReLU(), DynOPool2d(0.5))
         >>> act(torch.rand(1, 2, 8, 8)).shape
@@ -94,7 +104,7 @@ class PoolAfter(nn.Module):
     def __init__(self, module: nn.Module, pool: nn.Module) -> None:
         super().__init__()
         self.module = module
-        object.__setattr__(self, 'pool', pool)
+        hold(self, 'pool', pool)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.pool(self.module(x))

@@ -1,4 +1,5 @@
-"""Shape Adaptor: a learnable two-branch resizing module (Liu et al., ECCV 2020).
+"""Shape Adaptor: a learnable two-branch resizing module (Liu et al., ECCV
+2020).
 
 Convention:
     * Sizes are ``(h, w)``; each axis is scaled by the same ``s(alpha)``.
@@ -95,7 +96,7 @@ def shape_adaptor_init_alpha(d_in: float,
     Example:
         >>> a = shape_adaptor_init_alpha(32, 8, 4)
         >>> s = 0.5 + 0.5 / (1 + math.exp(-a))
-        >>> round(32 * s ** 4, 3)
+        >>> round(32 * s ** 4, 2)  # the eps of Eq. (5) adds 0.001
         8.0
     """
     _check_range(r_min, r_max)
@@ -198,7 +199,8 @@ def shape_adaptor(x1: Tensor,
 
     Example:
         >>> x = torch.rand(1, 4, 15, 15)
-        >>> shape_adaptor(F.max_pool2d(x, 2), x, torch.tensor(0.), (15, 15)).shape
+        >>> y = F.max_pool2d(x, 2)
+        >>> shape_adaptor(y, x, torch.tensor(0.), (15, 15)).shape
         torch.Size([1, 4, 11, 11])
     """
     a = torch.sigmoid(alpha) * penalty + r1 / (r2 - r1) * (penalty - 1)

@@ -60,9 +60,7 @@ class TestDynOPoolHRNet:
         assert n_d - n_h == 2 * 5  # stem + 4 streams, (alpha_h, alpha_w)
         result = dyno.load_state_dict(human.state_dict(), strict=False)
         assert sorted(result.missing_keys) == [
-            'stem_pool.alpha', 'stream_pools.0.alpha', 'stream_pools.1.alpha',
-            'stream_pools.2.alpha', 'stream_pools.3.alpha'
-        ]
+            f'dynopools.{i}.alpha' for i in range(5)]
         assert result.unexpected_keys == []
         loaded = dyno.state_dict()
         for k, v in human.state_dict().items():
@@ -72,10 +70,7 @@ class TestDynOPoolHRNet:
         model = DynOPoolHRNet(TINY, init_scales=[0.5, 0.5, 0.6, 0.7, 0.8])
         report = resizing_report(model, (64, 64))
         names = {r['name'] for r in report['layers']}
-        assert names == {
-            'stem_pool', 'stream_pools.0', 'stream_pools.1',
-            'stream_pools.2', 'stream_pools.3'
-        }
+        assert names == {f'dynopools.{i}' for i in range(5)}
         # Every call of stream i's pool starts from stream i-1's size.
         ins = {}
         for r in report['layers']:
@@ -97,9 +92,9 @@ class TestDynOPoolHRNet:
         model.train()
         outs = model(torch.randn(2, 3, h, w))
         # Stream sizes follow the pools' chain, whatever path produced them.
-        size = model.stem_pool.output_size((h, w))
+        size = model.dynopools[0].output_size((h, w))
         for i, out in enumerate(outs):
-            size = model.stream_pools[i].output_size(size)
+            size = model.dynopools[i + 1].output_size(size)
             assert tuple(out.shape[-2:]) == size
         sum(o.square().mean() for o in outs).backward()
         for pool in model.dynopools:

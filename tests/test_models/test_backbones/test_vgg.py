@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from mmpretrain.models.backbones import VGG
@@ -48,8 +50,8 @@ def test_dynopool_slim_equals_human_sizes_at_init():
 
 def test_shape_adaptor_slim_keeps_adaptors():
     model = ShapeAdaptorSlimVGG(11, widen_factor=0.125, input_size=32, **KW)
-    assert len(model.shape_adaptors) == 4
-    assert all(isinstance(m, ShapeAdaptor) for m in model.shape_adaptors)
+    assert len(model.dynopools) == 4
+    assert all(isinstance(m, ShapeAdaptor) for m in model.dynopools)
     # Eq. 5 aims the last feature map at D_out = 8; the authors' floor at
     # every adaptor (s = 0.7071) ends at 7: 32 -> 22 -> 15 -> 10 -> 7.
     assert resizing_report(model, (32, 32))['outputs'] == [(7, 7)]
@@ -61,3 +63,44 @@ def test_bad_widen_factor(value):
                        match=rf'widen_factor must be in \(0, 1\], got '
                        f'{value}'):
         SlimVGG(11, widen_factor=value)
+
+
+def test_slim_frozen_stages_freeze_the_rebuilt_layers():
+    model = DynOPoolSlimVGG(11, widen_factor=0.25, frozen_stages=2, **KW)
+    frozen = {n.split('.')[1] for n, p in model.named_parameters()
+              if not p.requires_grad and n.startswith('features.')}
+    # VGG-11 stages 0 and 1 hold features 0 and 2 (a pool between).
+    assert frozen == {'0', '2'}
+    assert [p.alpha.requires_grad for p in model.dynopools] == [
+        False, False, True, True]
+
+
+def test_shape_adaptor_registry():
+    from mmpretrain.registry import MODELS
+    model = MODELS.build(dict(type='ShapeAdaptorVGG', depth=11,
+                              num_adaptors=3))
+    assert len(model.dynopools) == 3
+    assert math.isclose(model.dynopools[0].penalty, 1.0)
+
+
+@pytest.mark.parametrize('size_rounding,sizes', [('floor', [22, 15, 10, 7]),
+                                                 ('round', [23, 16, 11, 8])])
+def test_shape_adaptor_vgg16_initial_sizes_hand_table(size_rounding, sizes):
+    # The authors' chain at 32 px, s = (8 / 32) ** (1 / 4) = 0.7071:
+    # int(32 s) = 22, int(22 s) = 15, int(15 s) = 10, int(10 s) = 7.
+    model = ShapeAdaptorVGG(16, size_rounding=size_rounding)
+    rows = resizing_report(model, (32, 32))['layers']
+    assert [r['out'] for r in rows] == [(d, d) for d in sizes]
+
+
+def test_shape_adaptor_rounding_options():
+    with pytest.raises(ValueError, match='rounding'):
+        ShapeAdaptorVGG(11, count_rounding='round')
+    with pytest.raises(ValueError, match='rounding'):
+        ShapeAdaptorVGG(11, size_rounding='ceil')
+
+
+def test_bad_depth():
+    for cls in (DynOPoolVGG, ShapeAdaptorVGG):
+        with pytest.raises(KeyError, match='depth must be one of'):
+            cls(12)

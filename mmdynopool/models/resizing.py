@@ -1,0 +1,59 @@
+"""What counts as a resizing layer: the one definition every part uses.
+
+* *Learnable* resizing layers (:data:`LEARNABLE_RESIZERS`): DynOPool and the
+  Shape Adaptor, the modules that own an ``alpha``.
+* *Fixed* resizing layers: pooling or convolution with a stride other than 1
+  (global pooling is not one: it has no stride to learn).
+
+Backbones, the converter, the hooks and the analysis tools all ask here.
+"""
+from typing import List, Tuple
+
+from torch import nn
+
+from .layers import DynOPool2d, PooledConv2d, ShapeAdaptor
+
+__all__ = [
+    'LEARNABLE_RESIZERS', 'is_learnable_resizer', 'is_strided', 'stride_of',
+    'is_resizing_layer', 'resizer_scale', 'learnable_resizers'
+]
+
+LEARNABLE_RESIZERS = (DynOPool2d, ShapeAdaptor)
+
+
+def is_learnable_resizer(m: nn.Module) -> bool:
+    """A DynOPool or a Shape Adaptor."""
+    return isinstance(m, LEARNABLE_RESIZERS)
+
+
+def stride_of(m: nn.Module) -> Tuple[int, int]:
+    """``(s_h, s_w)`` of a pooling or convolution layer."""
+    s = m.stride
+    return tuple(s) if isinstance(s, (tuple, list)) else (s, s)
+
+
+def is_strided(m: nn.Module) -> bool:
+    """A pooling or convolution layer with a stride other than 1 (a
+    :class:`PooledConv2d` resizes through its pool, which is counted on its
+    own)."""
+    return (isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Conv2d))
+            and not isinstance(m, PooledConv2d) and stride_of(m) != (1, 1))
+
+
+def is_resizing_layer(m: nn.Module) -> bool:
+    """A learnable resizing layer or a fixed (strided) one."""
+    return is_learnable_resizer(m) or is_strided(m)
+
+
+def resizer_scale(m: nn.Module) -> Tuple[float, float]:
+    """``(r_h, r_w)`` of a resizing layer: its learned scale, or one over its
+    stride."""
+    if is_learnable_resizer(m):
+        return tuple(m.scale)
+    return tuple(1 / s for s in stride_of(m))
+
+
+def learnable_resizers(model: nn.Module) -> List[nn.Module]:
+    """The learnable resizing layers of ``model``, each once, in registration
+    order (a backbone's ``dynopools`` order)."""
+    return [m for m in model.modules() if is_learnable_resizer(m)]
