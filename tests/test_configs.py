@@ -17,8 +17,8 @@ def test_every_config_is_listed():
 
 
 @pytest.mark.parametrize('base', [
-    'mmdynopool::voc/hrnet_dynopool_voc.py',
-    'mmdynopool::cifar100/resnet50_dynopool-s_cifar100.py'
+    'mmdynopool::voc/fcn_hr48_dynopool_1xb16-100e_voc12aug-480x480.py',
+    'mmdynopool::cifar100/resnet50_dynopool-s_1xb128-250e_cifar100.py'
 ])
 def test_downstream_inheritance(base, tmp_path):
     # What a user's project writes (the package's .mim/configs link); the
@@ -55,14 +55,14 @@ def test_config_builds(path):
 
 
 @pytest.mark.parametrize('name,size,paper', [
-    ('cifar100/vgg16_human_cifar100.py', 32, 0.31),
-    ('cifar100/resnet50_human_cifar100.py', 32, 1.31),
-    ('cifar100/mobilenet_v2_human_cifar100.py', 32, 0.09),
-    ('imagenet/vgg16_human_imagenet.py', 224, 15.39),
-    ('imagenet/resnet50_human_imagenet.py', 224, 4.11),
-    ('imagenet/mobilenet_v2_human_imagenet.py', 224, 0.31),
+    ('cifar100/vgg16_human_1xb128-200e_cifar100.py', 32, 0.31),
+    ('cifar100/resnet50_human_1xb128-200e_cifar100.py', 32, 1.31),
+    ('cifar100/mobilenet-v2_human_1xb128-200e_cifar100.py', 32, 0.09),
+    ('imagenet/vgg16_human_4xb64-100e_in1k.py', 224, 15.39),
+    ('imagenet/resnet50_human_4xb64-100e_in1k.py', 224, 4.11),
+    ('imagenet/mobilenet-v2_human_4xb64-100e_in1k.py', 224, 0.31),
     # DynOPool Table 4, FCN HRNet-W48 on VOC at the configs' 480x480 crop.
-    ('voc/hrnet_human_voc.py', 480, 82.55),
+    ('voc/fcn_hr48_human_1xb16-100e_voc12aug-480x480.py', 480, 82.55),
 ])
 def test_human_gmacs_match_the_paper(name, size, paper):
     """DynOPool Table 1's GMACs of the human models (conv + linear MACs,
@@ -195,8 +195,9 @@ def test_papers_protocol(path):
 def test_untapped_efficiency_preset_is_the_papers():
     # Untapped Potential Sec. 4.6: ResNet-50 (ABCD), strides {1, 2, 3, 4},
     # kernel sizes {1, 3}.
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'untapped',
-                                   'resnet50_efficiency_imagenet.py'))
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs', 'untapped',
+                 'resnet50_untapped-efficiency_8xb32-100e_in1k.py'))
     assert cfg.oracle.attributes == ('stride', 'kernel_size')
     assert cfg.oracle.options == dict(stride=(1, 2, 3, 4),
                                       kernel_size=(1, 3))

@@ -247,23 +247,23 @@ KERNEL = [
      'TypeError', 'input'),
     ('init_scale 1e4 on 8x8', None, 'ValueError', 'init_scale'),
 ]
+DEMO = 'configs/demo/fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py'
 # (name, argv, the message, how it ends: 'usage' = argparse's error, no
 # traceback; an exception class = its last traceback line)
 TOOLS = [
-    ('get_flops --shape 0 0', ['tools/analysis/get_flops.py',
-                               'configs/demo/hrnet_dynopool_digits.py',
-                               '--shape', '0', '0'], '--shape', 'usage'),
+    ('get_flops --shape 0 0',
+     ['tools/analysis/get_flops.py', DEMO, '--shape', '0', '0'], '--shape',
+     'usage'),
     ('toy_studies --epochs 0', ['tools/repro/toy_studies.py', '--epochs',
                                 '0'], '--epochs', 'usage'),
     ('demo --iters 0', ['tools/demo.py', '--iters', '0'], '--iters',
      'usage'),
     ('train --launcher pytorch outside torchrun',
-     ['tools/train.py', 'configs/demo/hrnet_dynopool_digits.py',
-      '--launcher', 'pytorch'], '--launcher pytorch needs', 'ValueError'),
+     ['tools/train.py', DEMO, '--launcher', 'pytorch'],
+     '--launcher pytorch needs', 'ValueError'),
     ('test with a missing checkpoint',
-     ['tools/test.py', 'configs/demo/hrnet_dynopool_digits.py',
-      '/nonexistent/iter_1.pth'], "checkpoint '/nonexistent/iter_1.pth'",
-     'ValueError'),
+     ['tools/test.py', DEMO, '/nonexistent/iter_1.pth'],
+     "checkpoint '/nonexistent/iter_1.pth'", 'ValueError'),
 ]
 
 

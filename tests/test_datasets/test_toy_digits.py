@@ -161,7 +161,8 @@ def test_dataset_items():
 
 def test_stretch_config_crops():
     cfg = Config.fromfile(
-        osp.join(ROOT, 'configs/toy/vgg11-slim_human_digits-stretch-v.py'))
+        osp.join(ROOT, 'configs', 'toy',
+                 'vgg11-slim_human_1xb64-20e_digits-stretch-v.py'))
     init_default_scope('mmpretrain')
     digits, _ = load_mnist_5k()
     stretched = make_toy_images(digits[:1], 'stretch_v')[0]

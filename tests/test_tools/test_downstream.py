@@ -55,7 +55,9 @@ def seg_round_trip(project, python=sys.executable):
     from mmdynopool.datasets import build_digits_voc
     build_digits_voc(str(project / 'data' / 'digits_voc'), num_train=16,
                      num_val=4)
-    cfg = user_config(project / 'my_demo.py', 'demo/hrnet_dynopool_digits.py')
+    cfg = user_config(
+        project / 'my_demo.py',
+        'demo/fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py')
     opts = ['--cfg-options', 'train_cfg.max_iters=4',
             'train_cfg.val_interval=4', 'default_hooks.checkpoint.interval=4',
             'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1']
@@ -77,7 +79,7 @@ def test_mmseg_tools_from_a_user_project(tmp_path):
 @pytest.mark.slow
 def test_mmpretrain_tools_from_a_user_project(tmp_path):
     cfg = user_config(tmp_path / 'my_toy.py',
-                      'toy/vgg11-slim_dynopool_digits-stretch-v.py')
+                      'toy/vgg11-slim_dynopool_1xb64-20e_digits-stretch-v.py')
     data = [f'{loader}_dataloader.dataset.{k}={v}'
             for loader in ('train', 'val', 'test')
             for k, v in (('num_train', 100), ('num_val', 20))]
@@ -114,8 +116,9 @@ def test_non_editable_install(tmp_path):
                  'print(o.dirname(mmdynopool.__file__))'], tmp_path,
                 py).strip().splitlines()[-1]
     assert where == osp.join(site, 'mmdynopool')  # not the clone
-    assert osp.isfile(osp.join(where, '.mim', 'configs', 'demo',
-                               'hrnet_dynopool_digits.py'))
+    assert osp.isfile(
+        osp.join(where, '.mim', 'configs', 'demo',
+                 'fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py'))
     project = tmp_path / 'project'
     project.mkdir()
     seg_round_trip(project, py)

@@ -8,7 +8,8 @@ import os.path as osp
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOY = osp.join(ROOT, 'configs', 'toy', 'vgg11-slim_{}_digits-plain.py')
+TOY = osp.join(ROOT, 'configs', 'toy',
+               'vgg11-slim_{}_1xb64-20e_digits-plain.py')
 
 
 def load_tool(rel):

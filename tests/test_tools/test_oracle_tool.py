@@ -11,9 +11,10 @@ import pytest
 
 from .test_tools import ROOT, run
 
-CFG = osp.join(ROOT, 'configs', 'untapped', 'resnet18-slim_digits.py')
+CFG = osp.join(ROOT, 'configs', 'untapped',
+               'resnet18-slim_untapped_1xb64-10e_digits-plain.py')
 ROF = osp.join(ROOT, 'configs', 'untapped',
-               'resnet18-slim_rof-stride_digits.py')
+               'resnet18-slim_rof-stride_1xb64-3e_digits-plain.py')
 SMALL = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
          'train_dataloader.dataset.indices=48',
          'val_dataloader.dataset.indices=8',
@@ -79,8 +80,9 @@ def test_train_oracle_rof_and_combined(tmp_path):
     oracle(CFG, osp.join(rof, 'epoch_1.pth'), '--attributes', 'stride',
            '--options', 'stride=1,2', '--work-dir', str(tmp_path / 'after'))
 
-    # A study's settings in the config (as resnet50_efficiency_imagenet.py
-    # carries Sec. 4.6's): no --attributes / --options / --efficiency.
+    # A study's settings in the config (as
+    # resnet50_untapped-efficiency_8xb32-100e_in1k.py carries Sec. 4.6's):
+    # no --attributes / --options / --efficiency.
     preset = tmp_path / 'preset.py'
     preset.write_text(
         f'_base_ = {CFG!r}\n'

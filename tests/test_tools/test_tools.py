@@ -10,7 +10,8 @@ import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs', 'demo', 'hrnet_dynopool_digits.py')
+DEMO = osp.join(ROOT, 'configs', 'demo',
+                'fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py')
 
 
 def data_options(root, iters):
@@ -79,7 +80,8 @@ def test_train_then_test_with_ours_and_mmsegs_tool(digits_root, tmp_path):
     assert f'Load checkpoint from {older}' in out or 'resumed' in out.lower()
 
     # Our test tool refuses a checkpoint of another architecture.
-    human = osp.join(ROOT, 'configs', 'demo', 'hrnet_human_digits.py')
+    human = osp.join(ROOT, 'configs', 'demo',
+                     'fcn_hr16-slim_human_1xb8-600iter_digits-voc-96x96.py')
     proc = subprocess.run(
         [sys.executable, 'tools/test.py', human, older, '--cfg-options',
          *data_options(digits_root, 3)], cwd=ROOT, capture_output=True,
