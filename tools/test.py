@@ -7,16 +7,15 @@ The checkpoint named here is loaded strictly: ``weights_only`` kept on
 (mmengine's checkpoint classes allow-listed), every key of the model present
 in it with the same shape and none left over, alpha included
 (``mmdynopool.utils.load_strict``). A checkpoint of another architecture is
-an error, not a randomly initialised evaluation.
+an error, not a randomly initialised evaluation. The GMACs loss only acts
+while training and is left out (``mmdynopool.engine.runner.test``).
 """
 import argparse
 import os
 
 from mmengine.config import DictAction
-from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
 
-from mmdynopool.utils import load_config, load_strict
+from mmdynopool.engine.runner import test
 
 
 def parse_args():
@@ -45,19 +44,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = load_config(args)
-    cfg.load_from = None  # loaded strictly below
-    # The GMACs loss only acts while training (ShapeAdaptorHook stays: it
-    # sets the memory penalty the learned shape is tested with).
-    cfg.custom_hooks = [
-        h for h in cfg.get('custom_hooks', [])
-        if h.get('type') != 'GMACsLossHook'
-    ]
-    runner = Runner.from_cfg(cfg)
-    model = runner.model.module if is_model_wrapper(
-        runner.model) else runner.model
-    load_strict(model, args.checkpoint)
-    metrics = runner.test()
+    metrics = test(args.config, args.checkpoint, args.work_dir,
+                   args.cfg_options, args.launcher)
     if args.out:
         from mmengine.fileio import dump
         dump(metrics, args.out)

@@ -5,16 +5,15 @@
 
 Same arguments as mmseg's and mmpretrain's tools/train.py. Also works for
 multi-process training on CPU-only machines (gloo), see
-``mmdynopool.utils.setup_distributed``.
+``mmdynopool.utils.setup_distributed``. The work is
+``mmdynopool.engine.runner.train``.
 """
 import argparse
 import os
 
 from mmengine.config import DictAction
-from mmengine.runner import Runner
 
-from mmdynopool.utils import (allow_mmengine_checkpoints, load_config,
-                              newest_loadable_checkpoint, read_checkpoint)
+from mmdynopool.engine.runner import train
 
 
 def parse_args():
@@ -49,23 +48,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = load_config(args)
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    # The user names the checkpoints to resume or load: allow mmengine's
-    # classes under torch's weights_only loading.
-    allow_mmengine_checkpoints()
-    if args.resume == 'auto':
-        # The newest checkpoint that can be read (a killed job may have cut
-        # the last one off; it is skipped with a warning).
-        path = newest_loadable_checkpoint(cfg.work_dir)
-        cfg.resume, cfg.load_from = path is not None, path
-    elif args.resume is not None:
-        read_checkpoint(args.resume)  # a clear error naming the file
-        cfg.resume, cfg.load_from = True, args.resume
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    train(args.config, args.work_dir, args.cfg_options, args.launcher,
+          args.resume, args.amp)
 
 
 if __name__ == '__main__':

@@ -1,235 +1,139 @@
-"""Differentiable GMACs of a DynOPool model (DynOPool paper, Eq. 7).
+"""GMACs, parameters and resizing cost of a model at its current shape.
 
-``L_GMACs = sum_l (H_t(l) W_t(l)) / (H_0(l) W_0(l)) * GMACs_0[l]`` over the
-convolution and linear layers ``l``. :class:`GMACsCounter` measures
-``GMACs_0`` once, with ``torch.utils.flop_counter.FlopCounterMode`` on one
-``(1, C, H, W)`` input, and finds which DynOPool governs each layer's size by
-perturbing every alpha in turn (one extra forward per DynOPool, at set-up
-only). During training it reads the real input size of every DynOPool call
-(forward pre-hooks) and chains the straight-through sizes, so the loss's
-value uses the real integer sizes while its gradient reaches every upstream
-alpha through the continuous sizes.
+Counting convention (:func:`complexity_report`): GMACs are
+multiply-accumulates of one image, counted by
+``torch.utils.flop_counter.FlopCounterMode`` (its FLOPs / 2) through
+:func:`mmdynopool.engine.module_flops`, the same pass the GMACs loss counts
+with. It counts convolutions and matrix products; for the resizing operators
+it does not count, handles are registered here:
 
-A layer's size is taken to scale with the output of the DynOPool that
-governs it (the last one on its path): exact for the stride-1 convolutions
-after a DynOPool, the usual case.
+* bilinear interpolation / ``grid_sample``: 4 MACs per output value (the
+  weighted sum of four neighbours);
+* ``max_pool2d`` / ``avg_pool2d``: ``k*k - 1`` operations per output value.
+
+So a DynOPool output value costs ``4 * 4 + 3 = 19`` operations, and the
+resizing layers' share is reported apart from the conv/linear total (the
+paper's Table C).
 """
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import math
+from typing import Dict, Optional, Sequence
 
 import torch
-from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch import nn
 
-from ..models.layers import DynOPool2d
-from ..models.layers.dynopool import MIN_SIZE
+from ..engine.gmacs import module_flops
+from ..models.resizing import is_learnable_resizer
+from ..utils.inspection import eval_mode
+from .shapes import feature_map_sizes, format_layer_row, resizing_report
 
-__all__ = ['GMACsCounter', 'count_macs']
+__all__ = [
+    'complexity_report', 'format_complexity_report', 'config_complexity',
+    'RESIZE_HANDLES'
+]
 
-_COUNTED = (nn.Conv2d, nn.Linear)
-_PERTURB = 1.6  # scale factor applied to one pool's r while probing
-
-
-def count_macs(model: nn.Module, inputs: Tensor,
-               forward: Optional[Callable] = None) -> Dict[str, float]:
-    """MACs (not FLOPs) per conv/linear layer name, counted by
-    ``FlopCounterMode`` (FLOPs / 2) in one forward pass."""
-    forward = model if forward is None else forward
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        forward(inputs)
-    names = {n for n, m in model.named_modules() if isinstance(m, _COUNTED)}
-    macs = {}
-    for key, ops in counter.get_flop_counts().items():
-        name = key.split('.', 1)[1] if '.' in key else ''
-        if name in names:
-            macs[name] = sum(ops.values()) / 2
-    return macs
+aten = torch.ops.aten
 
 
-class GMACsCounter:
-    """The GMACs of Eq. (7) as a differentiable function of the alphas.
+def _numel(shape) -> int:
+    return math.prod(shape)
+
+
+def _bilinear_flops(*args, out_shape=None, **kwargs) -> int:
+    return 2 * 4 * _numel(out_shape)  # FLOPs = 2 x MACs
+
+
+def _pool_flops(*args, out_shape=None, **kwargs) -> int:
+    kernel = args[1] if len(args) > 1 else kwargs.get('kernel_size', [2])
+    kernel = list(kernel) * (2 // len(kernel))
+    shape = out_shape[0] if isinstance(out_shape, (tuple, list)) and \
+        isinstance(out_shape[0], (tuple, list, torch.Size)) else out_shape
+    return 2 * (kernel[0] * kernel[1] - 1) * _numel(shape)
+
+
+RESIZE_HANDLES = {
+    aten.upsample_bilinear2d: _bilinear_flops,
+    aten.grid_sampler_2d: _bilinear_flops,
+    aten.max_pool2d_with_indices: _pool_flops,
+    aten.avg_pool2d: _pool_flops,
+}
+
+
+def complexity_report(model: nn.Module,
+                      shape: Sequence[int],
+                      forward=None,
+                      backbone: Optional[nn.Module] = None) -> Dict:
+    """GMACs, parameters, per-stage sizes and resizing-layer cost.
 
     Args:
-        model (nn.Module): The whole model (backbone, neck, head).
-        input_size (Sequence[int]): ``(H, W)`` of the reference input.
-        in_channels (int): Channels of the reference input. Default: 3.
-        forward (callable, optional): How to run the model on a tensor,
-            e.g. ``lambda x: model(x, mode='tensor')``. Default: ``model``.
+        model (nn.Module): The whole model.
+        shape (Sequence[int]): ``(H, W)`` of one input image.
+        forward (callable, optional): How to run ``model`` on a tensor.
+        backbone (nn.Module, optional): Whose outputs are the "stages".
+            Default: ``model.backbone`` if present, else ``model``.
 
-    Example:
-        >>> from mmdynopool.models import DynOPoolVGG
-        >>> model = DynOPoolVGG(11, out_indices=(4, ))
-        >>> counter = GMACsCounter(model, (32, 32))
-        >>> round(counter.initial_gmacs, 4)
-        0.1528
-        >>> with counter.recording():
-        ...     _ = model(torch.rand(2, 3, 32, 32))
-        >>> float(counter.loss())
-        0.1528...
+    Returns:
+        dict: ``gmacs`` (conv + linear), ``resize_gmacs`` (DynOPool / Shape
+        Adaptor layers, see the module docstring), ``params`` (M),
+        ``resolutions`` (the input, then each distinct size a resizing layer
+        produces, in order: the paper's "feature map sizes"), ``stages``
+        (output ``(H, W)`` per backbone output) and ``layers``
+        (:func:`resizing_report` rows).
     """
-
-    def __init__(self,
-                 model: nn.Module,
-                 input_size: Sequence[int],
-                 in_channels: int = 3,
-                 forward: Optional[Callable] = None) -> None:
-        self.model = model
-        self.forward = model if forward is None else forward
-        param = next(model.parameters())
-        x = torch.zeros(1, in_channels, *input_size, device=param.device,
-                        dtype=param.dtype)
-        pools = list(dict.fromkeys(
-            m for m in model.modules() if isinstance(m, DynOPool2d)))
-        was_training = model.training
-        model.eval()
-        try:
-            base = self._probe(x, pools)
-            macs = count_macs(model, x, self.forward)
-            deps = {}  # name -> set of pools its size depends on
-            with torch.no_grad():
-                for p in pools:
-                    saved = p.alpha.detach().clone()
-                    p.alpha.div_(_PERTURB)
-                    try:
-                        sizes = self._probe(x, pools)
-                    finally:
-                        p.alpha.copy_(saved)
-                    for key, size in sizes.items():
-                        if size != base.get(key):
-                            deps.setdefault(key, set()).add(p)
-        finally:
-            model.train(was_training)
-        self.pools = sorted(
-            (p for p in pools if ('pool', id(p)) in base),
-            key=lambda p: base[('order', id(p))])
-        order = {id(p): i for i, p in enumerate(self.pools)}
-
-        def governor(key):
-            found = deps.get(key, ())
-            return max(found, key=lambda p: order[id(p)]) if found else None
-
-        # Upstream pool of each pool's input, and the initial sizes.
-        self.upstream = {id(p): governor(('in', id(p))) for p in self.pools}
-        self.in0 = {id(p): base[('in', id(p))] for p in self.pools}
-        self.out0 = {id(p): base[('pool', id(p))] for p in self.pools}
-        # GMACs grouped by governing pool (None: constant, e.g. the stem).
-        self.groups: Dict[Optional[int], float] = {}
-        for name, m in macs.items():
-            g = governor(name)
-            key = id(g) if g is not None else None
-            self.groups[key] = self.groups.get(key, 0.0) + m / 1e9
-        self.layer_gmacs = {k: v / 1e9 for k, v in macs.items()}
-        self._seen: Dict[int, Tuple[int, int]] = {}
-        self._handles: List = []
-
-    @property
-    def initial_gmacs(self) -> float:
-        """``sum_l GMACs_0[l]`` over the conv / linear layers."""
-        return sum(self.groups.values())
-
-    def _probe(self, x: Tensor, pools: List[DynOPool2d]) -> dict:
-        """Sizes of every conv/linear output and DynOPool input/output."""
-        sizes, handles = {}, []
-
-        def layer_hook(name):
-
-            def hook(m, args, out):
-                sizes.setdefault(name, tuple(out.shape[2:]))
-
-            return hook
-
-        def pool_hook(p):
-
-            def hook(m, args, out):
-                key = ('pool', id(p))
-                if key not in sizes:
-                    sizes[key] = tuple(out.shape[-2:])
-                    sizes[('in', id(p))] = tuple(args[0].shape[-2:])
-                    sizes[('order', id(p))] = len(sizes)
-
-            return hook
-
-        for name, m in self.model.named_modules():
-            if isinstance(m, _COUNTED):
-                handles.append(m.register_forward_hook(layer_hook(name)))
-        handles += [p.register_forward_hook(pool_hook(p)) for p in pools]
-        try:
-            with torch.no_grad():
-                self.forward(x)
-        finally:
-            for h in handles:
-                h.remove()
-        return sizes
-
-    def recording(self) -> '_Recording':
-        """Context manager that records every DynOPool's real input size
-        during a forward pass, for :meth:`loss`."""
-        return _Recording(self)
-
-    def attach(self) -> None:
-        """Record input sizes on every forward from now on."""
-        if self._handles:
-            return
-
-        def pre_hook(p):
-
-            def hook(m, args):
-                self._seen.setdefault(id(p), tuple(args[0].shape[-2:]))
-
-            return hook
-
-        self._handles = [
-            p.register_forward_pre_hook(pre_hook(p)) for p in self.pools
-        ]
-
-    def reset(self) -> None:
-        """Forget the recorded sizes (call at the start of a forward)."""
-        self._seen = {}
-
-    def detach(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def loss(self) -> Tensor:
-        """``L_GMACs`` of the last recorded forward (sizes read there),
-        then clears the record. Value: real integer sizes; gradient: the
-        straight-through sizes, chained through upstream DynOPools."""
-        out_ste: Dict[int, Tensor] = {}
-        for p in self.pools:
-            real_in = self._seen.get(id(p), self.in0[id(p)])
-            real = p.alpha.new_tensor(real_in)
-            up = self.upstream[id(p)]
-            if up is not None:
-                c = real.new_tensor(self.in0[id(p)]) / real.new_tensor(
-                    self.out0[id(up)])
-                cont_in = c * out_ste[id(up)]
-                real = real + (cont_in - cont_in.detach())
-            cont = real / p.alpha
-            hard = torch.floor(cont.detach().clamp(min=MIN_SIZE) + 0.5)
-            out_ste[id(p)] = hard + (cont - cont.detach())
-        self._seen = {}
-        total = 0.0
-        for key, gmacs in self.groups.items():
-            if key is None:
-                total = total + gmacs
-                continue
-            ratio = out_ste[key].prod() / float(
-                self.out0[key][0] * self.out0[key][1])
-            total = total + ratio * gmacs
-        if not isinstance(total, Tensor):
-            total = torch.tensor(total)
-        return total
+    backbone = backbone or getattr(model, 'backbone', model)
+    param = next(model.parameters())
+    x = torch.zeros(1, 3, *shape, device=param.device, dtype=param.dtype)
+    counted = (nn.Conv2d, nn.Linear)
+    with eval_mode(model):
+        flops = module_flops(model, x, forward, RESIZE_HANDLES)
+    names = dict(model.named_modules())
+    macs = resize = 0.0
+    for name, ops in flops.items():
+        m = names.get(name)
+        if isinstance(m, counted):
+            # A PooledConv2d's DynOPool runs inside it: its ops are not the
+            # convolution's.
+            macs += sum(v for op, v in ops.items() if op not in RESIZE_HANDLES)
+        elif is_learnable_resizer(m):
+            resize += sum(ops.values())
+    report = resizing_report(backbone, shape)
+    return dict(
+        gmacs=macs / 2e9,
+        resize_gmacs=resize / 2e9,
+        params=sum(p.numel() for p in model.parameters()) / 1e6,
+        resolutions=feature_map_sizes(report, shape),
+        stages=report['outputs'],
+        layers=report['layers'])
 
 
-class _Recording:
+def config_complexity(config: str,
+                      shape: Sequence[int],
+                      checkpoint: Optional[str] = None) -> Dict:
+    """:func:`complexity_report` of a config's model, at the learned shape
+    of ``checkpoint`` when given (its alphas are loaded)."""
+    from ..utils import build_model_from_cfg
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f'shape must be (H, W) with two integers >= 1, got '
+                         f'{shape!r}')
+    _, model = build_model_from_cfg(config, checkpoint)
+    return complexity_report(model, shape,
+                             forward=lambda t: model(t, mode='tensor'))
 
-    def __init__(self, counter: GMACsCounter) -> None:
-        self.counter = counter
 
-    def __enter__(self) -> GMACsCounter:
-        self.counter.attach()
-        return self.counter
-
-    def __exit__(self, *exc) -> None:
-        self.counter.detach()
+def format_complexity_report(r: Dict, title: str = '') -> str:
+    """The report as text: totals, stage sizes, resizing layers."""
+    share = 100 * r['resize_gmacs'] / max(r['gmacs'], 1e-12)
+    lines = [
+        title,
+        f'GMACs (conv + linear): {r["gmacs"]:.4f}',
+        f'resizing layers (DynOPool / Shape Adaptor): {r["resize_gmacs"]:.5f}'
+        f' GMACs, {share:.2f}% of the above',
+        f'parameters: {r["params"]:.3f} M',
+        'feature map sizes: ' + ' '.join(f'[{h},{w}]'
+                                         for h, w in r['resolutions']),
+        'backbone outputs: ' + ' '.join(f'[{h},{w}]'
+                                        for h, w in r['stages']),
+        f'{"resizing layer":<40}{"type":<14}{"scale (h, w)":<18}'
+        f'{"in":<12}out',
+    ]
+    lines += [format_layer_row(row) for row in r['layers']]
+    return '\n'.join(line for line in lines if line)

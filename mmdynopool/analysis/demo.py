@@ -1,7 +1,7 @@
 """The README's main job: human vs DynOPool HRNet on the embedded digits.
 
-:func:`run_demo` trains ``configs/demo/hrnet_human_digits.py`` and
-``configs/demo/hrnet_dynopool_digits.py`` on the same data, budget and seed
+:func:`run_demo` trains the human and the DynOPool FCN-HRNet of
+``configs/demo/`` on the same data, budget and seed
 (:func:`run_experiment`: resumable, mmseg's ``IoUMetric``, GMACs at the
 learned shape) and returns one comparison table. The console shows a
 progress bar per run; mmengine's full log goes to each run's work dir.
@@ -14,12 +14,14 @@ from typing import Dict, Optional
 from mmengine.hooks import Hook
 
 from ..utils import config_path
-from .sweep import run_experiment
+from .experiments import run_experiment
 
 __all__ = ['run_demo', 'format_demo']
 
-MODELS = (('human', 'demo/hrnet_human_digits.py'),
-          ('DynOPool', 'demo/hrnet_dynopool_digits.py'))
+MODELS = (('human',
+           'demo/fcn_hr16-slim_human_1xb8-600iter_digits-voc-96x96.py'),
+          ('DynOPool',
+           'demo/fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py'))
 
 
 class _ConsoleProgress(Hook):

@@ -1,5 +1,7 @@
 """Comprehensive ("oracle") evaluation of inference-time dynamic models
-(*The Untapped Potential of Off-the-Shelf CNNs*, WACV 2022, Sec. 3.3-4.6).
+(*The Untapped Potential of Off-the-Shelf CNNs*, WACV 2022, Sec. 3.3-4.6):
+the scores and the evaluation loop. :mod:`.oracle_study` runs a whole study
+from a config; :func:`~mmdynopool.analysis.plot_oracle` draws it.
 
 Every sample is run through every option permutation. For classification
 the quality of permutation ``c`` on sample ``(x, y)`` is Eq. (1)::
@@ -13,7 +15,6 @@ quality; best / median / worst top-1 is the mean correctness of those.
 For segmentation the quality is the image's mIoU (classes present in
 prediction or ground truth), reported the same way.
 """
-import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
@@ -23,14 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from ..models.dynamic import (DynamicLayers, parse_option_text,
-                              permutation_key)
-from ..models.layers.dynamic_conv import option_key
+from ..models.dynamic import DynamicLayers, permutation_key
 
 __all__ = [
     'classification_quality', 'oracle_summary', 'greedy_accumulation',
-    'combine_permutations', 'efficiency_search', 'run_oracle',
-    'plot_oracle'
+    'combine_permutations', 'efficiency_search', 'run_oracle'
 ]
 
 
@@ -39,6 +37,8 @@ def classification_quality(probs: torch.Tensor,
     """Eq. (1): ``p(true class) + 1[correct]`` per sample, shape ``(N, )``.
 
     Example:
+        >>> import torch
+        >>> from mmdynopool.analysis import classification_quality
         >>> classification_quality(torch.tensor([[0.6, 0.4], [0.7, 0.3]]),
         ...                        torch.tensor([1, 0]))
         tensor([0.4000, 1.7000])
@@ -159,6 +159,7 @@ def combine_permutations(ranked: Sequence[Sequence[tuple]],
         value per attribute, in the order of ``ranked``.
 
     Example:
+        >>> from mmdynopool.analysis import combine_permutations
         >>> a = [((1, ), (2, )), ((2, ), (2, ))]
         >>> b = [((3, ), (5, )), ((1, ), (1, ))]
         >>> combine_permutations([a, b], budget=1)
@@ -342,59 +343,3 @@ def run_oracle(model: torch.nn.Module,
     if segmentation:
         results.update(intersect=inter, union=union)
     return results
-
-
-def plot_oracle(out_file: str, greedy: Optional[dict] = None,
-                summary: Optional[dict] = None, title: str = '') -> str:
-    """One PNG: the greedy accumulation curve (Fig. 3), the unique
-    predictions histogram (Fig. 2) and per-layer preferences (Fig. 5)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    panels = [greedy is not None, bool(summary and summary.get(
-        'unique_predictions')), bool(summary)]
-    fig, axes = plt.subplots(1, sum(panels), figsize=(5 * sum(panels), 3.8),
-                             squeeze=False)
-    axes = list(axes[0])
-    if greedy is not None:
-        ax = axes.pop(0)
-        acc = greedy['accuracy']
-        ax.plot(np.arange(1, len(acc) + 1), acc, 'o-', ms=2)
-        if summary:
-            ax.axhline(summary['static'], color='k', ls='--', lw=1,
-                       label=f"static {summary['static']:.1f}")
-            ax.legend(loc='lower right')
-        ax.set_xscale('log')
-        ax.set_xlabel('permutations allowed (greedy)')
-        ax.set_ylabel('best-case top-1 (%)')
-    if panels[1]:
-        ax = axes.pop(0)
-        hist = summary['unique_predictions']
-        ax.bar([int(k) for k in hist], list(hist.values()))
-        ax.set_xlabel('unique predictions per sample')
-        ax.set_ylabel('samples')
-    if panels[2]:
-        ax = axes.pop(0)
-        prefs = summary['preferences']
-        options = sorted({o for p in prefs.values() for o in p},
-                         key=lambda s: [option_key(parse_option_text(v))
-                                        for v in s.split('/')])
-        bottom = np.zeros(len(prefs))
-        for o in options:
-            vals = np.array([prefs[n].get(o, 0) for n in prefs])
-            ax.bar(list(prefs), vals, bottom=bottom, label=o)
-            bottom += vals
-        ax.set_ylabel('preferred option (% of samples)')
-        ax.legend(fontsize=7, ncol=2, title='option')
-    fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
-    fig.savefig(out_file, dpi=110)
-    plt.close(fig)
-    return out_file
-
-
-def save_json(obj, path: str) -> str:
-    with open(path, 'w') as f:
-        json.dump(obj, f, indent=2)
-    return path

@@ -19,21 +19,30 @@ configs of ``configs/toy/`` and writes the tables and figures of the README:
 
 Every run is :func:`run_experiment` (resumable; finished runs are read
 back), runs go to ``jobs`` worker processes with a progress bar, and the
-alpha trajectories come from each run's ``ShapeLoggingHook`` scalars.
+alpha trajectories come from each run's ``ShapeLoggingHook`` scalars. The
+tables, figures and the report file come from :mod:`.toy_report`.
 """
 import glob
 import json
-import math
 import os
 import os.path as osp
-import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ['run_toy_studies', 'toy_study_plan', 'STUDIES']
+from .config_surgery import (gmacs_loss_hook, set_gmacs_loss_weight,
+                             set_input_resolution)
+from .toy_report import (CONTROL_MODELS, LAMBDA_FACTORS, RESOLUTIONS,
+                         SWEEP_DATASET, s_lambda_from_sweep, summarise_control,
+                         summarise_s, summarise_sweep, write_toy_report)
 
-CONFIG = osp.join('toy', 'vgg11-slim_{}_digits-{}.py')
+__all__ = [
+    'run_toy_studies', 'toy_study_plan', 'build_run_cfg',
+    'alpha_gradient_noise', 'STUDIES'
+]
+
+# The pairs variant trains 60 epochs, the others 20 (the config names say).
+CONFIG = osp.join('toy', 'vgg11-slim_{kind}_1xb64-{epochs}e_digits-{data}.py')
 STUDIES = ('control', 'sweep', 'dynopool_s')
 # model name -> (config kind, cfg options)
 MODELS = {
@@ -51,11 +60,6 @@ MODELS = {
 }
 #: Per model: overrides of the config's custom hooks, by hook type.
 HOOK_OPTIONS = {'central_alpha': {'AlphaGradHook': dict(space='alpha')}}
-CONTROL_MODELS = ('human', 'central', 'one_sided', 'central_x4',
-                  'central_alpha')
-LAMBDA_FACTORS = (0.0, 1.0, 4.0, 8.0, 16.0, 64.0)
-RESOLUTIONS = (24, 28, 32, 40)
-SWEEP_DATASET = 'pairs'
 
 
 def _spec(study, dataset, model, seed, **extra) -> Dict:
@@ -129,10 +133,11 @@ def build_run_cfg(spec: Dict, epochs: Optional[int] = None,
     """The mmengine ``Config`` of one run spec."""
     from mmengine.config import Config
 
-    from .sweep import set_gmacs_loss_weight, set_input_resolution
-    kind, options = MODELS[spec['model']]
     from ..utils import config_path
-    cfg = Config.fromfile(config_path(CONFIG.format(kind, spec['dataset'])))
+    kind, options = MODELS[spec['model']]
+    cfg = Config.fromfile(config_path(CONFIG.format(
+        kind=kind, data=spec['dataset'],
+        epochs=60 if spec['dataset'] == 'pairs' else 20)))
     cfg.merge_from_dict(dict(options, randomness=dict(seed=spec['seed'])))
     if epochs is not None:
         cfg.merge_from_dict({
@@ -141,14 +146,10 @@ def build_run_cfg(spec: Dict, epochs: Optional[int] = None,
             'param_scheduler.T_max': epochs
         })
     if kind == 'dynopool':
-        hook = next(h for h in cfg.custom_hooks
-                    if h['type'] == 'GMACsLossHook')
-        lam = spec.get('loss_weight',
-                       hook['loss_weight'] * spec.get('lambda_factor', 1.0))
+        lam = spec.get('loss_weight', gmacs_loss_hook(cfg)['loss_weight'] *
+                       spec.get('lambda_factor', 1.0))
         cfg = set_gmacs_loss_weight(cfg, lam)
-        hook = next(h for h in cfg.custom_hooks
-                    if h['type'] == 'GMACsLossHook')
-        hook['count'] = spec.get('count', 'batch')
+        gmacs_loss_hook(cfg)['count'] = spec.get('count', 'batch')
         # Log scales every 10 iterations for the alpha trajectories.
         for h in cfg.custom_hooks:
             if h['type'] == 'ShapeLoggingHook':
@@ -173,14 +174,14 @@ def _run_one(task):
 
     import mmdynopool  # noqa: F401  (registrations)
 
+    from ..engine import gmacs_loss_hooks
     from ..models.layers.dynopool import AlphaDivergedError
-    from .sweep import run_experiment
+    from .experiments import run_experiment
     spec, work_dir, epochs, cfg_options, threads = task
     torch.set_num_threads(threads)
     cfg = build_run_cfg(spec, epochs, cfg_options)
     cfg.log_level = 'WARNING'
-    hook = [h for h in cfg.get('custom_hooks', [])
-            if h['type'] == 'GMACsLossHook']
+    hook = gmacs_loss_hooks(cfg)
     extra = dict(spec)
     if hook:
         extra['loss_weight'] = hook[0]['loss_weight']
@@ -294,321 +295,6 @@ def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 32,
     return out
 
 
-def _std_ratios(a, b):
-    """Ratios ``a / b`` of the first two layers' std, per axis, as text."""
-    h = ', '.join(f'{a[i][0] / b[i][0]:.2f}x' for i in range(2))
-    w = ', '.join(f'{a[i][1] / b[i][1]:.2f}x' for i in range(2))
-    return h, w
-
-
-def summarise_noise(noise: Dict[str, Dict]) -> str:
-    lines = ['| convention | layer | std of d/d alpha (h, w) over batches | '
-             'batches agreeing with the mean sign (h, w) |',
-             '|---|---|---|---|']
-    for conv, st in noise.items():
-        for i, (sd, agree) in enumerate(zip(st['std'],
-                                            st['sign_agreement'])):
-            lines.append(f'| {conv} | {i + 1} | {sd[0]:.3g}, {sd[1]:.3g} | '
-                         f'{agree[0]:.0%}, {agree[1]:.0%} |')
-    h, w = _std_ratios(noise['one_sided']['std'], noise['central']['std'])
-    return '\n'.join(lines) + (
-        f'\n\nOne-sided / central std, layers 1-2: {h} (h) and {w} (w).')
-
-
-# ----------------------------------------------------------------- summaries
-def _mean_std(values: Sequence[float]) -> str:
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f'{statistics.mean(values):.2f} ± {sd:.2f}'
-
-
-def _paired(a: Sequence[float], b: Sequence[float]) -> str:
-    """Mean difference a - b and the paired t-test's two-sided p."""
-    from scipy import stats
-    d = [x - y for x, y in zip(a, b)]
-    if len(d) < 2:
-        return f'{d[0]:+.2f}' if d else ''
-    p = stats.ttest_rel(a, b).pvalue
-    return f'{statistics.mean(d):+.2f} (p={p:.2g})'
-
-
-def _first_layers(result: Dict, n: int = 2) -> List[List[float]]:
-    return result['scales'][:n]
-
-
-def _orientation(result: Dict) -> str:
-    """'wide' if the first two layers pool height harder than width
-    (r_h < r_w in both), 'tall' for the reverse, else 'mixed'."""
-    layers = _first_layers(result)
-    if all(h < w for h, w in layers):
-        return 'wide'
-    if all(h > w for h, w in layers):
-        return 'tall'
-    return 'mixed'
-
-
-def _by(results, failed=False, **match):
-    """Runs matching ``match``, by seed; finished ones (``failed=False``) or
-    the diverged ones (``failed=True``)."""
-    return sorted((r for r in results
-                   if bool(r.get('failed')) == failed
-                   and all(r.get(k) == v for k, v in match.items())),
-                  key=lambda r: r['seed'])
-
-
-def _paired_by_seed(a_runs, b_runs):
-    """Values of the seeds both lists finished, in seed order."""
-    b = {r['seed']: r['value'] for r in b_runs}
-    seeds = [r['seed'] for r in a_runs if r['seed'] in b]
-    a = {r['seed']: r['value'] for r in a_runs}
-    return [a[s] for s in seeds], [b[s] for s in seeds]
-
-
-def summarise_control(results: List[Dict]) -> Dict:
-    lines = [
-        '| dataset | model | top-1 (%) | vs human, paired (p) | MMACs | '
-        'layers 1-2 (r_h, r_w) per seed | orientation per seed |',
-        '|---|---|---|---|---|---|---|'
-    ]
-    rows, flips = [], {}
-    for dataset in ('stretch-v', 'stretch-h'):
-        human = _by(results, study='control', dataset=dataset, model='human')
-        for model in CONTROL_MODELS:
-            runs = _by(results, study='control', dataset=dataset, model=model)
-            if not runs:
-                continue
-            acc = [r['value'] for r in runs]
-            macs = [r['gmacs'] * 1e3 for r in runs]
-            vs = '' if model == 'human' else _paired(
-                *_paired_by_seed(runs, human))
-            orient = [_orientation(r) for r in runs]
-            bad = _by(results, failed=True, study='control', dataset=dataset,
-                      model=model)
-            if bad:
-                orient += [f'diverged (seed {r["seed"]})' for r in bad]
-            firsts = '<br>'.join(
-                ' '.join(f'({h:.2f}, {w:.2f})' for h, w in _first_layers(r))
-                for r in runs) if model != 'human' else '(0.50, 0.50) fixed'
-            lines.append(
-                f'| {dataset} | {model} | {_mean_std(acc)} | {vs} | '
-                f'{_mean_std(macs)} | {firsts} | '
-                f'{" ".join(orient) if model != "human" else ""} |')
-            rows.append(dict(dataset=dataset, model=model, seeds=len(runs),
-                             diverged=len(bad), top1=acc, mmacs=macs,
-                             orientation=orient))
-        for model in CONTROL_MODELS[1:]:
-            runs = _by(results, study='control', dataset=dataset, model=model)
-            runs += _by(results, failed=True, study='control',
-                        dataset=dataset, model=model)
-            if not runs:
-                continue
-            flips.setdefault(model, {})[dataset] = {
-                r['seed']: 'diverged' if r.get('failed') else
-                _orientation(r) for r in runs}
-    verdict = {}
-    for model, per in flips.items():
-        v, h = per.get('stretch-v', {}), per.get('stretch-h', {})
-        seeds = sorted(set(v) & set(h))
-        ok = [v[s] == 'wide' and h[s] == 'tall' for s in seeds]
-        verdict[model] = dict(flipped=sum(ok), seeds=len(ok))
-    text = '\n'.join(lines) + '\n\nTransposition control (stretch-V wide ' \
-        'and stretch-H tall in layers 1-2, same seed): ' + ', '.join(
-            f'{m}: {v["flipped"]}/{v["seeds"]} seeds'
-            for m, v in verdict.items())
-    return dict(table=text, rows=rows, control=verdict)
-
-
-def _sweep_points(results: List[Dict]) -> Dict[str, List[Dict]]:
-    """Per lambda factor / resolution: the mean and std of GMACs and top-1
-    over seeds (the pairs DynOPool and 32 px human runs included)."""
-    points = dict(dynopool=[], human=[], image_count=[])
-    sweep = dict(dataset=SWEEP_DATASET, study='sweep')
-    for f in LAMBDA_FACTORS:
-        runs = _by(results, model='central', lambda_factor=f, count='batch',
-                   **sweep)
-        bad = _by(results, True, model='central', lambda_factor=f,
-                  count='batch', **sweep)
-        if runs:
-            points['dynopool'].append(
-                _point(runs, lambda_factor=f, diverged=len(bad)))
-    runs = _by(results, model='central', count='image', **sweep)
-    bad = _by(results, True, model='central', count='image', **sweep)
-    if runs:
-        points['image_count'].append(
-            _point(runs, lambda_factor=1.0, diverged=len(bad)))
-    for res in RESOLUTIONS:
-        runs = _by(results, model='human', resolution=res, **sweep)
-        if runs:
-            points['human'].append(_point(runs, resolution=res))
-    return points
-
-
-def _point(runs: List[Dict], **key) -> Dict:
-    g = [r['gmacs'] for r in runs]
-    v = [r['value'] for r in runs]
-    sd = statistics.stdev if len(runs) > 1 else (lambda x: 0.0)
-    return dict(key, seeds=len(runs), gmacs=statistics.mean(g),
-                gmacs_std=sd(g), value=statistics.mean(v), value_std=sd(v),
-                loss_weight=runs[0].get('loss_weight'),
-                metric=runs[0]['metric'],
-                sizes=[r['resolutions'] for r in runs])
-
-
-def summarise_sweep(results: List[Dict]) -> Dict:
-    pts = _sweep_points(results)
-    lines = ['| model | lambda (x config) | GMACs loss count | MMACs | '
-             'top-1 (%) | seeds (diverged) |', '|---|---|---|---|---|---|']
-    for p in pts['dynopool']:
-        lines.append(f'| DynOPool | {p["loss_weight"]:.4g} '
-                     f'(x{p["lambda_factor"]:g}) | batch | '
-                     f'{p["gmacs"] * 1e3:.3f} ± {p["gmacs_std"] * 1e3:.3f} | '
-                     f'{p["value"]:.2f} ± {p["value_std"]:.2f} | '
-                     f'{p["seeds"]} ({p["diverged"]}) |')
-    for p in pts['image_count']:
-        lines.append(f'| DynOPool | {p["loss_weight"]:.4g} (x1) | image | '
-                     f'{p["gmacs"] * 1e3:.3f} ± {p["gmacs_std"] * 1e3:.3f} | '
-                     f'{p["value"]:.2f} ± {p["value_std"]:.2f} | '
-                     f'{p["seeds"]} ({p["diverged"]}) |')
-    for p in pts['human']:
-        lines.append(f'| human at {p["resolution"]} px | | | '
-                     f'{p["gmacs"] * 1e3:.3f} ± {p["gmacs_std"] * 1e3:.3f} | '
-                     f'{p["value"]:.2f} ± {p["value_std"]:.2f} | '
-                     f'{p["seeds"]} |')
-    g = [p['gmacs'] for p in pts['dynopool']]
-    monotone = all(a > b for a, b in zip(g, g[1:]))
-    base = pts['dynopool'][0]['gmacs'] if pts['dynopool'] and \
-        pts['dynopool'][0]['lambda_factor'] == 0 else None
-    cfg_pt = next((p for p in pts['dynopool']
-                   if p['lambda_factor'] == 1.0), None)
-    pull = None if base is None or cfg_pt is None else \
-        1 - cfg_pt['gmacs'] / base
-    text = '\n'.join(lines) + (
-        f'\n\nMean GMACs fall monotonically with lambda: {monotone}. '
-        + ('' if pull is None else
-           f'The config lambda ends {100 * abs(pull):.1f} % '
-           f'{"below" if pull >= 0 else "above"} lambda = 0 in mean GMACs.'))
-    return dict(table=text, points=pts, monotone=monotone,
-                pull_vs_zero=pull)
-
-
-def s_lambda_from_sweep(points: Dict[str, List[Dict]]) -> Optional[float]:
-    """DynOPool-S's lambda: the swept lambda whose mean GMACs are closest
-    (in ratio) to the 32 px human model's. Not an interpolation: final
-    GMACs vary by tens of per cent between seeds at one lambda, so only
-    a measured point is trusted."""
-    human = next((p for p in points['human'] if p['resolution'] == 32), None)
-    dyn = [p for p in points['dynopool'] if p['loss_weight'] > 0]
-    if human is None or not dyn:
-        return None
-    return min(dyn, key=lambda p: abs(math.log(p['gmacs'] / human['gmacs'])))[
-        'loss_weight']
-
-
-def summarise_s(results: List[Dict]) -> Dict:
-    s_runs = _by(results, study='dynopool_s')
-    human = _by(results, study='sweep', dataset=SWEEP_DATASET,
-                model='human', resolution=32)
-    if not s_runs or not human:
-        return dict(table='', rows=[])
-    acc_s, acc_h = _paired_by_seed(s_runs, human)
-    g_s = statistics.mean(r['gmacs'] for r in s_runs)
-    g_h = statistics.mean(r['gmacs'] for r in human)
-    lines = ['| model | lambda | MMACs | GMACs vs human | top-1 (%) | '
-             'vs human, paired (p) | learned sizes (seed 0) |',
-             '|---|---|---|---|---|---|---|',
-             f'| human 32 px | | {g_h * 1e3:.3f} | | {_mean_std(acc_h)} | | '
-             f'{" ".join(f"{h}x{w}" for h, w in human[0]["resolutions"][1:])}'
-             ' |',
-             f'| DynOPool-S | {s_runs[0]["loss_weight"]:.4g} | '
-             f'{g_s * 1e3:.3f} | {100 * (g_s / g_h - 1):+.1f} % | '
-             f'{_mean_std(acc_s)} | {_paired(acc_s, acc_h)} | '
-             f'{" ".join(f"{h}x{w}" for h, w in s_runs[0]["resolutions"][1:])}'
-             ' |']
-    return dict(table='\n'.join(lines), gmacs_ratio=g_s / g_h,
-                top1_s=acc_s, top1_human=acc_h)
-
-
-# ------------------------------------------------------------------- figures
-def plot_trajectories(results: List[Dict], out_file: str) -> str:
-    """Layer-1 and layer-2 r_h / r_w over training, every control run."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey=True)
-    colours = {'central': 'tab:red', 'one_sided': 'tab:blue',
-               'central_alpha': 'tab:grey'}
-    for row, dataset in enumerate(('stretch-v', 'stretch-h')):
-        for col, layer in enumerate((0, 1)):
-            ax = axes[row, col]
-            for model, colour in colours.items():
-                for r in _by(results, study='control', dataset=dataset,
-                             model=model):
-                    t = r.get('trajectory') or {}
-                    # Layers in logged (forward) order, not text order.
-                    keys = list(dict.fromkeys(
-                        k.rsplit('/', 1)[0] for k in t
-                        if k.startswith('scale/')))
-                    if len(keys) <= layer:
-                        continue
-                    k = keys[layer]
-                    ax.plot(t['step'], t[k + '/h'], '-', color=colour,
-                            alpha=0.6, lw=1)
-                    ax.plot(t['step'], t[k + '/w'], ':', color=colour,
-                            alpha=0.6, lw=1)
-            ax.set_title(f'{dataset}, resizing layer {layer + 1}',
-                         fontsize=9)
-            ax.set_yscale('log')
-            ax.grid(alpha=0.3)
-    for ax in axes[-1]:
-        ax.set_xlabel('iteration')
-    for ax in axes[:, 0]:
-        ax.set_ylabel('scale r')
-    from matplotlib.lines import Line2D
-    fig.legend([Line2D([], [], color=c, ls=ls) for c in colours.values()
-                for ls in ('-', ':')],
-               [f'{m} {a}' for m in colours for a in ('r_h', 'r_w')],
-               loc='lower center', ncol=6, fontsize=7)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
-    return out_file
-
-
-def plot_sweep(points: Dict[str, List[Dict]], out_file: str) -> str:
-    """Top-1 against MMACs: DynOPool per lambda, human per resolution (mean
-    +- std over seeds), the paper's Fig. 5 at toy scale."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name, fmt, colour, label in (
-            ('human', 'o--', 'tab:gray', 'human (input resolution)'),
-            ('dynopool', 's-', 'tab:red', 'DynOPool (lambda)'),
-            ('image_count', 'x', 'tab:blue', "DynOPool, count='image'")):
-        pts = sorted(points.get(name, []), key=lambda p: p['gmacs'])
-        if not pts:
-            continue
-        ax.errorbar([p['gmacs'] * 1e3 for p in pts],
-                    [p['value'] for p in pts],
-                    xerr=[p['gmacs_std'] * 1e3 for p in pts],
-                    yerr=[p['value_std'] for p in pts], fmt=fmt,
-                    color=colour, label=label, capsize=2)
-        for p in pts:
-            tag = f'{p["resolution"]}px' if name == 'human' else \
-                f'x{p["lambda_factor"]:g}'
-            ax.annotate(tag, (p['gmacs'] * 1e3, p['value']),
-                        textcoords='offset points', xytext=(4, 4),
-                        fontsize=7, color=colour)
-    ax.set_xlabel('MMACs per image')
-    ax.set_ylabel('top-1 (%)')
-    ax.set_title('digits-pairs: accuracy vs cost', fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
-    return out_file
-
-
 def run_toy_studies(work_dir: str,
                     studies: Sequence[str] = STUDIES,
                     seeds: int = 5,
@@ -671,35 +357,9 @@ def run_toy_studies(work_dir: str,
     if 'control' in studies:
         summary['control'] = summarise_control(results)
         summary['gradient_noise'] = alpha_gradient_noise('stretch-v')
-    parts = ['# Toy studies (slim VGG-11 on the shipped digits)\n']
-    if 'control' in summary:
-        parts += ['## Control: stretch-V vs its transpose, both derivative '
-                  'conventions\n', summary['control']['table'],
-                  '\n![alpha trajectories](toy_trajectories.png)\n',
-                  '### Alpha-gradient noise at initialisation (stretch-V, '
-                  '32 batches of 64, same weights)\n',
-                  summarise_noise(summary['gradient_noise']), '']
-        plot_trajectories(results, osp.join(work_dir,
-                                            'toy_trajectories.png'))
-    if 'sweep' in summary:
-        parts += ['## Lambda sweep on digits-pairs (Fig. 5)\n',
-                  summary['sweep']['table'], '\n![sweep](toy_sweep.png)\n']
-        plot_sweep(summary['sweep']['points'],
-                   osp.join(work_dir, 'toy_sweep.png'))
-    if summary.get('dynopool_s', {}).get('table'):
-        parts += ['## DynOPool-S at the human cost on digits-pairs\n',
-                  summary['dynopool_s']['table'], '']
     settings = dict(studies=list(studies), seeds=seeds,
                     sweep_seeds=sweep_seeds, epochs=epochs,
                     cfg_options=cfg_options or {},
                     wall_seconds=round(time.time() - start, 1))
-    parts.append(f'\n{len(results)} runs; {settings["wall_seconds"]:.0f} s '
-                 'wall clock for what ran now (finished runs are read '
-                 'back).\n')
-    report = osp.join(work_dir, 'toy_studies.md')
-    with open(report, 'w') as f:
-        f.write('\n'.join(parts))
-    with open(osp.join(work_dir, 'toy_studies.json'), 'w') as f:
-        json.dump(dict(settings=settings, summary=summary, runs=results), f,
-                  indent=1, default=str)
+    report = write_toy_report(work_dir, summary, results, settings)
     return dict(report=report, summary=summary, runs=results)

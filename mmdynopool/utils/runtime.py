@@ -12,6 +12,7 @@
   checkpoint the user names loads while ``weights_only`` stays on.
 """
 import os
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -37,22 +38,25 @@ def config_path(relative: str) -> str:
                             f'{pkg}/.mim/configs or the clone\'s configs/')
 
 
-def load_config(args):
-    """The config of an OpenMMLab-style tool: ``args.config`` with
-    ``args.cfg_options`` merged, prepared for ``args.launcher`` and with
-    ``work_dir`` from ``args.work_dir`` or ``work_dirs/<config name>``."""
+def load_config(config: str,
+                cfg_options: Optional[dict] = None,
+                launcher: str = 'none',
+                work_dir: Optional[str] = None):
+    """The config of an OpenMMLab-style tool: ``config`` with
+    ``cfg_options`` merged, prepared for ``launcher`` and with ``work_dir``
+    from ``work_dir``, the config's, or ``work_dirs/<config name>``."""
     import os.path as osp
 
     from mmengine.config import Config
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    setup_distributed(cfg, args.launcher)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
+    cfg = Config.fromfile(config)
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    setup_distributed(cfg, launcher)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+                                osp.splitext(osp.basename(config))[0])
     return cfg
 
 

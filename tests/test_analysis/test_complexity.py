@@ -1,118 +1,52 @@
-import copy
+"""complexity_report against hand counts."""
 import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
-from torch import nn
 
-from mmdynopool.analysis import GMACsCounter, count_macs
+from mmdynopool.analysis import (complexity_report, config_complexity,
+                                 count_macs, format_complexity_report)
 from mmdynopool.models import DynOPoolVGG
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs', 'demo', 'hrnet_dynopool_digits.py')
+DEMO = osp.join(ROOT, 'configs', 'demo',
+                'fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py')
 
 
-def hand_macs(model, x, forward=None):
-    """MACs per conv / linear from the output shapes, by the textbook
-    formula (independent of FlopCounterMode)."""
-    macs, hooks = {}, []
-
-    def hook(name):
-
-        def fn(m, args, out):
-            if isinstance(m, nn.Conv2d):
-                k = m.kernel_size[0] * m.kernel_size[1]
-                macs[name] = macs.get(name, 0) + out.numel() * (
-                    m.in_channels // m.groups) * k
-            else:
-                macs[name] = macs.get(name, 0) + out.numel() * m.in_features
-
-        return fn
-
-    for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            hooks.append(m.register_forward_hook(hook(name)))
-    with torch.no_grad():
-        (forward or model)(x)
-    for h in hooks:
-        h.remove()
-    return macs
+def test_totals_and_resizing_cost_by_hand():
+    model = DynOPoolVGG(16, out_indices=(4, ))
+    model.eval()
+    r = complexity_report(model, (224, 224), backbone=model)
+    x = torch.zeros(1, 3, 224, 224)
+    assert r['gmacs'] == pytest.approx(sum(count_macs(model, x).values()) /
+                                       1e9)
+    # Each DynOPool output value: 4 queries x 4 MACs + 3 comparisons.
+    outputs = [(64, 112), (128, 56), (256, 28), (512, 14), (512, 7)]
+    by_hand = sum(c * s * s * 19 for c, s in outputs) / 1e9
+    assert r['resize_gmacs'] == pytest.approx(by_hand)
+    assert r['resolutions'] == [(224, 224), (112, 112), (56, 56), (28, 28),
+                                (14, 14), (7, 7)]
+    assert r['params'] == pytest.approx(
+        sum(p.numel() for p in model.parameters()) / 1e6)
 
 
-def build_segmentor():
-    from mmseg.registry import MODELS
-    cfg = Config.fromfile(DEMO)
-    return MODELS.build(cfg.model)
+def test_config_complexity_and_text():
+    # The demo's human-shaped start at 96 x 96: the input, the stem's /2,
+    # then the four streams at /4 ... /32.
+    r = config_complexity(DEMO, (96, 96))
+    assert r['resolutions'] == [(96, 96), (48, 48), (24, 24), (12, 12),
+                                (6, 6), (3, 3)]
+    text = format_complexity_report(r, 'demo')
+    assert text.splitlines()[0] == 'demo'
+    assert f'GMACs (conv + linear): {r["gmacs"]:.4f}' in text
+    assert 'feature map sizes: [96,96] [48,48] [24,24] [12,12] [6,6] [3,3]' \
+        in text
+    with pytest.raises(ValueError, match=r'shape must be \(H, W\)'):
+        config_complexity(DEMO, (0, 96))
 
 
-def test_count_macs_matches_formula():
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, groups=4),
-        nn.Flatten(), nn.Linear(8 * 14 * 14, 10))
-    x = torch.zeros(1, 3, 16, 16)
-    assert count_macs(model, x) == pytest.approx(hand_macs(model, x))
-
-
-class TestGMACsCounter:
-
-    def test_value_at_init_and_after_any_change_is_the_real_count(self):
-        model = build_segmentor().eval()
-        fwd = lambda t: model(t, mode='tensor')  # noqa: E731
-        size = (96, 96)
-        counter = GMACsCounter(model, size, forward=fwd)
-        x = torch.zeros(1, 3, *size)
-        expected0 = sum(hand_macs(model, x, fwd).values()) / 1e9
-        assert counter.initial_gmacs == pytest.approx(expected0, rel=1e-9)
-        with counter.recording():
-            counter.reset()
-            fwd(x)
-        assert float(counter.loss()) == pytest.approx(expected0, rel=1e-6)
-
-        # Move every alpha: L_GMACs is then the new network's real count.
-        with torch.no_grad():
-            for p, s in zip(model.backbone.dynopools,
-                            [(0.6, 0.45), (0.7, 0.5), (0.4, 0.8),
-                             (0.55, 0.5), (0.9, 0.3)]):
-                p.alpha.copy_(1 / torch.tensor(s))
-        with counter.recording():
-            counter.reset()
-            fwd(x)
-        loss = counter.loss()
-        expected = sum(hand_macs(model, x, fwd).values()) / 1e9
-        assert float(loss) == pytest.approx(expected, rel=1e-6)
-        assert float(loss) != pytest.approx(expected0, rel=1e-3)
-        loss.backward()
-        for p in model.backbone.dynopools:
-            assert torch.isfinite(p.alpha.grad).all()
-            assert (p.alpha.grad != 0).all()
-
-    def test_gradient_chains_through_upstream_pools(self):
-        # A chain of pools: d L / d alpha_1 (h) = -1 / alpha_1 * (GMACs of
-        # every layer after it), the ratio being 1 at init.
-        model = DynOPoolVGG(11, out_indices=(4, ), with_last_pool=False)
-        counter = GMACsCounter(model, (32, 32))
-        with counter.recording():
-            model(torch.zeros(1, 3, 32, 32))
-        counter.loss().backward()
-        macs = count_macs(model, torch.zeros(1, 3, 32, 32))
-        positions = [
-            i for i, m in enumerate(model.features)
-            if m in model.dynopools
-        ]
-        assert len(positions) == 4
-        downstream = [
-            sum(v for k, v in macs.items()
-                if int(k.split('.')[1]) > idx) / 1e9 for idx in positions
-        ]
-        for pool, gm in zip(model.dynopools, downstream):
-            expected = torch.full((2, ), -gm / 2.0)  # alpha = 2 at init
-            torch.testing.assert_close(pool.alpha.grad, expected)
-
-    def test_probe_leaves_model_unchanged(self):
-        model = build_segmentor().train()
-        before = copy.deepcopy(model.state_dict())
-        GMACsCounter(model, (64, 64), forward=lambda t: model(t, mode='tensor'))
-        assert model.training
-        for k, v in model.state_dict().items():
-            assert torch.equal(v, before[k]), k
+def test_model_mode_restored():
+    model = DynOPoolVGG(11, out_indices=(4, ))
+    model.train()  # mmpretrain's backbones return None from train()
+    complexity_report(model, (32, 32), backbone=model)
+    assert model.training

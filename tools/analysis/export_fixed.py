@@ -11,8 +11,7 @@ it from scratch to separate the effect of the shape from that of learning it
 """
 import argparse
 
-from mmdynopool.analysis import export_fixed_config
-from mmdynopool.utils import build_model_from_cfg
+from mmdynopool.analysis import export_fixed_config_file
 
 
 def main():
@@ -21,9 +20,7 @@ def main():
     parser.add_argument('checkpoint')
     parser.add_argument('--out', required=True, help='new config file')
     args = parser.parse_args()
-    cfg, model = build_model_from_cfg(args.config, args.checkpoint)
-    fixed = export_fixed_config(cfg, model)
-    fixed.dump(args.out)
+    fixed = export_fixed_config_file(args.config, args.checkpoint, args.out)
     backbone = fixed.model.backbone
     key = 'init_alphas' if 'init_alphas' in backbone else 'init_scales'
     print(f'wrote {args.out}: {key} = {backbone[key]}')

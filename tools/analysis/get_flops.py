@@ -5,13 +5,12 @@
 With a checkpoint, the learned alpha (hence the learned shape) is used.
 Prints the conv + linear GMACs of one image (FlopCounterMode), the cost of
 the resizing layers themselves (the DynOPool paper's Table C; counting
-convention in ``mmdynopool/analysis/report.py``), the parameters, and the
+convention in ``mmdynopool/analysis/complexity.py``), the parameters, and the
 per-stage feature-map sizes (the paper's Table 1 column).
 """
 import argparse
 
-from mmdynopool.analysis import complexity_report, format_complexity_report
-from mmdynopool.utils import build_model_from_cfg
+from mmdynopool.analysis import config_complexity, format_complexity_report
 
 
 def main():
@@ -23,9 +22,7 @@ def main():
     args = parser.parse_args()
     if min(args.shape) < 1:
         parser.error(f'--shape must be two integers >= 1, got {args.shape}')
-    cfg, model = build_model_from_cfg(args.config, args.checkpoint)
-    report = complexity_report(model, args.shape,
-                               forward=lambda t: model(t, mode='tensor'))
+    report = config_complexity(args.config, args.shape, args.checkpoint)
     print(format_complexity_report(
         report, f'{args.config} at {args.shape[0]}x{args.shape[1]}'))
 

@@ -18,12 +18,10 @@ runs are read back from their ``result.json``.
 Writes ``WORK_DIR/sweep.json``, ``sweep.csv`` and ``sweep.png``.
 """
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
-from mmdynopool.analysis import lambda_sweep, plot_tradeoff, write_rows
+from mmdynopool.analysis import format_sweep_rows, run_lambda_sweep
 
 
 def parse_args(argv=None):
@@ -47,35 +45,13 @@ def parse_args(argv=None):
     return args
 
 
-def load(path, options):
-    cfg = Config.fromfile(path)
-    if options:
-        cfg.merge_from_dict(options)
-    return cfg
-
-
 def main(argv=None):
     args = parse_args(argv)
-    human = load(args.human_config, args.cfg_options) \
-        if args.human_config else None
-    work_dir = osp.abspath(args.work_dir)
-    os.makedirs(work_dir, exist_ok=True)
-    sweep = lambda_sweep(
-        load(args.config, args.cfg_options), args.lambdas, work_dir,
-        input_size=args.input_size, human_cfg=human,
-        resolutions=args.resolutions, metric=args.metric)
-    rows = sweep['dynopool'] + sweep['human']
-    files = write_rows(rows, osp.join(work_dir, 'sweep'))
-    files.append(plot_tradeoff(
-        sweep, osp.join(work_dir, 'sweep.png'),
-        osp.splitext(osp.basename(args.config))[0]))
-    print(f'{"run":<14}{rows[0]["metric"]:>14}{"GMACs":>12}  sizes')
-    for r in rows:
-        name = (f'lambda {r["lambda"]:g}' if r['kind'] == 'dynopool' else
-                f'human {r["resolution"]}px')
-        sizes = ' '.join(f'{h}x{w}' for h, w in r['resolutions'])
-        print(f'{name:<14}{r["value"]:>14.2f}{r["gmacs"]:>12.5f}  {sizes}')
-    print('\n'.join(files))
+    out = run_lambda_sweep(args.config, args.lambdas, args.work_dir,
+                           args.human_config, args.resolutions,
+                           args.input_size, args.metric, args.cfg_options)
+    print(format_sweep_rows(out['rows']))
+    print('\n'.join(out['files']))
 
 
 if __name__ == '__main__':

@@ -7,10 +7,8 @@ Each model becomes one row of rectangles, one per backbone stage, with
 height and width to scale, labelled with its size and GMACs.
 """
 import argparse
-import os.path as osp
 
-from mmdynopool.analysis import complexity_report, plot_shapes
-from mmdynopool.utils import build_model_from_cfg
+from mmdynopool.analysis import plot_learned_shapes
 
 
 def main():
@@ -21,17 +19,9 @@ def main():
                         metavar=('H', 'W'))
     parser.add_argument('--out', default='shapes.png')
     args = parser.parse_args()
-    sizes, labels, notes = [], [], []
-    for spec in args.models:
-        config, _, ckpt = spec.partition(':')
-        _, model = build_model_from_cfg(config, ckpt or None)
-        r = complexity_report(model, args.shape,
-                              forward=lambda t, m=model: m(t, mode='tensor'))
-        sizes.append(r['resolutions'])
-        labels.append(osp.splitext(osp.basename(config))[0] +
-                      (f' ({osp.basename(ckpt)})' if ckpt else ''))
-        notes.append(f'{r["gmacs"]:.3f} GMACs')
-    print(plot_shapes(sizes, labels, args.out, notes))
+    models = [(config, ckpt or None) for config, _, ckpt in (
+        spec.partition(':') for spec in args.models)]
+    print(plot_learned_shapes(models, args.shape, args.out))
 
 
 if __name__ == '__main__':

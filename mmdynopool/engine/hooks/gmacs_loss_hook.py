@@ -1,15 +1,15 @@
 """Adds ``lambda * L_GMACs`` (DynOPool paper, Eq. 7-8) to the training loss."""
 import math
 from numbers import Integral, Real
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ...analysis.complexity import GMACsCounter
+from ..gmacs import GMACsCounter
 
-__all__ = ['GMACsLossHook']
+__all__ = ['GMACsLossHook', 'gmacs_loss_hooks']
 
 #: What ``GMACs[l]`` of Eq. (7) counts (see :class:`GMACsLossHook`).
 COUNTS = ('batch', 'image')
@@ -149,3 +149,43 @@ def _batch_size(inputs) -> int:
                         'inputs as a batched tensor or a list of images, '
                         f'got {type(inputs).__name__}')
     return int(inputs.shape[0])
+
+
+def gmacs_loss_hooks(cfg, remove: bool = False) -> List[dict]:
+    """The ``GMACsLossHook`` entries of a config's ``custom_hooks`` (the
+    dicts themselves: editing one edits ``cfg``).
+
+    The one place that knows the hook's config type: the config changes
+    that concern the GMACs loss (setting lambda, dropping it for testing or
+    for a fixed shape) go through it.
+
+    Args:
+        cfg (Config): A config.
+        remove (bool): Also take them out of ``cfg.custom_hooks`` (in
+            place). Default: False.
+
+    Returns:
+        list[dict]: The hooks, in config order.
+
+    Example:
+        >>> from mmengine.config import Config
+        >>> from mmdynopool.engine import gmacs_loss_hooks
+        >>> cfg = Config(dict(custom_hooks=[
+        ...     dict(type='ShapeLoggingHook'),
+        ...     dict(type='GMACsLossHook', loss_weight=0.1,
+        ...          input_size=(32, 32))]))
+        >>> [h['loss_weight'] for h in gmacs_loss_hooks(cfg)]
+        [0.1]
+        >>> _ = gmacs_loss_hooks(cfg, remove=True)
+        >>> [h['type'] for h in cfg.custom_hooks]
+        ['ShapeLoggingHook']
+    """
+    hooks = cfg.get('custom_hooks', None) or []
+    found = [
+        h for h in hooks
+        if h.get('type') in (GMACsLossHook.__name__, GMACsLossHook)
+    ]
+    if remove and found:
+        cfg.custom_hooks = [h for h in hooks if not any(
+            h is f for f in found)]
+    return found

@@ -5,8 +5,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ...analysis.shapes import resizing_report
 from ...models.layers import DynOPool2d, ShapeAdaptor
+from ...utils.inspection import resizing_report
 
 __all__ = ['ShapeLoggingHook']
 

@@ -1,4 +1,4 @@
-"""Train-and-measure runs: one experiment, a lambda sweep, the trade-off plot.
+"""Train-and-measure runs: one experiment, a lambda sweep, their rows.
 
 :func:`run_experiment` trains one config with mmengine's ``Runner`` in its
 own work dir and measures what the DynOPool paper reports: the validation
@@ -9,12 +9,15 @@ and is not run again, an interrupted one resumes from its latest checkpoint.
 
 :func:`lambda_sweep` does this for several ``GMACsLossHook`` weights and for
 the human model trained at several input resolutions (the paper's Fig. 5:
-"human-designed models are trained by varying input resolutions"), and
-:func:`plot_tradeoff` draws accuracy against GMACs.
+"human-designed models are trained by varying input resolutions");
+:func:`write_rows` writes the results as JSON and CSV and
+:func:`~mmdynopool.analysis.plot_tradeoff` draws them.
+:func:`run_lambda_sweep` does all three from config files.
 """
 import copy
 import csv
 import json
+import os
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
@@ -23,11 +26,13 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from .report import complexity_report
+from .complexity import complexity_report
+from .config_surgery import (gmacs_loss_hook, set_gmacs_loss_weight,
+                             set_input_resolution)
 
 __all__ = [
-    'run_experiment', 'lambda_sweep', 'set_gmacs_loss_weight',
-    'set_input_resolution', 'plot_tradeoff', 'write_rows', 'METRIC_KEYS'
+    'run_experiment', 'lambda_sweep', 'run_lambda_sweep', 'format_sweep_rows',
+    'write_rows', 'METRIC_KEYS'
 ]
 
 RESULT_FILE = 'result.json'
@@ -139,46 +144,6 @@ def run_experiment(cfg: Config,
     return result
 
 
-def _gmacs_hooks(cfg: Config) -> List[dict]:
-    return [h for h in cfg.get('custom_hooks', [])
-            if h.get('type') == 'GMACsLossHook']
-
-
-def set_gmacs_loss_weight(cfg: Config, loss_weight: float) -> Config:
-    """A copy of ``cfg`` whose ``GMACsLossHook`` has ``loss_weight``."""
-    if not loss_weight >= 0:
-        raise ValueError(f'lambda (GMACsLossHook loss_weight) must be >= 0, '
-                         f'got {loss_weight!r}')
-    cfg = copy.deepcopy(cfg)
-    hooks = _gmacs_hooks(cfg)
-    if len(hooks) != 1:
-        raise ValueError('the DynOPool config must have exactly one '
-                         f'GMACsLossHook in custom_hooks, found {len(hooks)}')
-    hooks[0]['loss_weight'] = float(loss_weight)
-    return cfg
-
-
-def set_input_resolution(cfg: Config, size: Sequence[int]) -> Config:
-    """A copy of ``cfg`` whose train and val images are resized to ``size``
-    (``(H, W)``): an mmcv ``Resize`` right before the final ``Pack*``
-    transform of each pipeline (after any crop)."""
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f'resolution must be (H, W) with H, W >= 1, got '
-                         f'{size!r}')
-    cfg = copy.deepcopy(cfg)
-    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg.get(name)
-        if not loader:
-            continue
-        pipeline = loader.get('dataset', {}).get('pipeline')
-        if not pipeline or not pipeline[-1]['type'].startswith('Pack'):
-            raise ValueError(f'{name}.dataset.pipeline must end with a Pack* '
-                             f'transform to set the input resolution, got '
-                             f'{pipeline!r}')
-        pipeline.insert(-1, dict(type='Resize', scale=(size[1], size[0])))
-    return cfg
-
-
 def lambda_sweep(cfg: Config,
                  lambdas: Sequence[float],
                  work_dir: str,
@@ -212,11 +177,10 @@ def lambda_sweep(cfg: Config,
         raise ValueError('resolutions need human_cfg (the human-designed '
                          'model to train at each resolution)')
     if input_size is None:
-        hooks = _gmacs_hooks(cfg)
-        if len(hooks) != 1:
-            raise ValueError('input_size is needed: the config has '
-                             f'{len(hooks)} GMACsLossHook(s), not one')
-        input_size = hooks[0]['input_size']
+        try:
+            input_size = gmacs_loss_hook(cfg)['input_size']
+        except ValueError as e:
+            raise ValueError(f'input_size is needed: {e}') from None
     out = dict(dynopool=[], human=[])
     for lam in lambdas:
         out['dynopool'].append(run_experiment(
@@ -248,38 +212,51 @@ def write_rows(rows: Sequence[Dict], prefix: str) -> List[str]:
     return [prefix + '.json', prefix + '.csv']
 
 
-def plot_tradeoff(sweep: Dict[str, List[Dict]], out_file: str,
-                  title: str = '') -> str:
-    """Metric vs GMACs: DynOPool points (one per lambda) and the human
-    curve over input resolutions (the DynOPool paper's Fig. 5)."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+def run_lambda_sweep(config: str,
+                     lambdas: Sequence[float],
+                     work_dir: str,
+                     human_config: Optional[str] = None,
+                     resolutions: Sequence[int] = (),
+                     input_size: Optional[Sequence[int]] = None,
+                     metric: Optional[str] = None,
+                     cfg_options: Optional[dict] = None) -> Dict:
+    """:func:`lambda_sweep` from config files (``cfg_options`` merged into
+    both), its rows written by :func:`write_rows` to ``work_dir/sweep.*``
+    and drawn to ``work_dir/sweep.png``.
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    human = sorted(sweep.get('human', []), key=lambda r: r['gmacs'])
-    if human:
-        ax.plot([r['gmacs'] for r in human], [r['value'] for r in human],
-                'o--', color='tab:gray', label='human (input resolution)')
-        for r in human:
-            ax.annotate(f'{r["resolution"]}px', (r['gmacs'], r['value']),
-                        textcoords='offset points', xytext=(4, -10),
-                        fontsize=8, color='tab:gray')
-    dyno = sweep.get('dynopool', [])
-    if dyno:
-        ax.plot([r['gmacs'] for r in dyno], [r['value'] for r in dyno], 's',
-                color='tab:red', label='DynOPool (lambda)')
-        for r in dyno:
-            ax.annotate(f'{r["lambda"]:g}', (r['gmacs'], r['value']),
-                        textcoords='offset points', xytext=(4, 4),
-                        fontsize=8, color='tab:red')
-    rows = human + dyno
-    ax.set_xlabel('GMACs per image')
-    ax.set_ylabel(rows[0]['metric'] if rows else 'metric')
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=100)
-    plt.close(fig)
-    return out_file
+    Returns:
+        dict: ``rows`` (the DynOPool runs, then the human ones) and
+        ``files`` (written).
+    """
+    from .plots import plot_tradeoff
+
+    def load(path):
+        cfg = Config.fromfile(path)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+        return cfg
+
+    work_dir = osp.abspath(work_dir)
+    os.makedirs(work_dir, exist_ok=True)
+    sweep = lambda_sweep(
+        load(config), lambdas, work_dir, input_size=input_size,
+        human_cfg=load(human_config) if human_config else None,
+        resolutions=resolutions, metric=metric)
+    rows = sweep['dynopool'] + sweep['human']
+    files = write_rows(rows, osp.join(work_dir, 'sweep'))
+    files.append(plot_tradeoff(
+        sweep, osp.join(work_dir, 'sweep.png'),
+        osp.splitext(osp.basename(config))[0]))
+    return dict(rows=rows, files=files)
+
+
+def format_sweep_rows(rows: Sequence[Dict]) -> str:
+    """One line per run: name, metric, GMACs and feature-map sizes."""
+    lines = [f'{"run":<14}{rows[0]["metric"]:>14}{"GMACs":>12}  sizes']
+    for r in rows:
+        name = (f'lambda {r["lambda"]:g}' if r['kind'] == 'dynopool' else
+                f'human {r["resolution"]}px')
+        sizes = ' '.join(f'{h}x{w}' for h, w in r['resolutions'])
+        lines.append(f'{name:<14}{r["value"]:>14.2f}{r["gmacs"]:>12.5f}  '
+                     f'{sizes}')
+    return '\n'.join(lines)

@@ -1,0 +1,291 @@
+"""One oracle study from a config, as ``tools/analysis/oracle.py`` runs it
+(*The Untapped Potential of Off-the-Shelf CNNs*, Sec. 4.2-4.6).
+
+:func:`run_oracle_study` makes the config's model dynamic (the checkpoint
+loads unchanged), evaluates every option permutation on its test dataloader
+(:func:`~mmdynopool.analysis.run_oracle`) and writes to the work dir:
+``results.npz`` (resumable partial results), ``summary.json`` (static / best
+/ median / worst, per-layer preferences, unique predictions, greedy curve,
+efficiency), ``greedy.csv``, ``permutations.csv`` and ``oracle.png``.
+
+A config may carry its study's settings as ``oracle = dict(attributes=...,
+options=..., efficiency=..., layers=..., shortcut=...)``; arguments
+override them.
+"""
+import csv
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..engine.gmacs import count_macs
+from ..models.dynamic import (convert_to_dynamic, parse_permutation_key,
+                              permutation_key)
+from .oracle import (combine_permutations, efficiency_search,
+                     greedy_accumulation, oracle_summary, run_oracle)
+from .plots import plot_oracle
+
+__all__ = [
+    'run_oracle_study', 'format_oracle_summary', 'permutation_macs',
+    'efficiency_summary', 'PRESET_KEYS'
+]
+
+#: Keys of a config's ``oracle`` dict.
+PRESET_KEYS = ('attributes', 'options', 'efficiency', 'layers', 'shortcut')
+
+
+def permutation_macs(model: torch.nn.Module, dyn, permutations: Sequence,
+                     attributes: Sequence[str],
+                     input_size: Sequence[int]) -> np.ndarray:
+    """MACs of one ``(1, 3, H, W)`` image through every permutation (conv
+    and linear layers, :func:`~mmdynopool.engine.count_macs`); the layers
+    are reset afterwards."""
+    param = next(model.parameters())
+    x = torch.zeros(1, 3, *input_size, device=param.device)
+    macs = []
+    try:
+        for p in permutations:
+            dyn.apply(p, attributes)
+            macs.append(sum(count_macs(
+                model, x, lambda t: model(t, mode='tensor')).values()))
+    finally:
+        dyn.reset()
+    return np.array(macs)
+
+
+def efficiency_summary(results: Mapping[str, np.ndarray], macs: np.ndarray,
+                       default_index: int, target: str) -> Dict:
+    """Sec. 4.6: the cost of emulating the ``'static'`` (trained) or the
+    ``'best'``-case model with the cheapest permutation that predicts what
+    it predicts, per sample.
+
+    Returns:
+        dict: ``target``, its ``accuracy`` (%), ``target_gmacs``,
+        ``mean_gmacs`` of the emulation and ``reduction``
+        (``target_gmacs / mean_gmacs``).
+    """
+    if target not in ('static', 'best'):
+        raise ValueError(f"efficiency target must be 'static' or 'best', "
+                         f'got {target!r}')
+    if 'pred' not in results:
+        raise ValueError('--efficiency needs class predictions '
+                         '(a classification config)')
+    pred, q = results['pred'], results['q']
+    rows = np.arange(len(results['labels']))
+    if target == 'static':
+        predicted = pred[:, default_index]
+        target_macs = macs[default_index]
+    else:
+        predicted = pred[rows, q.argmax(1)]
+        target_macs = macs[q.argmax(1)].mean()
+    eff = efficiency_search(pred, macs, predicted)
+    return dict(
+        target=target,
+        accuracy=float((predicted == results['labels']).mean() * 100),
+        target_gmacs=float(target_macs / 1e9),
+        mean_gmacs=eff['mean_gmacs'],
+        reduction=float(target_macs / 1e9 / eff['mean_gmacs']))
+
+
+def _settings(cfg, attributes, options, efficiency, layers, shortcut):
+    preset = dict(cfg.get('oracle') or {})
+    unknown = set(preset) - set(PRESET_KEYS)
+    if unknown:
+        raise ValueError(f"the config's oracle dict has unknown keys "
+                         f'{sorted(unknown)}')
+    merged = {k: tuple(v) for k, v in (preset.get('options') or {}).items()}
+    merged.update({k: tuple(v) for k, v in (options or {}).items()})
+    return dict(
+        attributes=tuple(attributes or preset.get('attributes')
+                         or ('stride', )),
+        options=merged,
+        efficiency=efficiency or preset.get('efficiency'),
+        layers=layers or preset.get('layers', 'ABCD'),
+        shortcut=shortcut or preset.get('shortcut', 'avgpool'))
+
+
+def _ranked_permutations(ranked: Mapping[str, str],
+                         attributes: Sequence[str], budget: int) -> List:
+    if sorted(ranked) != sorted(attributes):
+        raise ValueError(f'--ranked must name every attribute of '
+                         f'--attributes {tuple(attributes)}, got '
+                         f'{sorted(ranked)}')
+    lists = []
+    for a in attributes:
+        with open(osp.join(ranked[a], 'summary.json')) as f:
+            lists.append([parse_permutation_key(k)
+                          for k in json.load(f)['greedy']['order']])
+    return combine_permutations(lists, budget)
+
+
+def _write_csv(path: str, header: Sequence[str], rows) -> str:
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def run_oracle_study(config: str,
+                     checkpoint: Optional[str] = None,
+                     attributes: Optional[Sequence[str]] = None,
+                     options: Optional[Mapping[str, Sequence]] = None,
+                     layers: Optional[str] = None,
+                     arch: Optional[str] = None,
+                     shortcut: Optional[str] = None,
+                     budget: int = 625,
+                     ranked: Optional[Mapping[str, str]] = None,
+                     efficiency: Optional[str] = None,
+                     input_size: Optional[Sequence[int]] = None,
+                     max_samples: Optional[int] = None,
+                     batch_size: Optional[int] = None,
+                     work_dir: Optional[str] = None,
+                     device: str = 'cpu',
+                     progress: bool = True,
+                     cfg_options: Optional[dict] = None) -> Dict:
+    """Oracle-evaluate ``config``'s model and write the study's files.
+
+    Args:
+        config (str): Config file (mmpretrain or mmseg).
+        checkpoint (str, optional): Its trained weights.
+        attributes (Sequence[str], optional): Of ``stride``, ``dilation``,
+            ``kernel_size``. Default: the config's ``oracle.attributes``,
+            else ``('stride', )``.
+        options (Mapping, optional): Allowed values per attribute.
+        layers (str, optional): Dynamic layers. Default: ``'ABCD'``.
+        arch (str, optional): ``resnet``, ``mobilenet_v2`` or ``densenet``.
+            Default: detected.
+        shortcut (str, optional): How a ResNet shortcut follows a changed
+            stride. Default: ``'avgpool'``.
+        budget (int): Most permutations when combining (Eq. 2).
+            Default: 625.
+        ranked (Mapping[str, str], optional): Per attribute, the work dir of
+            an earlier single-attribute study to combine (Eq. 2).
+        efficiency (str, optional): ``'static'`` or ``'best'`` (Sec. 4.6).
+        input_size (Sequence[int], optional): ``(H, W)`` for the MACs
+            counts. Default: the first test batch's (classification).
+        max_samples (int, optional): Test samples to use. Default: all.
+        batch_size (int, optional): Default: the config's.
+        work_dir (str, optional): Default:
+            ``work_dirs/oracle/<config name>/<attributes>``.
+        device (str): Default: ``'cpu'``.
+        progress (bool): Show a progress bar. Default: True.
+        cfg_options (dict, optional): Merged into the config.
+
+    Returns:
+        dict: ``summary`` (what ``summary.json`` holds), ``work_dir`` and
+        ``files`` (written).
+    """
+    from mmengine.runner import Runner
+
+    from ..utils import build_model_from_cfg
+    cfg, model = build_model_from_cfg(config, checkpoint, cfg_options)
+    model.to(device)
+    s = _settings(cfg, attributes, options, efficiency, layers, shortcut)
+    attributes = s['attributes']
+    dyn = convert_to_dynamic(getattr(model, 'backbone', model), arch,
+                             s['layers'], s['options'], s['shortcut'])
+    default = dyn.default(attributes)
+    perms = (_ranked_permutations(ranked, attributes, budget)
+             if ranked else dyn.permutations(attributes))
+    if default not in perms:  # the static model is always evaluated
+        perms.append(default)
+    default_index = perms.index(default)
+
+    name = osp.splitext(osp.basename(config))[0]
+    work_dir = work_dir or osp.join('work_dirs', 'oracle', name,
+                                    '+'.join(attributes))
+    os.makedirs(work_dir, exist_ok=True)
+    loader_cfg = cfg.test_dataloader.copy()
+    if max_samples:
+        loader_cfg.dataset.indices = max_samples
+    if batch_size:
+        loader_cfg.batch_size = batch_size
+    loader = Runner.build_dataloader(loader_cfg)
+    if progress:
+        print(f'{len(perms)} permutations of {attributes} over layers '
+              f'{dyn.names}, {len(loader.dataset)} samples -> {work_dir}')
+    res = run_oracle(model, loader, perms, attributes,
+                     osp.join(work_dir, 'results.npz'), progress=progress)
+
+    classification = 'pred' in res
+    summary = oracle_summary(res['q'], perms, default_index, dyn.names,
+                             res.get('pred'), res.get('labels'))
+    summary.update(config=config, checkpoint=checkpoint,
+                   attributes=list(attributes),
+                   default=permutation_key(default))
+    if classification:
+        correct = res['pred'] == res['labels'][:, None]
+        greedy = greedy_accumulation(correct)
+        alone = correct.mean(0) * 100
+    else:
+        greedy = None
+        with np.errstate(invalid='ignore', divide='ignore'):
+            # Dataset mIoU of each permutation.
+            alone = np.nanmean(res['intersect'] / res['union'], axis=1) * 100
+        summary['static_dataset_miou'] = float(alone[default_index])
+    macs = None
+    if s['efficiency'] or input_size:
+        if s['efficiency'] and not classification:
+            raise ValueError('--efficiency needs class predictions '
+                             '(a classification config)')
+        if input_size is None:
+            if not classification:
+                raise ValueError('segmentation: pass --input-size for MACs')
+            batch = model.data_preprocessor(next(iter(loader)), False)
+            input_size = tuple(batch['inputs'].shape[-2:])
+        macs = permutation_macs(model, dyn, perms, attributes, input_size)
+        summary['static_gmacs'] = float(macs[default_index] / 1e9)
+    if s['efficiency']:
+        summary['efficiency'] = efficiency_summary(res, macs, default_index,
+                                                   s['efficiency'])
+    files = []
+    if greedy is not None:
+        summary['greedy'] = dict(
+            order=[permutation_key(perms[j]) for j in greedy['order']],
+            accuracy=greedy['accuracy'])
+        files.append(_write_csv(
+            osp.join(work_dir, 'greedy.csv'),
+            ['k', 'permutation', 'best_case_top1'],
+            [[k + 1, permutation_key(perms[j]), f'{a:.3f}'] for k, (j, a)
+             in enumerate(zip(greedy['order'], greedy['accuracy']))]))
+    best = np.bincount(res['q'].argmax(1), minlength=len(perms))
+    files.append(_write_csv(
+        osp.join(work_dir, 'permutations.csv'),
+        ['permutation', 'top1' if classification else 'miou',
+         'preferred_by', 'gmacs'],
+        [[permutation_key(p), f'{alone[j]:.3f}', int(best[j]),
+          '' if macs is None else f'{macs[j] / 1e9:.5f}']
+         for j, p in enumerate(perms)]))
+    path = osp.join(work_dir, 'summary.json')
+    with open(path, 'w') as f:
+        json.dump(summary, f, indent=2)
+    files.append(path)
+    files.append(plot_oracle(osp.join(work_dir, 'oracle.png'), greedy,
+                             summary,
+                             f'{name}: dynamic {"+".join(attributes)}'))
+    return dict(summary=summary, work_dir=work_dir, files=files)
+
+
+def format_oracle_summary(summary: Dict) -> str:
+    """The study's headline numbers as text."""
+    metric = 'top-1' if 'unique_predictions' in summary else \
+        'mean per-image mIoU'
+    lines = [f'{metric} (%)  static {summary["static"]:.2f}  best '
+             f'{summary["best"]:.2f}  median {summary["median"]:.2f}  worst '
+             f'{summary["worst"]:.2f}  ({summary["num_samples"]} samples, '
+             f'{summary["num_permutations"]} permutations)']
+    for layer, prefs in summary['preferences'].items():
+        lines.append(f'  preferred options in {layer}: ' + ', '.join(
+            f'{k}: {v:.1f}%' for k, v in prefs.items()))
+    if 'efficiency' in summary:
+        e = summary['efficiency']
+        lines.append(
+            f'efficiency: emulating the {e["target"]} model '
+            f'({e["accuracy"]:.2f}% top-1, {e["target_gmacs"]:.4f} GMACs)'
+            f' costs {e["mean_gmacs"]:.4f} GMACs per sample on average '
+            f'({e["reduction"]:.2f}x less)')
+    return '\n'.join(lines)
