@@ -24,9 +24,9 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from torch import nn
 
 from .layers.dynamic_conv import (ATTRIBUTES, DILATIONS, KERNEL_SIZES, STRIDES,
-                                  DynamicConv2d, DynamicPool2d, FollowerConv2d,
-                                  FollowerResize, check_attributes,
-                                  check_shortcut, option_key)
+                                  DynamicConv2d, DynamicPool2d,
+                                  check_attributes, option_key)
+from .layers.shortcut import FollowerConv2d, FollowerResize, check_shortcut
 
 __all__ = ['convert_to_dynamic', 'DynamicLayers', 'ARCHS', 'ATTRIBUTES']
 
@@ -109,7 +109,7 @@ def convert_to_dynamic(model: nn.Module,
             ``'avgpool'`` (the first author's code: the 1x1 at stride 1,
             then adaptive average pooling to the main path's size) or
             ``'subsample'`` (the 1x1 at the new stride). See
-            :func:`~mmdynopool.models.layers.dynamic_conv.follow_shortcut`.
+            :func:`~mmdynopool.models.layers.shortcut.follow_shortcut`.
             Default: ``'avgpool'``.
 
     Returns:

@@ -49,7 +49,8 @@ def resizer_scale(m: nn.Module) -> Tuple[float, float]:
     """``(r_h, r_w)`` of a resizing layer: its learned scale, or one over its
     stride."""
     if is_learnable_resizer(m):
-        return tuple(m.scale)
+        s = m.scale  # a Shape Adaptor scales both axes alike
+        return (s, s) if isinstance(s, float) else tuple(s)
     return tuple(1 / s for s in stride_of(m))
 
 

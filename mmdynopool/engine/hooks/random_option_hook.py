@@ -7,7 +7,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.dynamic import DynamicLayers, convert_to_dynamic
-from ...models.layers.dynamic_conv import check_attributes, check_shortcut
+from ...models.layers.dynamic_conv import check_attributes
+from ...models.layers.shortcut import check_shortcut
 
 __all__ = ['RandomOptionHook']
 

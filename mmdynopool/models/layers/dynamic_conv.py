@@ -30,12 +30,11 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from .pooled_conv import hold
-
-__all__ = ['DynamicConv2d', 'DynamicPool2d', 'FollowerConv2d',
-           'FollowerResize', 'dynamic_conv2d', 'follow_shortcut', 'STRIDES',
-           'DILATIONS', 'KERNEL_SIZES', 'SHORTCUTS', 'stride_pair',
-           'check_shortcut', 'option_key']
+__all__ = [
+    'DynamicConv2d', 'DynamicPool2d', 'dynamic_conv2d', 'STRIDES',
+    'DILATIONS', 'KERNEL_SIZES', 'ATTRIBUTES', 'stride_pair', 'option_key',
+    'check_attributes'
+]
 
 STRIDES = (0.5, 1, 2, 3, 4)
 DILATIONS = (1, 2, 3, 4, 5)
@@ -271,45 +270,6 @@ class DynamicConv2d(nn.Conv2d):
         return super().extra_repr() + f', option={self.option}'
 
 
-#: How a shortcut follows a changed stride (see :func:`follow_shortcut`).
-SHORTCUTS = ('avgpool', 'subsample')
-
-
-def follow_shortcut(x: Tensor, stride: Union[int, float], shortcut: str,
-                    op=None) -> Tensor:
-    """A ResNet shortcut ``op`` (a 1x1 conv taking ``(x, stride)``, or the
-    identity) at another stride, sized like the main path: ``ceil(H / s)``
-    per axis, ``2 H`` for ``s = 1/2``.
-
-    * ``'avgpool'`` (the first author's code, default): ``op`` at stride 1,
-      then adaptive average pooling to the main path's size (nearest
-      up-sampling for ``1/2``). Every input pixel reaches the sum.
-    * ``'subsample'``: ``op`` at stride ``s`` (a 1x1 stride-``s`` identity
-      keeps one pixel in ``s x s``); ``1/2`` up-samples the input 2x
-      (nearest) first.
-
-    For a 1x1 ``op`` both agree at ``s <= 1``. A transposed 1x1 is never
-    used for ``1/2``: it would leave three zeros in every 2x2 cell of the
-    identity path.
-    """
-    op = op or (lambda t, s: t[..., ::s[0], ::s[1]])
-    h, w = x.shape[-2:]
-    sh, sw = stride_pair(stride)
-    if 0.5 in (sh, sw):
-        up = (2. if sh == 0.5 else 1., 2. if sw == 0.5 else 1.)
-        return op(F.interpolate(x, scale_factor=up, mode='nearest'), (1, 1))
-    if shortcut == 'subsample' or (sh, sw) == (1, 1):
-        return op(x, (sh, sw))
-    return F.adaptive_avg_pool2d(op(x, (1, 1)), (-(-h // sh), -(-w // sw)))
-
-
-def check_shortcut(shortcut: str) -> None:
-    """``shortcut`` must be one of :data:`SHORTCUTS`."""
-    if shortcut not in SHORTCUTS:
-        raise ValueError(f'shortcut must be one of {SHORTCUTS}, got '
-                         f'{shortcut!r}')
-
-
 def check_attributes(attributes,
                      name: str = 'attributes') -> Tuple[str, ...]:
     """``attributes`` as a tuple of distinct names from :data:`ATTRIBUTES`
@@ -322,68 +282,6 @@ def check_attributes(attributes,
         raise ValueError(f'{name} must be distinct names from {ATTRIBUTES}, '
                          f'got {attributes!r}')
     return attributes
-
-
-class FollowerConv2d(nn.Conv2d):
-    """A shortcut convolution (ResNet ``downsample``) that follows the stride
-    of its block's :class:`DynamicConv2d` (the *leader*), so the residual sum
-    still lines up.
-
-    Its stride is ``leader stride x (own trained stride / leader trained
-    stride)``; at its trained stride it is the trained conv, otherwise
-    :func:`follow_shortcut` with ``shortcut`` (``'avgpool'``: the 1x1 at
-    stride 1, then adaptive average pooling, as the first author's code
-    does; ``'subsample'``: the 1x1 at the new stride). The leader is held by
-    reference, not as a sub-module, so the state dict keeps the original
-    keys.
-    """
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d, leader: DynamicConv2d,
-                  shortcut: str = 'avgpool') -> 'FollowerConv2d':
-        check_shortcut(shortcut)
-        new = _share_conv(cls, conv)
-        hold(new, 'leader', leader)
-        new.shortcut = shortcut
-        return new
-
-    def forward(self, x: Tensor) -> Tensor:
-        stride = follow_stride(self.leader, self.stride[0])
-        if stride_pair(stride) == self.stride:
-            return super().forward(x)
-        return follow_shortcut(
-            x, stride, self.shortcut,
-            lambda t, s: F.conv2d(t, self.weight, self.bias, s, self.padding,
-                                  self.dilation, self.groups))
-
-
-class FollowerResize(nn.Module):
-    """The identity shortcut of a block whose leader's stride changed
-    (:func:`follow_shortcut` of the identity: adaptive average pooling by
-    default, ``x[..., ::s, ::s]`` with ``shortcut='subsample'``, a 2x
-    nearest up-sampling for ``s = 1/2``). No parameters."""
-
-    def __init__(self, leader: DynamicConv2d,
-                 shortcut: str = 'avgpool') -> None:
-        super().__init__()
-        check_shortcut(shortcut)
-        hold(self, 'leader', leader)
-        self.shortcut = shortcut
-
-    def forward(self, x: Tensor) -> Tensor:
-        return follow_shortcut(x, follow_stride(self.leader, 1),
-                               self.shortcut)
-
-
-def follow_stride(leader: DynamicConv2d,
-                  own_default) -> Union[int, float, Tuple]:
-    """Stride (a number, or a pair for an anisotropic leader) that keeps a
-    follower at the leader's resolution."""
-    pair = tuple(s * own_default / leader.default[0]
-                 for s in stride_pair(leader.option[0]))
-    _check_stride('follower stride', pair)
-    pair = stride_pair(pair)
-    return pair[0] if pair[0] == pair[1] else pair
 
 
 def option_key(value):
