@@ -49,36 +49,39 @@ def n_params(model):
     return sum(p.numel() for p in model.parameters())
 
 
-# Every resizing backbone, small.
+# Every resizing backbone, small: (class, constructor arguments).
 EVERY = {
-    'DynOPoolResNet': lambda: DynOPoolResNet(18, base_channels=8,
-                                             stem_channels=8),
-    'DynOPoolResNet_CIFAR': lambda: DynOPoolResNet_CIFAR(18,
-                                                         base_channels=8),
-    'DynOPoolVGG': lambda: DynOPoolVGG(11),
-    'DynOPoolSlimVGG': lambda: DynOPoolSlimVGG(11, widen_factor=0.125),
-    'DynOPoolMobileNetV2': lambda: DynOPoolMobileNetV2(widen_factor=0.25),
-    'DynOPoolMobileNetV2_CIFAR': lambda: DynOPoolMobileNetV2_CIFAR(
-        widen_factor=0.25),
-    'DynOPoolHRNet': lambda: DynOPoolHRNet(TINY),
-    'DynOPoolEfficientNet': lambda: DynOPoolEfficientNet('b0'),
-    'ShapeAdaptorVGG': lambda: ShapeAdaptorVGG(11),
-    'ShapeAdaptorSlimVGG': lambda: ShapeAdaptorSlimVGG(11,
-                                                       widen_factor=0.125),
-    'ShapeAdaptorResNet': lambda: ShapeAdaptorResNet(18, base_channels=8,
-                                                     stem_channels=8),
-    'ShapeAdaptorResNet_CIFAR': lambda: ShapeAdaptorResNet_CIFAR(
-        18, base_channels=8),
-    'ShapeAdaptorMobileNetV2': lambda: ShapeAdaptorMobileNetV2(
-        widen_factor=0.25),
+    c.__name__: (c, kw) for c, kw in [
+        (DynOPoolResNet, dict(depth=18, base_channels=8, stem_channels=8)),
+        (DynOPoolResNet_CIFAR, dict(depth=18, base_channels=8)),
+        (DynOPoolVGG, dict(depth=11, norm_cfg=dict(type='BN'))),
+        (DynOPoolSlimVGG, dict(depth=11, widen_factor=0.125,
+                               norm_cfg=dict(type='BN'))),
+        (DynOPoolMobileNetV2, dict(widen_factor=0.25)),
+        (DynOPoolMobileNetV2_CIFAR, dict(widen_factor=0.25)),
+        (DynOPoolHRNet, dict(extra=TINY)),
+        (DynOPoolEfficientNet, dict(arch='b0')),
+        (ShapeAdaptorVGG, dict(depth=11, norm_cfg=dict(type='BN'))),
+        (ShapeAdaptorSlimVGG, dict(depth=11, widen_factor=0.125,
+                                   norm_cfg=dict(type='BN'))),
+        (ShapeAdaptorResNet, dict(depth=18, base_channels=8,
+                                  stem_channels=8)),
+        (ShapeAdaptorResNet_CIFAR, dict(depth=18, base_channels=8)),
+        (ShapeAdaptorMobileNetV2, dict(widen_factor=0.25)),
+    ]
 }
+
+
+def build(name, **kwargs):
+    cls, kw = EVERY[name]
+    return cls(**kw, **kwargs)
 
 
 @pytest.mark.parametrize('name', sorted(EVERY))
 def test_one_key_scheme(name):
     """Every resizing layer is registered once, in ``dynopools``; whatever
     calls it holds a reference."""
-    model = EVERY[name]()
+    model = build(name)
     from mmpretrain.registry import MODELS
     from mmseg.registry import MODELS as SEG_MODELS
     assert name in MODELS or name in SEG_MODELS
@@ -332,17 +335,9 @@ def test_shape_adaptor_alphas_follow_frozen_stages(build, top):
     assert counts == sorted(counts)
 
 
-@pytest.mark.parametrize('build', [
-    lambda: DynOPoolResNet(18, norm_eval=True),
-    lambda: DynOPoolMobileNetV2(widen_factor=0.25, norm_eval=True),
-    lambda: DynOPoolVGG(11, norm_cfg=dict(type='BN'), norm_eval=True),
-    lambda: DynOPoolHRNet(TINY, norm_eval=True),
-    lambda: ShapeAdaptorResNet(18, norm_eval=True),
-],
-                         ids=['resnet', 'mobilenet_v2', 'vgg', 'hrnet',
-                              'sa_resnet'])
-def test_norm_eval_keeps_every_batchnorm_in_eval(build):
-    model = build()
+@pytest.mark.parametrize('name', sorted(EVERY))
+def test_norm_eval_keeps_every_batchnorm_in_eval(name):
+    model = build(name, norm_eval=True)
     model.train()
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
     assert norms and not any(m.training for m in norms)
