@@ -3,13 +3,18 @@
 Nesterov SGD, cosine per epoch; then the weights with the new alpha)."""
 import copy
 import math
+import os.path as osp
 
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.config import Config
 from mmengine.model import BaseModel
+from mmengine.registry import DATASETS, MODELS
 from mmengine.runner import Runner
+from mmengine.testing import RunnerTestCase
 from torch import nn
+from torch.utils.data import Dataset
 
 from mmdynopool.engine.hooks import ShapeAdaptorHook
 from mmdynopool.models import ShapeAdaptor
@@ -96,8 +101,10 @@ def penalise(model, d_limit):
     model.sa1.penalty = model.sa2.penalty = rho
 
 
-def runner_for(model, work_dir, joint=False, d_limit=None, resume=False,
-               **hook_options):
+def cfg_for(model, work_dir, joint=False, d_limit=None, resume=False,
+            **hook_options):
+    """The runner's arguments: ``model`` (an instance) trained with the
+    hook on :func:`dataset` for ``EPOCHS`` epochs."""
     hook = dict(type='ShapeAdaptorHook', alpha_interval=INTERVAL,
                 **hook_options)
     if joint:
@@ -105,7 +112,7 @@ def runner_for(model, work_dir, joint=False, d_limit=None, resume=False,
     if d_limit is not None:
         hook.update(input_size=13, d_limit=d_limit)
     paramwise = dict(custom_keys={'.alpha': dict(lr_mult=0.2)})
-    return Runner(
+    return dict(
         model=model, work_dir=str(work_dir),
         train_dataloader=dict(dataset=dataset(), batch_size=BATCH,
                               sampler=dict(type='DefaultSampler',
@@ -119,6 +126,10 @@ def runner_for(model, work_dir, joint=False, d_limit=None, resume=False,
         default_hooks=dict(checkpoint=dict(type='CheckpointHook',
                                            interval=1)),
         resume=resume, log_level='WARNING')
+
+
+def runner_for(*args, **kwargs):
+    return Runner(**cfg_for(*args, **kwargs))
 
 
 def assert_same_model(a, b):
@@ -140,36 +151,6 @@ def test_matches_algorithm1(tmp_path, joint, d_limit):
     if d_limit is not None:  # 13 * 0.79 * 0.72 = 7.4 > 6 at the start
         assert trained.sa1.penalty < 1
     assert trained.sa1.alpha.requires_grad  # restored after training
-
-
-def test_resume_continues_the_alpha_optimizer(tmp_path):
-    allow_mmengine_checkpoints()
-    torch.manual_seed(0)
-    model = Tiny()
-    # T_max explicit: the first run is cut short below, which would
-    # otherwise shorten its cosine.
-    cosine = dict(alpha_scheduler=dict(type='CosineAnnealingLR',
-                                       T_max=EPOCHS))
-    straight = runner_for(copy.deepcopy(model), tmp_path / 'straight',
-                          **cosine)
-    straight.train()
-    first = runner_for(copy.deepcopy(model), tmp_path / 'resumed', **cosine)
-    first.train_loop._max_epochs = 1  # stop after the epoch-1 checkpoint
-    first.train()
-    ckpt = torch.load(tmp_path / 'resumed' / 'epoch_1.pth',
-                      weights_only=False)
-    assert ckpt['shape_adaptor_hook']['optimizer']['state']
-    resumed = runner_for(copy.deepcopy(model), tmp_path / 'resumed',
-                         resume=True, **cosine)
-    resumed.train()
-    assert_same_model(resumed.model, straight.model)
-    hooks = [next(h for h in r.hooks if isinstance(h, ShapeAdaptorHook))
-             for r in (straight, resumed)]
-    sa, sb = (h.optim_wrapper.state_dict() for h in hooks)
-    for pa, pb in zip(sa['state'].values(), sb['state'].values()):
-        torch.testing.assert_close(pa['momentum_buffer'],
-                                   pb['momentum_buffer'])
-    assert sa['param_groups'][0]['lr'] == sb['param_groups'][0]['lr']
 
 
 @pytest.mark.parametrize('kwargs,error,match', [
@@ -206,17 +187,6 @@ def test_penalty_at_test_time_and_fixed_adaptors_left_alone():
     assert not model.sa2.alpha.requires_grad
 
 
-def test_iteration_based_run_anneals_alpha_lr_per_iteration(tmp_path):
-    torch.manual_seed(0)
-    runner = runner_for(Tiny(), tmp_path)
-    runner._train_loop = dict(by_epoch=False, max_iters=6)
-    runner.train()
-    hook = next(h for h in runner.hooks if isinstance(h, ShapeAdaptorHook))
-    assert hook._by_epoch is False and hook.scheduler.T_max == 6
-    # Cosine over the 6 iterations ends at 0 (per epoch it would not move).
-    assert hook.optim_wrapper.param_groups[0]['lr'] == pytest.approx(0)
-
-
 def test_frozen_alpha_is_not_trained(tmp_path):
     torch.manual_seed(0)
     model = Tiny()
@@ -228,3 +198,86 @@ def test_frozen_alpha_is_not_trained(tmp_path):
     assert not runner.model.sa1.alpha.requires_grad
     assert not torch.equal(runner.model.sa2.alpha.detach(),
                            Tiny().sa2.alpha.detach())
+
+
+class SeededTiny(Tiny):
+    """``torch.manual_seed(0); Tiny()`` as a registered type: a config
+    holds a type, not a module."""
+
+    def __init__(self):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            super().__init__()
+
+
+class TinyData(Dataset):
+    metainfo = dict()
+
+    def __init__(self):
+        self.data = dataset()
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        return self.data[index]
+
+
+class TestShapeAdaptorHookRunner(RunnerTestCase):
+    """Runner-level behaviour: the hook's own optimizer and scheduler across
+    a checkpoint and resume, and its schedule in an iteration-based run."""
+
+    def setUp(self):
+        super().setUp()
+        MODELS.register_module(module=SeededTiny, force=True)
+        DATASETS.register_module(module=TinyData, force=True)
+
+    def tearDown(self):
+        MODELS.module_dict.pop('SeededTiny', None)
+        DATASETS.module_dict.pop('TinyData', None)
+        super().tearDown()
+
+    def build(self, work_dir, **kwargs):
+        cfg = cfg_for(dict(type='SeededTiny'),
+                      osp.join(self.temp_dir.name, work_dir), **kwargs)
+        cfg['train_dataloader']['dataset'] = dict(type='TinyData')
+        return self.build_runner(Config(cfg))
+
+    def test_resume_continues_the_alpha_optimizer(self):
+        allow_mmengine_checkpoints()
+        # T_max explicit: the first run is cut short below, which would
+        # otherwise shorten its cosine.
+        cosine = dict(alpha_scheduler=dict(type='CosineAnnealingLR',
+                                           T_max=EPOCHS))
+        straight = self.build('straight', **cosine)
+        straight.train()
+        first = self.build('resumed', **cosine)
+        first.train_loop._max_epochs = 1  # stop after the epoch-1 checkpoint
+        first.train()
+        ckpt = torch.load(osp.join(first.work_dir, 'epoch_1.pth'),
+                          weights_only=False)
+        assert ckpt['shape_adaptor_hook']['optimizer']['state']
+        resumed = self.build('resumed', resume=True, **cosine)
+        resumed.train()
+        assert_same_model(resumed.model, straight.model)
+        hooks = [next(h for h in r.hooks if isinstance(h, ShapeAdaptorHook))
+                 for r in (straight, resumed)]
+        sa, sb = (h.optim_wrapper.state_dict() for h in hooks)
+        for pa, pb in zip(sa['state'].values(), sb['state'].values()):
+            torch.testing.assert_close(pa['momentum_buffer'],
+                                       pb['momentum_buffer'])
+        assert sa['param_groups'][0]['lr'] == sb['param_groups'][0]['lr']
+        # The scheduler continues from the checkpoint, not from epoch 0.
+        assert hooks[1].scheduler.state_dict() == \
+            hooks[0].scheduler.state_dict()
+
+    def test_iteration_based_run_anneals_alpha_lr_per_iteration(self):
+        runner = self.build('iters')
+        runner._train_loop = dict(by_epoch=False, max_iters=6)
+        runner.train()
+        hook = next(h for h in runner.hooks
+                    if isinstance(h, ShapeAdaptorHook))
+        assert hook._by_epoch is False and hook.scheduler.T_max == 6
+        # Cosine over the 6 iterations ends at 0 (per epoch it would not
+        # move).
+        assert hook.optim_wrapper.param_groups[0]['lr'] == pytest.approx(0)

@@ -48,7 +48,7 @@ def rof_cfg(work_dir, model, iters=6):
 
 
 def test_rof_draws_a_permutation_per_iteration(tmp_path,
-                                                tiny_classifier_cfg):
+                                               tiny_classifier_cfg):
     recorder = Recorder()
     hook = RandomOptionHook(attributes=('stride', 'kernel_size'), seed=3)
     cfg = rof_cfg(tmp_path, tiny_classifier_cfg)
