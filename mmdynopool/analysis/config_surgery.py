@@ -93,9 +93,7 @@ def export_fixed_config(cfg, model: nn.Module):
       dropped.
     """
     backbone = getattr(model, 'backbone', model)
-    layers = list(dict.fromkeys(
-        list(getattr(backbone, 'dynopools', None) or []) +
-        list(getattr(backbone, 'shape_adaptors', None) or [])))
+    layers = list(getattr(backbone, 'dynopools', None) or [])
     adaptors = [m for m in layers if isinstance(m, ShapeAdaptor)]
     if adaptors:
         return _export_fixed_shape_adaptors(cfg, adaptors)

@@ -50,8 +50,10 @@ def resizer_scale(m: nn.Module) -> Tuple[float, float]:
     stride."""
     if is_learnable_resizer(m):
         s = m.scale  # a Shape Adaptor scales both axes alike
-        return (s, s) if isinstance(s, float) else tuple(s)
-    return tuple(1 / s for s in stride_of(m))
+        s = tuple(s) if isinstance(s, (tuple, list)) else (s, s)
+    else:
+        s = tuple(1 / v for v in stride_of(m))
+    return tuple(float(v) for v in s)
 
 
 def learnable_resizers(model: nn.Module) -> List[nn.Module]:

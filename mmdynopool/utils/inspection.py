@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..models.resizing import (is_learnable_resizer, is_resizing_layer,
-                               stride_of)
+                               resizer_scale)
 
 __all__ = ['eval_mode', 'resizing_report']
 
@@ -38,15 +38,6 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         model.train(was_training)
-
-
-def _scale(m: nn.Module) -> Tuple[float, float]:
-    if is_learnable_resizer(m):
-        s = m.scale  # DynOPool: (r_h, r_w); Shape Adaptor: one factor
-        s = tuple(s) if isinstance(s, (tuple, list)) else (s, s)
-    else:
-        s = tuple(1 / v for v in stride_of(m))
-    return tuple(float(v) for v in s)
 
 
 def _sizes(out) -> List[Tuple[int, int]]:
@@ -103,7 +94,7 @@ def resizing_report(model: nn.Module,
             rows.append({
                 'name': name,
                 'type': type(m).__name__,
-                'scale': _scale(m),
+                'scale': resizer_scale(m),
                 'in': key[1],
                 'out': tuple(out.shape[-2:])
             })

@@ -47,7 +47,7 @@ def test_train_then_test_with_ours_and_mmsegs_tool(digits_root, tmp_path):
     ckpt = osp.join(work, 'iter_3.pth')
     assert osp.isfile(ckpt)
     state = torch.load(ckpt, map_location='cpu', weights_only=False)
-    assert 'backbone.stream_pools.3.alpha' in state['state_dict']
+    assert 'backbone.dynopools.4.alpha' in state['state_dict']
 
     metrics = str(tmp_path / 'metrics.json')
     run([sys.executable, 'tools/test.py', DEMO, ckpt, '--work-dir',
@@ -88,7 +88,7 @@ def test_train_then_test_with_ours_and_mmsegs_tool(digits_root, tmp_path):
         text=True, timeout=600, env=dict(os.environ, PYTHONPATH=ROOT))
     assert proc.returncode != 0
     assert 'does not fit the model of this config' in proc.stderr
-    assert 'unexpected keys: backbone.stem_pool.alpha' in proc.stderr
+    assert 'unexpected keys: backbone.dynopools.0.alpha' in proc.stderr
 
 
 HOOK = '''

@@ -5,7 +5,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from ...models.layers import DynOPool2d, ShapeAdaptor
+from ...models.resizing import is_learnable_resizer, resizer_scale
 from ...utils.inspection import resizing_report
 
 __all__ = ['ShapeLoggingHook']
@@ -57,12 +57,9 @@ class ShapeLoggingHook(Hook):
         model = _unwrap(runner.model)
         scalars, parts = {}, []
         for name, m in model.named_modules():
-            if isinstance(m, DynOPool2d):
-                r_h, r_w = m.scale
-            elif isinstance(m, ShapeAdaptor):
-                r_h = r_w = m.scale
-            else:
+            if not is_learnable_resizer(m):
                 continue
+            r_h, r_w = resizer_scale(m)
             scalars[f'scale/{name}/h'] = r_h
             scalars[f'scale/{name}/w'] = r_w
             parts.append(f'{name}=({r_h:.3f},{r_w:.3f})')

@@ -92,7 +92,7 @@ class TestAlphaGradHook:
                         num_channels=(8, 16, 32, 64)))
         torch.manual_seed(0)
         model = DynOPoolHRNet(extra=extra)
-        pool = model.stream_pools[1]
+        pool = model.dynopools[2]  # stream 1
         with torch.no_grad():
             pool.alpha.copy_(torch.tensor([3.0, 1.0]))
         x = torch.rand(1, 3, 64, 64)
