@@ -8,9 +8,8 @@ from mmengine.runner import Runner
 
 from mmdynopool.analysis.oracle import (classification_quality,
                                         combine_permutations,
-                                        efficiency_search,
-                                        greedy_accumulation, oracle_summary,
-                                        run_oracle)
+                                        efficiency_search, greedy_accumulation,
+                                        oracle_summary, run_oracle)
 from mmdynopool.models.dynamic import convert_to_dynamic
 
 
@@ -177,8 +176,8 @@ def test_segmentation_oracle_per_image_miou(digits_root):
         test_cfg=dict(mode='whole')))
     model.eval()
     dyn = convert_to_dynamic(model.backbone, options={'stride': (1, 2)})
-    perms = [p for p in dyn.permutations('stride') if p[:2] == ((1, ),
-                                                                 (2, ))]
+    perms = [p for p in dyn.permutations('stride')
+             if p[:2] == ((1, ), (2, ))]
     loader = Runner.build_dataloader(dict(
         batch_size=2, num_workers=0,
         sampler=dict(type='DefaultSampler', shuffle=False),

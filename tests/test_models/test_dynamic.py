@@ -9,8 +9,7 @@ from mmpretrain.models.backbones import (DenseNet, MobileNetV2, ResNet,
 from torch import nn
 
 from mmdynopool.models.dynamic import (DynamicLayers, convert_to_dynamic,
-                                       parse_permutation_key,
-                                       permutation_key)
+                                       parse_permutation_key, permutation_key)
 from mmdynopool.models.layers import DynamicConv2d, DynamicPool2d
 from mmdynopool.models.layers.dynamic_conv import option_key
 

@@ -1,8 +1,7 @@
 import pytest
 from torch import nn
 
-from mmdynopool.models import (DynOPool2d, PoolAfter, PooledConv2d,
-                               ShapeAdaptor)
+from mmdynopool.models import DynOPool2d, PoolAfter, PooledConv2d, ShapeAdaptor
 from mmdynopool.models.resizing import (is_learnable_resizer,
                                         is_resizing_layer, is_strided,
                                         learnable_resizers, resizer_scale,

@@ -89,8 +89,9 @@ def test_lambda_sweep_rejects_bad_arguments(capsys):
         tool.parse_args([TOY.format('dynopool'), '--lambdas', '0',
                          '--resolutions', '16'])
     assert '--resolutions needs --human-config' in capsys.readouterr().err
-    from mmdynopool.analysis import lambda_sweep
     from mmengine.config import Config
+
+    from mmdynopool.analysis import lambda_sweep
     cfg = Config.fromfile(TOY.format('dynopool'))
     with pytest.raises(ValueError, match='lambdas must hold'):
         lambda_sweep(cfg, [], 'unused')
