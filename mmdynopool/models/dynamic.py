@@ -175,10 +175,12 @@ def convert_to_dynamic(model: nn.Module,
         if slot not in layers:
             continue
         if isinstance(mod, nn.Conv2d):
-            new = DynamicConv2d.from_conv(mod, **conv_kwargs(slot))
+            new = DynamicConv2d.from_conv(mod, slot=slot,
+                                          slot_attributes=attributes,
+                                          **conv_kwargs(slot))
         else:
-            new = DynamicPool2d(mod, options.get('stride', (1, 2, 3, 4)))
-        new.slot, new.slot_attributes = slot, attributes
+            new = DynamicPool2d(mod, options.get('stride', (1, 2, 3, 4)),
+                                slot=slot)
         _set_module(model, name, new)
         if block is not None:  # the shortcut follows the main path
             down = block.downsample

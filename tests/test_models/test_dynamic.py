@@ -285,3 +285,14 @@ def test_anisotropic_block_equals_hand_reference(stride, shortcut):
     key = permutation_key(((1, ), (2, ), (stride, ), (2, )))
     assert parse_permutation_key(key) == ((1, ), (2, ), (stride, ), (2, ))
     assert 'x' in key.split()[2]
+
+
+def test_slots_are_constructor_arguments():
+    from mmdynopool.models import DynamicConv2d, DynamicPool2d
+    conv = DynamicConv2d(2, 2, 3, slot='B', slot_attributes=('stride', ))
+    assert (conv.slot, conv.slot_attributes) == ('B', ('stride', ))
+    assert DynamicConv2d(2, 2, 3).slot is None  # not an ABCD layer
+    pool = DynamicPool2d(torch.nn.MaxPool2d(2), slot='A')
+    assert (pool.slot, pool.slot_attributes) == ('A', ('stride', ))
+    with pytest.raises(ValueError, match='slot_attributes must be'):
+        DynamicConv2d(2, 2, 3, slot_attributes=('padding', ))

@@ -55,27 +55,31 @@ class ResizingBackboneMixin:
     """Registers the resizing layers in ``dynopools`` and freezes each with
     its anchor.
 
-    Subclasses implement ``_insert_resizers() -> (resizers, anchors)`` and
-    may set ``max_frozen_stage(kwargs)`` where the library does not check
-    ``frozen_stages`` itself.
+    Subclasses implement ``_insert_resizers() -> (resizers, anchors)``.
+    Where the library does not check ``frozen_stages`` itself, a network
+    sets ``default_num_stages`` (the library's; a ``num_stages`` argument
+    overrides it) and ``frozen_stages`` must lie in ``[-1, num_stages]``;
+    where the library takes a ``depth``, ``depths`` lists the valid ones.
     """
     _resizer_anchors: Sequence[Tuple[nn.Module, nn.Module]] = ()
+    default_num_stages: Optional[int] = None
+    depths: Optional[Sequence[int]] = None
 
     def __init__(self, *args, **kwargs) -> None:
-        top = self.max_frozen_stage(kwargs)
-        if top is not None:
-            check_frozen_stages(kwargs.get('frozen_stages', -1), top)
+        if self.depths is not None:
+            depth = args[0] if args else kwargs.get('depth')
+            if depth not in self.depths:
+                raise KeyError(f'depth must be one of {sorted(self.depths)}'
+                               f', got {depth!r}')
+        if self.default_num_stages is not None:
+            check_frozen_stages(
+                kwargs.get('frozen_stages', -1),
+                kwargs.get('num_stages', self.default_num_stages))
         super().__init__(*args, **kwargs)
         resizers, anchors = self._insert_resizers()
         self.dynopools = nn.ModuleList(resizers)
         self._resizer_anchors = list(zip(resizers, anchors))
         self._freeze_stages()
-
-    @staticmethod
-    def max_frozen_stage(kwargs: dict) -> Optional[int]:
-        """The largest valid ``frozen_stages``; ``None``: the library
-        checks."""
-        return None
 
     def _insert_resizers(self) -> Tuple[list, list]:
         raise NotImplementedError

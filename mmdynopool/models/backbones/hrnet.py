@@ -120,13 +120,11 @@ class DynOPoolHRNet(DynOPoolMixin, HRNet):
         [(16, 16), (11, 11), (6, 6), (3, 3)]
     """
 
+    default_num_stages = 4
+
     def __init__(self, extra: dict, *args, **kwargs) -> None:
         check_hrnet_extra(extra)
         super().__init__(extra, *args, **kwargs)
-
-    @staticmethod
-    def max_frozen_stage(kwargs: dict) -> int:
-        return 4
 
     def _insert_resizers(self):
         num_streams = self.stage4_cfg['num_branches']

@@ -30,8 +30,17 @@ _CIFAR_ARCH = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2],
                [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
 
 
+class _CIFARStemMixin:
+    """The CIFAR layout: :data:`_CIFAR_ARCH` and a stride-1 stem."""
+    arch_settings = _CIFAR_ARCH
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.conv1.conv.stride = (1, 1)
+
+
 @MODELS.register_module()
-class MobileNetV2_CIFAR(MobileNetV2):
+class MobileNetV2_CIFAR(_CIFARStemMixin, MobileNetV2):
     """The human MobileNetV2 for 32x32 inputs: stride-1 stem and layer 2, so
     32 -> 16 -> 8 -> 4 (three resizing layers).
 
@@ -40,11 +49,6 @@ class MobileNetV2_CIFAR(MobileNetV2):
         >>> MobileNetV2_CIFAR()(torch.rand(1, 3, 32, 32))[-1].shape
         torch.Size([1, 1280, 4, 4])
     """
-    arch_settings = _CIFAR_ARCH
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.conv1.conv.stride = (1, 1)
 
 
 @MODELS.register_module()
@@ -82,15 +86,10 @@ class DynOPoolMobileNetV2(DynOPoolMixin, MobileNetV2):
 
 
 @MODELS.register_module()
-class DynOPoolMobileNetV2_CIFAR(DynOPoolMobileNetV2):
+class DynOPoolMobileNetV2_CIFAR(_CIFARStemMixin, DynOPoolMobileNetV2):
     """:class:`DynOPoolMobileNetV2` built on :class:`MobileNetV2_CIFAR`
     (three resizing layers)."""
-    arch_settings = _CIFAR_ARCH
     stem_stride = 1
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.conv1.conv.stride = (1, 1)
 
 
 @MODELS.register_module()

@@ -38,16 +38,6 @@ __all__ = [
 ]
 
 
-def _resnet_frozen_limit(kwargs: dict) -> int:
-    return kwargs.get('num_stages', 4)
-
-
-def _check_depth(depth) -> None:
-    if depth not in ResNet.arch_settings:
-        raise KeyError(f'depth must be one of {sorted(ResNet.arch_settings)}'
-                       f', got {depth!r}')
-
-
 def _stem_conv(resnet: ResNet) -> nn.Conv2d:
     return resnet.stem[0].conv if resnet.deep_stem else resnet.conv1
 
@@ -81,11 +71,7 @@ def _convert_res_block(block: nn.Module, pool: DynOPool2d) -> None:
 
 class _DynOPoolResNetMixin(DynOPoolMixin):
     has_stem_pool = True
-    max_frozen_stage = staticmethod(_resnet_frozen_limit)
-
-    def __init__(self, depth: int, *args, **kwargs) -> None:
-        _check_depth(depth)
-        super().__init__(depth, *args, **kwargs)
+    default_num_stages, depths = 4, tuple(ResNet.arch_settings)
 
     def _insert_resizers(self):
         strided = [name for name, s in zip(self.res_layers, self.strides)
@@ -186,11 +172,7 @@ _SA_BLOCKS = {BasicBlock: ShapeAdaptorBasicBlock,
 
 
 class _ShapeAdaptorResNetMixin(ShapeAdaptorMixin):
-    max_frozen_stage = staticmethod(_resnet_frozen_limit)
-
-    def __init__(self, depth: int, *args, **kwargs) -> None:
-        _check_depth(depth)
-        super().__init__(depth, *args, **kwargs)
+    default_num_stages, depths = 4, tuple(ResNet.arch_settings)
 
     def make_res_layer(self, **kwargs) -> nn.Module:
         kwargs['block'] = _SA_BLOCKS[kwargs['block']]

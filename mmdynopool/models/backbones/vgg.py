@@ -27,16 +27,6 @@ __all__ = [
 ]
 
 
-def _vgg_frozen_limit(kwargs: dict) -> int:
-    return kwargs.get('num_stages', 5)
-
-
-def _check_depth(depth) -> None:
-    if depth not in VGG.arch_settings:
-        raise KeyError(f'depth must be one of {sorted(VGG.arch_settings)}'
-                       f', got {depth!r}')
-
-
 @MODELS.register_module()
 class DynOPoolVGG(DynOPoolMixin, VGG):
     """mmpretrain ``VGG`` with every max-pool replaced by DynOPool (rule A).
@@ -54,11 +44,7 @@ class DynOPoolVGG(DynOPoolMixin, VGG):
         >>> len(model.dynopools), model(torch.rand(1, 3, 32, 32))[0].shape
         (5, torch.Size([1, 512, 2, 2]))
     """
-    max_frozen_stage = staticmethod(_vgg_frozen_limit)
-
-    def __init__(self, depth: int, *args, **kwargs) -> None:
-        _check_depth(depth)
-        super().__init__(depth, *args, **kwargs)
+    default_num_stages, depths = 5, tuple(VGG.arch_settings)
 
     def _insert_resizers(self):
         features = getattr(self, self.module_name)
@@ -88,11 +74,7 @@ class ShapeAdaptorVGG(ShapeAdaptorMixin, VGG):
         >>> len(model.dynopools), model(torch.rand(1, 3, 32, 32))[0].shape
         (4, torch.Size([1, 512, 7, 7]))
     """
-    max_frozen_stage = staticmethod(_vgg_frozen_limit)
-
-    def __init__(self, depth: int, *args, **kwargs) -> None:
-        _check_depth(depth)
-        super().__init__(depth, *args, **kwargs)
+    default_num_stages, depths = 5, tuple(VGG.arch_settings)
 
     def _insert_resizers(self):
         features = getattr(self, self.module_name)

@@ -181,6 +181,12 @@ class DynamicConv2d(nn.Conv2d):
         dilations (Sequence[int]): Allowed dilations. Default: ``DILATIONS``.
         kernel_sizes (Sequence[int]): Allowed sizes. Default:
             ``KERNEL_SIZES``.
+        slot (str, optional): The paper's layer letter (``'A'``-``'D'``)
+            when this is one of the four dynamic layers of a network
+            (:func:`~mmdynopool.models.convert_to_dynamic` sets it).
+            Default: None.
+        slot_attributes (Sequence[str]): What the slot varies there.
+            Default: all of :data:`ATTRIBUTES`.
         **kwargs: As for ``nn.Conv2d``.
 
     Example:
@@ -194,18 +200,19 @@ class DynamicConv2d(nn.Conv2d):
         (3, 1, 5)
     """
     ATTRIBUTES = ATTRIBUTES
-    # The paper's layer letter and the attributes it varies there, set by
-    # convert_to_dynamic (None: not one of the ABCD layers).
-    slot: Optional[str] = None
-    slot_attributes: Tuple[str, ...] = ()
 
     def __init__(self,
                  *args,
                  strides: Sequence = STRIDES,
                  dilations: Sequence[int] = DILATIONS,
                  kernel_sizes: Sequence[int] = KERNEL_SIZES,
+                 slot: Optional[str] = None,
+                 slot_attributes: Sequence[str] = ATTRIBUTES,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.slot = slot
+        self.slot_attributes = check_attributes(slot_attributes,
+                                                'slot_attributes')
         k0 = self.kernel_size
         if k0[0] != k0[1] or k0[0] % 2 == 0:
             raise ValueError('DynamicConv2d needs a square, odd kernel; got '
@@ -304,6 +311,7 @@ class DynamicPool2d(nn.Module):
     Args:
         pool (nn.MaxPool2d | nn.AvgPool2d): The pooling layer.
         strides (Sequence[int]): Allowed strides. Default: ``(1, 2, 3, 4)``.
+        slot (str, optional): As for :class:`DynamicConv2d`. Default: None.
 
     Example:
         >>> import torch
@@ -313,12 +321,12 @@ class DynamicPool2d(nn.Module):
         torch.Size([1, 3, 4, 4])
     """
     ATTRIBUTES = ('stride', )
-    slot: Optional[str] = None  # as for DynamicConv2d
-    slot_attributes: Tuple[str, ...] = ()
 
     def __init__(self, pool: nn.Module,
-                 strides: Sequence[int] = (1, 2, 3, 4)) -> None:
+                 strides: Sequence[int] = (1, 2, 3, 4),
+                 slot: Optional[str] = None) -> None:
         super().__init__()
+        self.slot, self.slot_attributes = slot, self.ATTRIBUTES
         if not isinstance(pool, (nn.MaxPool2d, nn.AvgPool2d)):
             raise TypeError('pool must be nn.MaxPool2d or nn.AvgPool2d, got '
                             f'{type(pool).__name__}')
