@@ -1,6 +1,16 @@
-"""AlphaGradHook: the gradient factor against plain autograd."""
+"""AlphaGradHook: the gradient factor against plain autograd, and one SGD
+step of an mmengine run against a run without the hook."""
 import pytest
 import torch
+from mmengine.hooks import Hook
+from mmengine.model import BaseModel
+from mmengine.registry import DATASETS, MODELS
+from mmengine.testing import RunnerTestCase
+from torch import nn
+from torch.utils.data import Dataset
+
+from mmdynopool.engine.hooks import AlphaGradHook
+from mmdynopool.models import DynOPool2d
 
 
 class TestAlphaGradHook:
@@ -28,8 +38,6 @@ class TestAlphaGradHook:
                                          ('scale', 4)])
     def test_gradient_factor(self, space, k):
         from types import SimpleNamespace
-
-        from mmdynopool.engine.hooks import AlphaGradHook
         model = self._model()
         pools = model.backbone.dynopools
         with torch.no_grad():  # move away from the initial scales
@@ -55,8 +63,6 @@ class TestAlphaGradHook:
         # One SGD step moves log r by lr * dL/d(log r) / alpha_0 ** 2,
         # whatever alpha is (first order): d(log r) = -d(alpha) / alpha.
         from types import SimpleNamespace
-
-        from mmdynopool.engine.hooks import AlphaGradHook
         model = self._model()
         pool = model.backbone.dynopools[0]
         with torch.no_grad():
@@ -78,7 +84,6 @@ class TestAlphaGradHook:
         # one factor.
         from types import SimpleNamespace
 
-        from mmdynopool.engine.hooks import AlphaGradHook
         from mmdynopool.models import DynOPoolHRNet
         extra = dict(
             stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
@@ -108,6 +113,140 @@ class TestAlphaGradHook:
             grad(), plain * torch.tensor([1.5, 0.5])**2)
 
     def test_bad_space(self):
-        from mmdynopool.engine.hooks import AlphaGradHook
         with pytest.raises(ValueError, match="space.*'logr'"):
             AlphaGradHook(space='logr')
+
+
+LR, SIZE = 0.1, 12
+INIT_SCALE = (0.5, 0.6)
+#: Away from the initial alpha (2, 1 / 0.6): a factor (alpha / alpha_0)^k
+#: of (1.5^k, 0.75^k).
+START = (3.0, 1.25)
+
+
+class AlphaNet(BaseModel):
+    """conv -> DynOPool2d -> conv on 12 x 12 images, seeded: the same
+    weights in every run."""
+
+    def __init__(self):
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+            self.pool = DynOPool2d(init_scale=INIT_SCALE)
+            self.conv2 = nn.Conv2d(4, 2, 3, padding=1)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        x = torch.stack(inputs) if isinstance(inputs, list) else inputs
+        out = self.conv2(self.pool(self.conv1(x)))
+        if mode == 'loss':
+            return dict(loss=out.square().mean())
+        return out
+
+
+class AlphaImages(Dataset):
+    """Four fixed 1 x 12 x 12 images."""
+    metainfo = dict()
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        g = torch.Generator().manual_seed(index)
+        return dict(inputs=torch.randn(1, SIZE, SIZE, generator=g))
+
+
+class StartAt(Hook):
+    """Moves alpha to :data:`START` before training."""
+
+    def before_train(self, runner):
+        with torch.no_grad():
+            runner.model.pool.alpha.copy_(torch.tensor(START))
+
+
+def plain_grad(model):
+    """dL/d alpha of the first batch (images 0 and 1), plain autograd."""
+    data = AlphaImages()
+    x = torch.stack([data[0]['inputs'], data[1]['inputs']])
+    loss = model(x, mode='loss')['loss']
+    return torch.autograd.grad(loss, model.pool.alpha)[0]
+
+
+class TestAlphaGradHookRunner(RunnerTestCase):
+    """One iteration of plain SGD with the hook against the same seeded
+    model without it, and the hook gone after training."""
+
+    def setUp(self):
+        super().setUp()
+        MODELS.register_module(module=AlphaNet, force=True)
+        DATASETS.register_module(module=AlphaImages, force=True)
+        cfg = self.iter_based_cfg
+        cfg.model = dict(type='AlphaNet')
+        cfg.train_dataloader.dataset = dict(type='AlphaImages')
+        cfg.train_dataloader.sampler.shuffle = False
+        cfg.train_dataloader.batch_size = 2
+        cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+        cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+        cfg.train_cfg = dict(by_epoch=False, max_iters=1)
+        cfg.optim_wrapper = dict(optimizer=dict(type='SGD', lr=LR))
+        cfg.default_hooks = dict(checkpoint=None)
+        cfg.randomness = dict(seed=0)
+        cfg.log_level = 'WARNING'
+
+    def tearDown(self):
+        MODELS.module_dict.pop('AlphaNet', None)
+        DATASETS.module_dict.pop('AlphaImages', None)
+        super().tearDown()
+
+    def train(self, space=None, iters=1):
+        cfg = self.iter_based_cfg.copy()
+        cfg.train_cfg.max_iters = iters
+        if space is not None:
+            cfg.custom_hooks = [dict(type='AlphaGradHook', space=space)]
+        runner = self.build_runner(cfg)
+        runner.register_hook(StartAt())
+        runner.train()
+        return runner
+
+    def test_one_sgd_step_with_the_rescaled_gradient(self):
+        plain = self.train().model
+        start = torch.tensor(START)
+        alpha0 = torch.tensor([1 / r for r in INIT_SCALE])
+        # The run without the hook took plain SGD's step, -lr dL/d alpha.
+        model = AlphaNet()
+        with torch.no_grad():
+            model.pool.alpha.copy_(start)
+        grad = plain_grad(model)
+        assert (grad != 0).all()
+        step = plain.pool.alpha.detach() - start
+        torch.testing.assert_close(step, -LR * grad)
+        for space, k in [('alpha', 0), ('log', 2), ('scale', 4)]:
+            with self.subTest(space=space):
+                runner = self.train(space)
+                hooked = runner.model
+                factor = (start / alpha0)**k
+                torch.testing.assert_close(
+                    hooked.pool.alpha.detach() - start, step * factor,
+                    rtol=1e-5, atol=1e-7)
+                if k:
+                    assert not torch.allclose(factor, torch.ones(2))
+                # Only alpha's gradient was rescaled: the weights took the
+                # same step.
+                for (name, p), q in zip(hooked.named_parameters(),
+                                        plain.parameters()):
+                    if name != 'pool.alpha':
+                        assert torch.equal(p, q), name
+
+    def test_the_hook_removes_itself_after_training(self):
+        runner = self.train('log', iters=2)
+        hook = next(h for h in runner.hooks if isinstance(h, AlphaGradHook))
+        assert hook._handles == []
+        # The trained model's gradient is plain again: the same as that of
+        # a fresh copy of its weights, though alpha sits far from alpha_0
+        # (where the factor would be (1.5^2, 0.75^2)).
+        trained = runner.model
+        assert not torch.allclose(trained.pool.alpha.detach(),
+                                  torch.tensor([2.0, 1 / 0.6]), atol=0.1)
+        copy = AlphaNet()
+        copy.load_state_dict(trained.state_dict())
+        torch.testing.assert_close(plain_grad(trained), plain_grad(copy))
