@@ -82,6 +82,8 @@ class AlphaGradHook(Hook):
                 m.alpha.register_hook(_rescale(m.alpha, alpha0, k)))
 
     def after_train(self, runner) -> None:
+        # mmengine calls no hook when training raises: a model that outlives
+        # a failed run in the same process keeps the rescaled gradient.
         for h in self._handles:
             h.remove()
         self._handles = []

@@ -97,5 +97,8 @@ class RandomOptionHook(Hook):
     def before_test_epoch(self, runner) -> None:
         self._eval_config(runner)
 
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self.dyn.reset()  # the model leaves testing as it was trained
+
     def after_train(self, runner) -> None:
         self.dyn.reset()

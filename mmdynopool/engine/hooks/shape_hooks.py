@@ -65,11 +65,13 @@ class ShapeLoggingHook(Hook):
             parts.append(f'{name}=({r_h:.3f},{r_w:.3f})')
         if self.input_size is not None:
             backbone = getattr(model, 'backbone', model)
+            # The same <layer> names as the scales: the model's.
+            prefix = 'backbone.' if backbone is not model else ''
             # Every resizing layer's output at its first call (a shared
             # HRNet stream pool: the size of its stream), in call order.
             sizes = {}
             for row in resizing_report(backbone, self.input_size)['layers']:
-                sizes.setdefault(row['name'], row['out'])
+                sizes.setdefault(prefix + row['name'], row['out'])
             for name, (h, w) in sizes.items():
                 scalars[f'size/{name}/h'] = h
                 scalars[f'size/{name}/w'] = w

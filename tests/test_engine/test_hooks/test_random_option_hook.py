@@ -121,6 +121,8 @@ class TestRandomOptionHook(RunnerTestCase):
         ]
         assert recorder.val == [EVAL_PERMUTATION] * 2
         assert recorder.test == [EVAL_PERMUTATION]
+        # ... and the model leaves testing at its trained configuration.
+        assert recorder._options(runner) == dyn.default(ATTRIBUTES)
 
 
 def test_rof_bad_attributes():

@@ -136,8 +136,8 @@ class TestShapeLoggingHook(RunnerTestCase):
                     zip(scales, hand_sizes(scales))):
                 row.update({f'scale/backbone.dynopools.{i}/h': r_h,
                             f'scale/backbone.dynopools.{i}/w': r_w,
-                            f'size/dynopools.{i}/h': h,
-                            f'size/dynopools.{i}/w': w})
+                            f'size/backbone.dynopools.{i}/h': h,
+                            f'size/backbone.dynopools.{i}/w': w})
             want[step] = row
         assert list(want) == [2, 4]
         # The scalars are the current ones: alpha moved during the run.
@@ -179,8 +179,8 @@ class TestShapeLoggingHook(RunnerTestCase):
                  if r.getMessage().startswith('shapes: ')]
         assert len(lines) == 2
         for line, step in zip(lines, want):
-            sizes = ' '.join(f'{want[step][f"size/dynopools.{i}/h"]}x'
-                             f'{want[step][f"size/dynopools.{i}/w"]}'
+            sizes = ' '.join(f'{want[step][f"size/backbone.dynopools.{i}/h"]}x'
+                             f'{want[step][f"size/backbone.dynopools.{i}/w"]}'
                              for i in range(3))
             assert line.endswith(f'sizes={sizes}')
             assert line.startswith('shapes: backbone.dynopools.0=(')
@@ -201,9 +201,9 @@ class TestShapeLoggingHook(RunnerTestCase):
         assert scalars['scale/backbone.dynopools.0/h'] == pytest.approx(0.6)
         # One size per resizing layer (hand count: 32*0.6 = 19.2 -> 19, then
         # halves rounded up), not only the backbone's returned maps.
-        assert (scalars['size/dynopools.0/h'],
-                scalars['size/dynopools.0/w']) == (19, 19)
-        assert scalars['size/dynopools.2/h'] == 5
+        assert (scalars['size/backbone.dynopools.0/h'],
+                scalars['size/backbone.dynopools.0/w']) == (19, 19)
+        assert scalars['size/backbone.dynopools.2/h'] == 5
         assert 'sizes=19x19 10x10 5x5' in logs.records[0].getMessage()
         runner.visualizer.close()
         events = EventAccumulator(osp.join(runner.log_dir, 'vis_data'))
