@@ -3,14 +3,11 @@ step of an mmengine run against a run without the hook."""
 import pytest
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import BaseModel
-from mmengine.registry import DATASETS, MODELS
 from mmengine.testing import RunnerTestCase
-from torch import nn
-from torch.utils.data import Dataset
 
 from mmdynopool.engine.hooks import AlphaGradHook
-from mmdynopool.models import DynOPool2d
+
+from .tiny import ConvPoolConv, FixedImages, register, unregister
 
 
 class TestAlphaGradHook:
@@ -124,36 +121,15 @@ INIT_SCALE = (0.5, 0.6)
 START = (3.0, 1.25)
 
 
-class AlphaNet(BaseModel):
+def alpha_net():
     """conv -> DynOPool2d -> conv on 12 x 12 images, seeded: the same
     weights in every run."""
-
-    def __init__(self):
-        super().__init__()
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
-            self.pool = DynOPool2d(init_scale=INIT_SCALE)
-            self.conv2 = nn.Conv2d(4, 2, 3, padding=1)
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        x = torch.stack(inputs) if isinstance(inputs, list) else inputs
-        out = self.conv2(self.pool(self.conv1(x)))
-        if mode == 'loss':
-            return dict(loss=out.square().mean())
-        return out
+    return ConvPoolConv(mid=4, out=2, init_scale=INIT_SCALE, seed=0)
 
 
-class AlphaImages(Dataset):
-    """Four fixed 1 x 12 x 12 images."""
-    metainfo = dict()
-
-    def __len__(self):
-        return 4
-
-    def __getitem__(self, index):
-        g = torch.Generator().manual_seed(index)
-        return dict(inputs=torch.randn(1, SIZE, SIZE, generator=g))
+ALPHA_NET = dict(type='ConvPoolConv', mid=4, out=2, init_scale=INIT_SCALE,
+                 seed=0)
+ALPHA_IMAGES = dict(type='FixedImages', num=4, size=SIZE)
 
 
 class StartAt(Hook):
@@ -166,7 +142,7 @@ class StartAt(Hook):
 
 def plain_grad(model):
     """dL/d alpha of the first batch (images 0 and 1), plain autograd."""
-    data = AlphaImages()
+    data = FixedImages(4, SIZE)
     x = torch.stack([data[0]['inputs'], data[1]['inputs']])
     loss = model(x, mode='loss')['loss']
     return torch.autograd.grad(loss, model.pool.alpha)[0]
@@ -178,11 +154,10 @@ class TestAlphaGradHookRunner(RunnerTestCase):
 
     def setUp(self):
         super().setUp()
-        MODELS.register_module(module=AlphaNet, force=True)
-        DATASETS.register_module(module=AlphaImages, force=True)
+        register()
         cfg = self.iter_based_cfg
-        cfg.model = dict(type='AlphaNet')
-        cfg.train_dataloader.dataset = dict(type='AlphaImages')
+        cfg.model = ALPHA_NET
+        cfg.train_dataloader.dataset = ALPHA_IMAGES
         cfg.train_dataloader.sampler.shuffle = False
         cfg.train_dataloader.batch_size = 2
         cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
@@ -194,8 +169,7 @@ class TestAlphaGradHookRunner(RunnerTestCase):
         cfg.log_level = 'WARNING'
 
     def tearDown(self):
-        MODELS.module_dict.pop('AlphaNet', None)
-        DATASETS.module_dict.pop('AlphaImages', None)
+        unregister()
         super().tearDown()
 
     def train(self, space=None, iters=1):
@@ -213,7 +187,7 @@ class TestAlphaGradHookRunner(RunnerTestCase):
         start = torch.tensor(START)
         alpha0 = torch.tensor([1 / r for r in INIT_SCALE])
         # The run without the hook took plain SGD's step, -lr dL/d alpha.
-        model = AlphaNet()
+        model = alpha_net()
         with torch.no_grad():
             model.pool.alpha.copy_(start)
         grad = plain_grad(model)
@@ -247,6 +221,6 @@ class TestAlphaGradHookRunner(RunnerTestCase):
         trained = runner.model
         assert not torch.allclose(trained.pool.alpha.detach(),
                                   torch.tensor([2.0, 1 / 0.6]), atol=0.1)
-        copy = AlphaNet()
+        copy = alpha_net()
         copy.load_state_dict(trained.state_dict())
         torch.testing.assert_close(plain_grad(trained), plain_grad(copy))

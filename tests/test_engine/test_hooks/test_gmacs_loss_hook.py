@@ -6,16 +6,14 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import BaseModel
-from mmengine.registry import DATASETS, MODELS
 from mmengine.runner import Runner
 from mmengine.testing import RunnerTestCase
-from torch import nn
-from torch.utils.data import Dataset
 
 from mmdynopool.engine import GMACsLossHook
 from mmdynopool.models import DynOPool2d
 from mmdynopool.utils import allow_mmengine_checkpoints
+
+from .tiny import register, unregister
 
 
 def alphas(model):
@@ -143,32 +141,8 @@ CONV1_MACS = 2 * 1 * 3 * 3 * SIZE * SIZE  # 1152, whatever alpha
 CONV2_MACS_0 = 3 * 2 * 3 * 3 * 4 * 4  # 864 at the initial 4 x 4
 
 
-class HandCountNet(BaseModel):
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 2, 3, padding=1)
-        self.pool = DynOPool2d(init_scale=0.5)
-        self.conv2 = nn.Conv2d(2, 3, 3, padding=1)
-
-    def forward(self, inputs, data_samples=None, mode='tensor'):
-        x = torch.stack(inputs) if isinstance(inputs, list) else inputs
-        out = self.conv2(self.pool(self.conv1(x)))
-        if mode == 'loss':
-            return dict(loss=out.square().mean())
-        return out
-
-
-class HandCountImages(Dataset):
-    """Six fixed 1 x 8 x 8 images."""
-    metainfo = dict()
-
-    def __len__(self):
-        return 6
-
-    def __getitem__(self, index):
-        g = torch.Generator().manual_seed(index)
-        return dict(inputs=torch.randn(1, SIZE, SIZE, generator=g))
+HAND_NET = dict(type='ConvPoolConv', mid=2, out=3, init_scale=0.5)
+HAND_IMAGES = dict(type='FixedImages', num=6, size=SIZE)
 
 
 def hand_sizes(alpha):
@@ -215,11 +189,10 @@ class TestGMACsLossHookRunner(RunnerTestCase):
 
     def setUp(self):
         super().setUp()
-        MODELS.register_module(module=HandCountNet, force=True)
-        DATASETS.register_module(module=HandCountImages, force=True)
+        register()
         cfg = self.epoch_based_cfg
-        cfg.model = dict(type='HandCountNet')
-        cfg.train_dataloader.dataset = dict(type='HandCountImages')
+        cfg.model = HAND_NET
+        cfg.train_dataloader.dataset = HAND_IMAGES
         cfg.train_dataloader.sampler.shuffle = False
         cfg.train_dataloader.batch_size = BATCH
         cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
@@ -233,8 +206,7 @@ class TestGMACsLossHookRunner(RunnerTestCase):
         cfg.log_level = 'WARNING'
 
     def tearDown(self):
-        MODELS.module_dict.pop('HandCountNet', None)
-        DATASETS.module_dict.pop('HandCountImages', None)
+        unregister()
         super().tearDown()
 
     def run_with(self, work_dir, resume=False, max_epochs=2):
