@@ -11,7 +11,7 @@ import mmdynopool
 
 MODULES = sorted(
     name for _, name, _ in pkgutil.walk_packages(
-        mmdynopool.__path__, 'mmdynopool.', onerror=lambda name: None))
+        mmdynopool.__path__, 'mmdynopool.'))
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 

@@ -24,8 +24,8 @@ from typing import Dict, List, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
+from ..utils.inspection import unwrap_model
 from .complexity import complexity_report
 from .config_surgery import (gmacs_loss_hook, set_gmacs_loss_weight,
                              set_input_resolution)
@@ -122,8 +122,7 @@ def run_experiment(cfg: Config,
         metrics = runner.val()  # the train loop did not validate at its end
     seconds = time.time() - start
     key = _pick_metric(metrics, metric)
-    model = runner.model.module if is_model_wrapper(
-        runner.model) else runner.model
+    model = unwrap_model(runner.model)
     report = complexity_report(
         model, input_size, forward=lambda t: model(t, mode='tensor'))
     result = dict(

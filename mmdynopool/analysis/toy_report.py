@@ -275,7 +275,8 @@ def write_toy_report(work_dir: str, summary: Dict, results: List[Dict],
     parts = ['# Toy studies (slim VGG-11 on the shipped digits)\n']
     if 'control' in summary:
         parts += ['## Control: stretch-V vs its transpose, both derivative '
-                  'conventions\n', summary['control']['table'],
+                  'conventions and the ablations (mean ± std over the '
+                  'seeds)\n', summary['control']['table'],
                   '\n![alpha trajectories](toy_trajectories.png)\n',
                   '### Alpha-gradient noise at initialisation (stretch-V, '
                   '32 batches of 64, same weights)\n',

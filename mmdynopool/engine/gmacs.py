@@ -58,9 +58,9 @@ def module_flops(model: nn.Module,
         >>> from torch import nn
         >>> from mmdynopool.engine.gmacs import module_flops
         >>> model = nn.Sequential(nn.Linear(4, 3))
-        >>> {k: sum(v.values()) for k, v in module_flops(
-        ...     model, torch.zeros(2, 4)).items()}
-        {'': 48, '0': 48}
+        >>> sorted((k, sum(v.values())) for k, v in module_flops(
+        ...     model, torch.zeros(2, 4)).items())  # the root and its child
+        [('', 48), ('0', 48)]
     """
     forward = model if forward is None else forward
     counter = FlopCounterMode(display=False, custom_mapping=custom_mapping)
@@ -128,8 +128,7 @@ class GMACsCounter:
         param = next(model.parameters())
         x = torch.zeros(1, in_channels, *input_size, device=param.device,
                         dtype=param.dtype)
-        pools = list(dict.fromkeys(
-            m for m in model.modules() if isinstance(m, DynOPool2d)))
+        pools = [m for m in model.modules() if isinstance(m, DynOPool2d)]
         with eval_mode(model):
             base = self._probe(x, pools)
             macs = count_macs(model, x, self.forward)
@@ -158,13 +157,20 @@ class GMACsCounter:
         self.upstream = {id(p): governor(('in', id(p))) for p in self.pools}
         self.in0 = {id(p): base[('in', id(p))] for p in self.pools}
         self.out0 = {id(p): base[('pool', id(p))] for p in self.pools}
+        # Constants of loss(), per pool: its initial input size over its
+        # upstream pool's initial output, and the initial output area.
+        self._in_per_up = {
+            id(p): tuple(i / o for i, o in zip(
+                self.in0[id(p)], self.out0[id(self.upstream[id(p)])]))
+            for p in self.pools if self.upstream[id(p)] is not None}
+        self._area0 = {k: float(h * w) for k, (h, w) in self.out0.items()}
         # GMACs grouped by governing pool (None: constant, e.g. the stem).
         self.groups: Dict[Optional[int], float] = {}
         for name, m in macs.items():
             g = governor(name)
             key = id(g) if g is not None else None
             self.groups[key] = self.groups.get(key, 0.0) + m / 1e9
-        self.layer_gmacs = {k: v / 1e9 for k, v in macs.items()}
+        self.num_layers = len(macs)
         self._seen: Dict[int, Tuple[int, int]] = {}
         self._handles: List = []
 
@@ -249,9 +255,9 @@ class GMACsCounter:
             if up is not None:
                 # The input size's straight-through part, zero in value:
                 # its gradient reaches the upstream alphas.
-                c = p.alpha.new_tensor(self.in0[id(p)]) / p.alpha.new_tensor(
-                    self.out0[id(up)])
-                cont_in = c * out_ste[id(up)]
+                c_h, c_w = self._in_per_up[id(p)]
+                up_out = out_ste[id(up)]
+                cont_in = torch.stack([c_h * up_out[0], c_w * up_out[1]])
                 out = out + (cont_in - cont_in.detach()) / p.alpha
             out_ste[id(p)] = out
         self._seen = {}
@@ -260,8 +266,7 @@ class GMACsCounter:
             if key is None:
                 total = total + gmacs
                 continue
-            ratio = out_ste[key].prod() / float(
-                self.out0[key][0] * self.out0[key][1])
+            ratio = out_ste[key].prod() / self._area0[key]
             total = total + ratio * gmacs
         if not isinstance(total, Tensor):
             total = torch.tensor(total)

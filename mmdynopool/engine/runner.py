@@ -12,10 +12,9 @@ this package's checkpoint handling.
 """
 from typing import Dict, Optional
 
-from mmengine.model import is_model_wrapper
-
 from ..utils import (allow_mmengine_checkpoints, load_config, load_strict,
                      newest_loadable_checkpoint, read_checkpoint)
+from ..utils.inspection import unwrap_model
 from .hooks.gmacs_loss_hook import gmacs_loss_hooks
 
 __all__ = ['train', 'test']
@@ -86,7 +85,6 @@ def test(config: str,
     cfg.load_from = None  # loaded strictly below
     gmacs_loss_hooks(cfg, remove=True)
     runner = Runner.from_cfg(cfg)
-    model = runner.model.module if is_model_wrapper(
-        runner.model) else runner.model
+    model = unwrap_model(runner.model)
     load_strict(model, checkpoint)
     return runner.test()

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .layers import DynOPool2d, PoolAfter, PooledConv2d
-from .resizing import is_strided, stride_of
+from .resizing import is_strided, resizer_scale, stride_of
 
 __all__ = ['convert_to_dynopool']
 
@@ -197,7 +197,7 @@ def convert_to_dynopool(model: nn.Module,
         first = modules[group[0]]
         mode = 'avg' if isinstance(first, nn.AvgPool2d) else 'max'
         pool = DynOPool2d(
-            init_scale=tuple(1 / s for s in stride_of(first)),
+            init_scale=resizer_scale(first),
             mode=user_mode or mode, **cfg)
         pools.append(pool)
         for name in group:

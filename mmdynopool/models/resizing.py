@@ -7,7 +7,7 @@
 
 Backbones, the converter, the hooks and the analysis tools all ask here.
 """
-from typing import List, Tuple
+from typing import Tuple
 
 from torch import nn
 
@@ -15,7 +15,7 @@ from .layers import DynOPool2d, PooledConv2d, ShapeAdaptor
 
 __all__ = [
     'LEARNABLE_RESIZERS', 'is_learnable_resizer', 'is_strided', 'stride_of',
-    'is_resizing_layer', 'resizer_scale', 'learnable_resizers'
+    'is_resizing_layer', 'resizer_scale'
 ]
 
 LEARNABLE_RESIZERS = (DynOPool2d, ShapeAdaptor)
@@ -54,9 +54,3 @@ def resizer_scale(m: nn.Module) -> Tuple[float, float]:
     else:
         s = tuple(1 / v for v in stride_of(m))
     return tuple(float(v) for v in s)
-
-
-def learnable_resizers(model: nn.Module) -> List[nn.Module]:
-    """The learnable resizing layers of ``model``, each once, in registration
-    order (a backbone's ``dynopools`` order)."""
-    return [m for m in model.modules() if is_learnable_resizer(m)]

@@ -1,6 +1,6 @@
 from .checkpoint import (load_strict, newest_loadable_checkpoint,
                          read_checkpoint)
-from .inspection import eval_mode, resizing_report
+from .inspection import eval_mode, resizing_report, unwrap_model
 from .model import build_model_from_cfg
 from .runtime import (allow_mmengine_checkpoints, config_path, load_config,
                       setup_distributed)
@@ -8,5 +8,6 @@ from .runtime import (allow_mmengine_checkpoints, config_path, load_config,
 __all__ = [
     'setup_distributed', 'allow_mmengine_checkpoints', 'load_config',
     'build_model_from_cfg', 'config_path', 'read_checkpoint', 'load_strict',
-    'newest_loadable_checkpoint', 'eval_mode', 'resizing_report'
+    'newest_loadable_checkpoint', 'eval_mode', 'resizing_report',
+    'unwrap_model'
 ]

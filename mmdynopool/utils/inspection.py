@@ -14,7 +14,13 @@ from torch import nn
 from ..models.resizing import (is_learnable_resizer, is_resizing_layer,
                                resizer_scale)
 
-__all__ = ['eval_mode', 'resizing_report']
+__all__ = ['eval_mode', 'resizing_report', 'unwrap_model']
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside a DDP / FSDP wrapper (mmengine's), or ``model``."""
+    from mmengine.model import is_model_wrapper
+    return model.module if is_model_wrapper(model) else model
 
 
 @contextmanager

@@ -131,7 +131,7 @@ class TestGMACsCounter:
         with counter.recording():
             model(torch.zeros(1, 3, 32, 32))
         counter.loss().backward()
-        macs = count_macs(model, torch.zeros(1, 3, 32, 32))
+        macs = hand_macs(model, torch.zeros(1, 3, 32, 32))
         # Where each pool sits in `features` (itself, or held by the
         # PoolAfter that runs it).
         positions = [

@@ -77,6 +77,30 @@ def test_mmseg_tools_from_a_user_project(tmp_path):
 
 
 @pytest.mark.slow
+def test_our_tools_from_a_user_project(tmp_path):
+    """Our train.py / test.py, as installed (``<package>/.mim/tools``), run
+    from the user's directory: they import mmdynopool first, so the plain
+    ``_base_ = 'mmdynopool::...'`` line works."""
+    import mmdynopool
+    from mmdynopool.datasets import build_digits_voc
+    tools = osp.join(osp.dirname(mmdynopool.__file__), '.mim', 'tools')
+    build_digits_voc(str(tmp_path / 'data' / 'digits_voc'), num_train=16,
+                     num_val=4)
+    (tmp_path / 'my_demo.py').write_text(
+        "_base_ = 'mmdynopool::demo/"
+        "fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py'\n")
+    opts = ['--cfg-options', 'train_cfg.max_iters=2',
+            'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2',
+            'train_dataloader.batch_size=2', 'default_hooks.logger.interval=1']
+    train = run([osp.join(tools, 'train.py'), 'my_demo.py', '--work-dir',
+                 'wd', *opts], tmp_path)
+    assert 'loss_gmacs' in train
+    test = run([osp.join(tools, 'test.py'), 'my_demo.py', 'wd/iter_2.pth',
+                '--work-dir', 'wd_test'], tmp_path)
+    assert metric(test, 'mIoU') == metric(train, 'mIoU')
+
+
+@pytest.mark.slow
 def test_mmpretrain_tools_from_a_user_project(tmp_path):
     cfg = user_config(tmp_path / 'my_toy.py',
                       'toy/vgg11-slim_dynopool_1xb64-20e_digits-stretch-v.py')

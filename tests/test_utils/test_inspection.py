@@ -1,5 +1,7 @@
 """mmdynopool.utils.inspection: eval mode for a moment, and the resizing
 layers' sizes read from one forward pass."""
+import math
+
 import pytest
 import torch
 from mmpretrain.models.backbones import ResNet
@@ -39,7 +41,10 @@ def test_shape_adaptor_is_one_layer_with_one_scale():
     assert [r['name'] for r in report['layers']] == ['0']
     s = sa.scale
     assert report['layers'][0]['scale'] == pytest.approx((s, s))
-    assert report['layers'][0]['out'] == sa.output_size((32, 32))
+    # floor(32 * s), s = 0.5 + 0.5 sigmoid(0.5) = 0.8112 (the authors'
+    # int(dim * s)): 25.96 -> 25.
+    assert s == pytest.approx(0.5 + 0.5 / (1 + math.exp(-0.5)))
+    assert report['layers'][0]['out'] == (25, 25)
 
 
 @pytest.mark.parametrize('training', [True, False])

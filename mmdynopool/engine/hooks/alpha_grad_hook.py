@@ -1,9 +1,9 @@
 """Choose the space in which the optimizer steps DynOPool's alpha."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.layers import DynOPool2d
+from ...utils.inspection import unwrap_model
 
 __all__ = ['AlphaGradHook']
 
@@ -69,7 +69,7 @@ class AlphaGradHook(Hook):
     def before_train(self, runner) -> None:
         k = SPACES[self.space]
         model = runner.model
-        model = model.module if is_model_wrapper(model) else model
+        model = unwrap_model(model)
         seen = set()
         for m in model.modules():
             if not isinstance(m, DynOPool2d) or id(m.alpha) in seen:

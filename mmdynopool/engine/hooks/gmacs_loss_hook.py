@@ -4,9 +4,9 @@ from numbers import Integral, Real
 from typing import List, Optional, Sequence
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from ...utils.inspection import unwrap_model
 from ..gmacs import GMACsCounter
 
 __all__ = ['GMACsLossHook', 'gmacs_loss_hooks']
@@ -102,8 +102,7 @@ class GMACsLossHook(Hook):
     def before_run(self, runner) -> None:
         if self.loss_weight == 0:
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         self.counter = GMACsCounter(
             model,
             self.input_size,
@@ -112,7 +111,7 @@ class GMACsLossHook(Hook):
         self.counter.attach()
         runner.logger.info(
             f'GMACsLossHook: {self.counter.initial_gmacs:.4f} GMACs at '
-            f'{self.input_size} over {len(self.counter.layer_gmacs)} conv/'
+            f'{self.input_size} over {self.counter.num_layers} conv/'
             f'linear layers, {len(self.counter.pools)} DynOPool layers')
         # Each forward starts a fresh record of the DynOPool input sizes.
         self._handles = [

@@ -3,12 +3,12 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.dynamic import DynamicLayers, convert_to_dynamic
 from ...models.layers.dynamic_conv import check_attributes
 from ...models.layers.shortcut import check_shortcut
+from ...utils.inspection import unwrap_model
 
 __all__ = ['RandomOptionHook']
 
@@ -65,8 +65,7 @@ class RandomOptionHook(Hook):
         self.permutation = None
 
     def _layers(self, runner) -> DynamicLayers:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrap_model(runner.model)
         try:
             return DynamicLayers.from_model(model)
         except ValueError:

@@ -12,7 +12,7 @@ from mmengine.registry import HOOKS, PARAM_SCHEDULERS
 from mmengine.runner import IterBasedTrainLoop
 
 from ...models.layers import ShapeAdaptor, set_shape_adaptor_penalty
-from .shape_hooks import _unwrap
+from ...utils.inspection import unwrap_model
 
 __all__ = ['ShapeAdaptorHook']
 
@@ -123,7 +123,7 @@ class ShapeAdaptorHook(Hook):
         # Once per run: fixed adaptors ("Fix (Final)") keep their alpha and
         # penalty; an alpha that needs no gradient now (frozen with its
         # stage by `frozen_stages`) is never trained.
-        self._adaptors = [m for m in _unwrap(runner.model).modules()
+        self._adaptors = [m for m in unwrap_model(runner.model).modules()
                           if isinstance(m, ShapeAdaptor) and not m.fixed]
         self._trainable = [sa for sa in self._adaptors
                            if sa.alpha.requires_grad]
@@ -179,7 +179,7 @@ class ShapeAdaptorHook(Hook):
             sa.alpha.requires_grad_(False)
 
     def _alpha_step(self, runner, data_batch) -> None:
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         alphas = [sa.alpha for sa in self._trainable]
         for a in alphas:
             a.requires_grad_(True)

@@ -2,17 +2,12 @@
 from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from ...models.resizing import is_learnable_resizer, resizer_scale
-from ...utils.inspection import resizing_report
+from ...utils.inspection import resizing_report, unwrap_model
 
 __all__ = ['ShapeLoggingHook']
-
-
-def _unwrap(model):
-    return model.module if is_model_wrapper(model) else model
 
 
 @HOOKS.register_module()
@@ -54,7 +49,7 @@ class ShapeLoggingHook(Hook):
             self.log_shapes(runner, step=runner.iter + 1)
 
     def log_shapes(self, runner, step: int) -> dict:
-        model = _unwrap(runner.model)
+        model = unwrap_model(runner.model)
         scalars, parts = {}, []
         for name, m in model.named_modules():
             if not is_learnable_resizer(m):

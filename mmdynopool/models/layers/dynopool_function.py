@@ -65,8 +65,10 @@ class _DynOPoolFunction(torch.autograd.Function):
         ctx.hw, ctx.mode, ctx.size_dtype = (h, w), mode, size.dtype
         ctx.central = position_grad == 'central'
         ext = _fused_kernel(x, mode)
-        ctx.fused = ext is not None
-        if ctx.fused:
+        # Backward uses the same path as forward (the kernel's saved winner
+        # codes), even where a dispatch mode watches the backward only.
+        ctx.ext = ext
+        if ext is not None:
             fmt = (torch.channels_last if x.dim() == 4 and not
                    x.is_contiguous() and x.is_contiguous(
                        memory_format=torch.channels_last) else
@@ -90,9 +92,9 @@ class _DynOPoolFunction(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         x = ctx.saved_tensors[0]
         h, w = ctx.hw
-        if ctx.fused:
+        if ctx.ext is not None:
             need_x, need_size = ctx.needs_input_grad[:2]
-            grad_x, grad_size = _fused_kernel(x, 'max').backward(
+            grad_x, grad_size = ctx.ext.backward(
                 x, grad_out.contiguous(), ctx.saved_tensors[1], need_x,
                 need_size, ctx.central)
             grad_x = grad_x.contiguous(

@@ -283,10 +283,7 @@ class ShapeAdaptor(nn.Module):
         super().__init__()
         _check_range(r1, r2)
         _check_rounding(rounding)
-        if not isinstance(fixed, bool):
-            raise TypeError(f'fixed must be a bool, got {fixed!r}')
         self.rounding = rounding
-        self.fixed = fixed
         if not math.isfinite(init_alpha):
             raise ValueError(f'init_alpha must be finite, got {init_alpha!r}')
         self.branch1 = _build_branch(branch1, nn.MaxPool2d(2, 2))
@@ -295,9 +292,23 @@ class ShapeAdaptor(nn.Module):
         self.init_alpha = float(init_alpha)
         self.residual = residual
         self.penalty = penalty
-        self.alpha = nn.Parameter(torch.empty((), device=device, dtype=dtype),
-                                  requires_grad=not fixed)
+        self.alpha = nn.Parameter(torch.empty((), device=device, dtype=dtype))
         self.reset_parameters()
+        self.fixed = fixed
+
+    @property
+    def fixed(self) -> bool:
+        """A final shape ("Fix (Final)"): alpha takes no gradient and keeps
+        the penalty it was given. Unlike an alpha frozen by
+        ``frozen_stages``, whose penalty still follows Eq. (8)."""
+        return self._fixed
+
+    @fixed.setter
+    def fixed(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f'fixed must be a bool, got {value!r}')
+        self._fixed = value
+        self.alpha.requires_grad_(not value)
 
     def reset_parameters(self) -> None:
         with torch.no_grad():

@@ -7,7 +7,7 @@ from mmengine.testing import RunnerTestCase
 
 from mmdynopool.engine.hooks import AlphaGradHook
 
-from .tiny import ConvPoolConv, FixedImages, register, unregister
+from .tiny import ConvPoolConv, FixedImages, register, train_only, unregister
 
 
 class TestAlphaGradHook:
@@ -156,17 +156,10 @@ class TestAlphaGradHookRunner(RunnerTestCase):
         super().setUp()
         register()
         cfg = self.iter_based_cfg
-        cfg.model = ALPHA_NET
-        cfg.train_dataloader.dataset = ALPHA_IMAGES
-        cfg.train_dataloader.sampler.shuffle = False
-        cfg.train_dataloader.batch_size = 2
-        cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
-        cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+        train_only(cfg, ALPHA_NET, ALPHA_IMAGES, batch_size=2)
         cfg.train_cfg = dict(by_epoch=False, max_iters=1)
         cfg.optim_wrapper = dict(optimizer=dict(type='SGD', lr=LR))
         cfg.default_hooks = dict(checkpoint=None)
-        cfg.randomness = dict(seed=0)
-        cfg.log_level = 'WARNING'
 
     def tearDown(self):
         unregister()

@@ -13,7 +13,7 @@ from mmdynopool.engine import GMACsLossHook
 from mmdynopool.models import DynOPool2d
 from mmdynopool.utils import allow_mmengine_checkpoints
 
-from .tiny import register, unregister
+from .tiny import register, train_only, unregister
 
 
 def alphas(model):
@@ -191,19 +191,12 @@ class TestGMACsLossHookRunner(RunnerTestCase):
         super().setUp()
         register()
         cfg = self.epoch_based_cfg
-        cfg.model = HAND_NET
-        cfg.train_dataloader.dataset = HAND_IMAGES
-        cfg.train_dataloader.sampler.shuffle = False
-        cfg.train_dataloader.batch_size = BATCH
-        cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
-        cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+        train_only(cfg, HAND_NET, HAND_IMAGES, batch_size=BATCH)
         cfg.train_cfg = dict(by_epoch=True, max_epochs=2)  # 2 iters each
         cfg.custom_hooks = [
             dict(type='GMACsLossHook', loss_weight=LAMBDA,
                  input_size=(SIZE, SIZE), in_channels=1)
         ]
-        cfg.randomness = dict(seed=0)
-        cfg.log_level = 'WARNING'
 
     def tearDown(self):
         unregister()

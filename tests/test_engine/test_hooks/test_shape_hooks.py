@@ -17,6 +17,8 @@ from torch.utils.data import Dataset
 from mmdynopool.engine.hooks import ShapeLoggingHook
 from mmdynopool.models import DynOPoolResNet_CIFAR
 
+from .tiny import train_only
+
 SIZE = 32
 #: 32 * 0.6 = 19.2 -> 19, 19 * 0.55 = 10.45 -> 10, 10 * 0.5 = 5: no size
 #: sits on a rounding boundary, so a small step of alpha keeps the count.
@@ -94,19 +96,14 @@ class TestShapeLoggingHook(RunnerTestCase):
         MODELS.register_module(module=ShapeNet, force=True)
         DATASETS.register_module(module=ShapeImages, force=True)
         cfg = self.iter_based_cfg
-        cfg.model = dict(type='ShapeNet')
-        cfg.train_dataloader.dataset = dict(type='ShapeImages')
-        cfg.train_dataloader.sampler.shuffle = False
-        cfg.train_dataloader.batch_size = 2
-        cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
-        cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+        # init_weights re-draws the convs: seed 0 makes them the same.
+        train_only(cfg, dict(type='ShapeNet'), dict(type='ShapeImages'),
+                   batch_size=2)
         cfg.train_cfg = dict(by_epoch=False, max_iters=4)
         cfg.default_hooks = dict(logger=dict(type='LoggerHook', interval=1))
         cfg.custom_hooks = [
             dict(type='ShapeLoggingHook', interval=2, input_size=(SIZE, SIZE))
         ]
-        cfg.randomness = dict(seed=0)  # init_weights re-draws the convs
-        cfg.log_level = 'WARNING'
 
     def tearDown(self):
         MODELS.module_dict.pop('ShapeNet', None)

@@ -55,3 +55,17 @@ def register():
 def unregister():
     MODELS.module_dict.pop('ConvPoolConv', None)
     DATASETS.module_dict.pop('FixedImages', None)
+
+
+def train_only(cfg, model: dict, dataset: dict, batch_size: int) -> None:
+    """Make a ``RunnerTestCase`` config train ``model`` on ``dataset`` in
+    order, ``batch_size`` a batch, with no validation or test loop, seed 0
+    and quiet logs (the caller sets ``train_cfg``)."""
+    cfg.model = model
+    cfg.train_dataloader.dataset = dataset
+    cfg.train_dataloader.sampler.shuffle = False
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None
+    cfg.randomness = dict(seed=0)
+    cfg.log_level = 'WARNING'

@@ -1,4 +1,5 @@
 import copy
+import math
 
 import pytest
 import torch
@@ -91,10 +92,17 @@ class TestDynOPoolHRNet:
         model = DynOPoolHRNet(TINY, init_scales=scales)
         model.train()
         outs = model(torch.randn(2, 3, h, w))
-        # Stream sizes follow the pools' chain, whatever path produced them.
-        size = model.dynopools[0].output_size((h, w))
+        # Stream sizes follow the pools' chain, whatever path produced them:
+        # round half up of size / alpha, at least 2 (Eq. 3, Sec. 5.1).
+        alphas = [p.alpha.tolist() for p in model.dynopools]
+
+        def hand(size, alpha):
+            return tuple(math.floor(max(d / a, 1.5) + 0.5)
+                         for d, a in zip(size, alpha))
+
+        size = hand((h, w), alphas[0])
         for i, out in enumerate(outs):
-            size = model.dynopools[i + 1].output_size(size)
+            size = hand(size, alphas[i + 1])
             assert tuple(out.shape[-2:]) == size
         sum(o.square().mean() for o in outs).backward()
         for pool in model.dynopools:

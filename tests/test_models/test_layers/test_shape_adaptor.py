@@ -188,3 +188,15 @@ class TestShapeAdaptor:
         sa = MODELS.build(dict(type='ShapeAdaptor', init_alpha=1.0))
         assert isinstance(sa, ShapeAdaptor)
         assert list(sa.state_dict()) == ['alpha']
+
+
+def test_fixed_is_a_final_shape_not_a_frozen_alpha():
+    sa = ShapeAdaptor(init_alpha=0.3)
+    assert not sa.fixed and sa.alpha.requires_grad
+    sa.fixed = True  # set later, as at construction
+    assert sa.fixed and not sa.alpha.requires_grad
+    frozen = ShapeAdaptor(init_alpha=0.3)
+    frozen.alpha.requires_grad_(False)  # what frozen_stages does
+    assert not frozen.fixed
+    with pytest.raises(TypeError, match='fixed must be a bool'):
+        sa.fixed = 1
