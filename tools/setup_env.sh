@@ -60,6 +60,6 @@ pip install -q -e ".[$EXTRAS]"
 "$VENV/bin/python" -c "import mmcv.ops, mmseg.models, mmpretrain.models, mmdynopool"
 # Compile the fused CPU DynOPool kernel now (about a minute, cached) rather
 # than in the first training step; without a compiler PyTorch code runs.
-"$VENV/bin/python" -c "from mmdynopool.ops import dynopool_cpu_ext as e; print('[setup] fused DynOPool kernel:', 'ready' if e() else 'unavailable')"
+"$VENV/bin/python" -c "from mmdynopool.ops import fused_kernel as k; print('[setup] fused DynOPool kernel:', 'ready' if k() else 'unavailable')"
 rm -f "$VENV"/.mmdynopool-*
 touch "$STAMP"

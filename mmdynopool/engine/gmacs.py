@@ -125,6 +125,8 @@ class GMACsCounter:
                  forward: Optional[Callable] = None) -> None:
         self.model = model
         self.forward = model if forward is None else forward
+        self.input_size = tuple(int(v) for v in input_size)
+        self.in_channels = int(in_channels)
         param = next(model.parameters())
         x = torch.zeros(1, in_channels, *input_size, device=param.device,
                         dtype=param.dtype)
@@ -246,7 +248,8 @@ class GMACsCounter:
     def loss(self) -> Tensor:
         """``L_GMACs`` of the last recorded forward (sizes read there),
         then clears the record. Value: real integer sizes; gradient: the
-        straight-through sizes, chained through upstream DynOPools."""
+        straight-through sizes, chained through upstream DynOPools. Device
+        arithmetic only: no value is read back to the host."""
         out_ste: Dict[int, Tensor] = {}
         for p in self.pools:
             real_in = self._seen.get(id(p), self.in0[id(p)])
@@ -270,7 +273,36 @@ class GMACsCounter:
             total = total + ratio * gmacs
         if not isinstance(total, Tensor):
             total = torch.tensor(total)
-        return total
+        return total.to(torch.float32)
+
+
+    def continuous_gmacs(self) -> Tensor:
+        """The GMACs of Eq. (7) at the continuous sizes ``H_in / alpha``
+        (chained from ``input_size``, no rounding), detached: a smooth
+        measure of where the alphas are, for a controller to follow between
+        the steps of the integer cost. Device arithmetic only."""
+        cont: Dict[int, Tensor] = {}
+        with torch.no_grad():
+            for p in self.pools:
+                a = p.alpha.detach().double()
+                up = self.upstream[id(p)]
+                if up is None:
+                    h, w = self.in0[id(p)]
+                    cont[id(p)] = torch.stack([h / a[0], w / a[1]])
+                else:
+                    c_h, c_w = self._in_per_up[id(p)]
+                    u = cont[id(up)]
+                    cont[id(p)] = torch.stack([c_h * u[0] / a[0],
+                                               c_w * u[1] / a[1]])
+            total = 0.0
+            for key, gmacs in self.groups.items():
+                if key is None:
+                    total = total + gmacs
+                else:
+                    total = total + cont[key].prod() / self._area0[key] * gmacs
+        if not isinstance(total, Tensor):
+            total = torch.tensor(total)
+        return total.to(torch.float32)
 
 
 class _Recording:

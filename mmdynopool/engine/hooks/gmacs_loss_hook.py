@@ -1,4 +1,5 @@
-"""Adds ``lambda * L_GMACs`` (DynOPool paper, Eq. 7-8) to the training loss."""
+"""Adds ``lambda * L_GMACs`` (DynOPool paper, Eq. 7-8) to the training loss,
+with a fixed lambda (the paper) or one that steers to a GMACs target."""
 import math
 from numbers import Integral, Real
 from typing import List, Optional, Sequence
@@ -7,6 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from ...utils.inspection import unwrap_model
+from ..cost_target import GMACsTarget
 from ..gmacs import GMACsCounter
 
 __all__ = ['GMACsLossHook', 'gmacs_loss_hooks']
@@ -48,8 +50,21 @@ class GMACsLossHook(Hook):
     64 images per GPU) and 0.092 (HRNet-W48 VOC, batch 16): a few per cent of
     the task loss, where a regulariser usually sits. In mega-MACs, the other
     reading that passes the bound, VOC's penalty would be 5.8, above the
-    cross-entropy itself. The toy study in the README measures both
-    settings.
+    cross-entropy itself. The toy study in the docs measures both settings.
+
+    **Cost target** (``target_gmacs``, beyond the paper). With a target
+    ``X`` (GMACs of one image at ``input_size``) lambda starts at
+    ``loss_weight`` and adapts every step,
+    ``lambda_t = loss_weight * m_t * (C_t / X) ** p_gain``,
+    ``m_{t+1} = m_t (C_t / X) ** gain``; at ``settle`` of the schedule the
+    sizes are settled within ``target_tolerance`` of ``X`` and the alphas
+    frozen for the rest of the run (:mod:`mmdynopool.engine.cost_target`
+    argues the design). The run then ends at ``X`` whatever the seed, with
+    no lambda sweep. Every ``log_interval`` steps (default: the
+    LoggerHook's) it logs ``train/gmacs``, ``train/gmacs_gap``
+    (``C_t / X - 1``) and ``train/gmacs_lambda``; the multiplier and the
+    settled state go into checkpoints, so a resumed run continues exactly.
+    Configs that reproduce a paper number keep ``target_gmacs=None``.
 
     Args:
         loss_weight (float): ``lambda`` of Eq. (8), e.g. 7e-5 for HRNet-W48
@@ -60,6 +75,22 @@ class GMACsLossHook(Hook):
         count (str): What ``GMACs[l]`` counts: ``'batch'`` (the per-process
             training batch) or ``'image'``. Default: ``'batch'``.
         loss_name (str): Key in the loss dict. Default: ``'loss_gmacs'``.
+        target_gmacs (float, optional): GMACs per image at ``input_size`` to
+            end at; None keeps lambda fixed (the paper). Default: None.
+        settle (float): Fraction of the run after which the sizes are
+            settled on the target and frozen (target mode). Default: 0.8.
+        gain (float): Exponent of lambda's update, integral part (target
+            mode). Default: 0.02.
+        p_gain (float): Exponent of lambda's proportional factor (target
+            mode). Default: 4.
+        target_tolerance (float): Relative band of the settle (target
+            mode). Default: 0.02.
+        log_interval (int, optional): Steps between target-mode log
+            entries. Default: the LoggerHook's interval.
+
+    Example:
+        >>> custom_hooks = [dict(type='GMACsLossHook', loss_weight=7e-5,
+        ...                      input_size=(480, 480), target_gmacs=60.0)]
     """
 
     priority = 'NORMAL'
@@ -69,7 +100,13 @@ class GMACsLossHook(Hook):
                  input_size: Sequence[int],
                  in_channels: int = 3,
                  count: str = 'batch',
-                 loss_name: str = 'loss_gmacs') -> None:
+                 loss_name: str = 'loss_gmacs',
+                 target_gmacs: Optional[float] = None,
+                 settle: float = 0.8,
+                 gain: float = 0.02,
+                 p_gain: float = 4.0,
+                 target_tolerance: float = 0.02,
+                 log_interval: Optional[int] = None) -> None:
         if isinstance(loss_weight, bool) or not isinstance(loss_weight,
                                                            Real):
             raise TypeError('loss_weight (lambda) must be a real number, got '
@@ -91,6 +128,33 @@ class GMACsLossHook(Hook):
         if 'loss' not in loss_name:
             raise ValueError("loss_name must contain 'loss' so that mmengine "
                              f'adds it to the total loss, got {loss_name!r}')
+        if target_gmacs is not None:
+            if isinstance(target_gmacs, bool) or not isinstance(
+                    target_gmacs, Real) or not (math.isfinite(target_gmacs)
+                                                and target_gmacs > 0):
+                raise ValueError('target_gmacs must be None or a number > 0 '
+                                 f'(GMACs per image), got {target_gmacs!r}')
+            if loss_weight == 0:
+                raise ValueError('target_gmacs needs loss_weight > 0: the '
+                                 'adaptive lambda starts there, got 0')
+            for name, v, hi in (('settle', settle, 1), ('gain', gain, 1),
+                                ('target_tolerance', target_tolerance, 0.5)):
+                if isinstance(v, bool) or not isinstance(v, Real) or not (
+                        0 < v <= hi):
+                    raise ValueError(f'{name} must be a number in (0, {hi}],'
+                                     f' got {v!r}')
+        if log_interval is not None and (isinstance(log_interval, bool)
+                                         or not isinstance(log_interval, int)
+                                         or log_interval < 1):
+            raise ValueError('log_interval must be None or an integer >= 1, '
+                             f'got {log_interval!r}')
+        self.target_gmacs = None if target_gmacs is None else float(
+            target_gmacs)
+        self.settle, self.gain = float(settle), float(gain)
+        self.p_gain = p_gain
+        self.target_tolerance = float(target_tolerance)
+        self.log_interval = log_interval
+        self.target: Optional[GMACsTarget] = None
         self.loss_weight = float(loss_weight)
         self.input_size = tuple(int(v) for v in input_size)
         self.in_channels = int(in_channels)
@@ -113,6 +177,16 @@ class GMACsLossHook(Hook):
             f'GMACsLossHook: {self.counter.initial_gmacs:.4f} GMACs at '
             f'{self.input_size} over {self.counter.num_layers} conv/'
             f'linear layers, {len(self.counter.pools)} DynOPool layers')
+        max_iters = getattr(runner.train_loop, 'max_iters', None) if \
+            not isinstance(runner._train_loop, (dict, type(None))) else None
+        if self.target_gmacs is not None and max_iters is not None:
+            self.target = GMACsTarget(
+                self.counter, self.target_gmacs, self.loss_weight, max_iters,
+                self.settle, self.gain, self.p_gain, self.target_tolerance)
+            runner.logger.info(
+                f'GMACsLossHook: target {self.target_gmacs:g} GMACs, lambda '
+                f'adapts from {self.loss_weight:g}, sizes settle after '
+                f'iteration {self.target.settle_iter}')
         # Each forward starts a fresh record of the DynOPool input sizes.
         self._handles = [
             model.register_forward_pre_hook(
@@ -123,12 +197,50 @@ class GMACsLossHook(Hook):
     def _add_loss(self, module, args, kwargs, output):
         if kwargs.get('mode') != 'loss' or not isinstance(output, dict):
             return None
-        loss = self.loss_weight * self.counter.loss()
+        if self.target is not None:
+            loss = self.target.loss()
+        else:
+            loss = self.loss_weight * self.counter.loss()
         if self.count == 'batch':
             inputs = args[0] if args else kwargs.get('inputs')
             loss = loss * _batch_size(inputs)
         output[self.loss_name] = loss.to(next(iter(output.values())).device)
         return output
+
+    def before_train(self, runner) -> None:
+        if self.target is not None and self.log_interval is None:
+            from mmengine.hooks import LoggerHook
+            self.log_interval = next(
+                (h.interval for h in runner.hooks
+                 if isinstance(h, LoggerHook)), 50)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if self.target is None:
+            return
+        gap, lam = self.target.gap(), self.target.weight()
+        settled = self.target.step(runner.iter + 1)
+        if settled is not None:
+            runner.logger.info(
+                f'GMACsLossHook: sizes settled at iteration {runner.iter + 1}'
+                f': {settled["gmacs_before"]:.5g} -> {settled["gmacs"]:.5g} '
+                f'GMACs ({100 * settled["gap"]:+.2f} % of the target), '
+                f'alphas x {math.exp(settled["shift"]):.4f}, now fixed')
+        if gap is not None and self.every_n_train_iters(runner,
+                                                        self.log_interval):
+            hub = runner.message_hub
+            hub.update_scalar('train/gmacs', self.target_gmacs *
+                              (1 + float(gap)))
+            hub.update_scalar('train/gmacs_gap', float(gap))
+            hub.update_scalar('train/gmacs_lambda', float(lam))
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.target is not None:
+            checkpoint['gmacs_target'] = self.target.state_dict()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.target is not None and 'gmacs_target' in checkpoint:
+            self.target.load_state_dict(checkpoint['gmacs_target'])
 
     def after_run(self, runner) -> None:
         for h in self._handles:

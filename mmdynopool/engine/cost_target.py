@@ -1,0 +1,373 @@
+"""Training a DynOPool model to a GMACs target, without a lambda sweep.
+
+The paper reaches a cost by sweeping lambda (several full trainings); at one
+lambda the final cost of a run varies by 0.6-1.6x between seeds (toy and demo
+studies). :class:`GMACsTarget` asks for the cost instead, in two phases:
+
+1. **Adaptive lambda** (until ``settle`` of the schedule). The penalty is
+   the paper's ``lambda * L_GMACs`` with
+   ``lambda_t = loss_weight * m_t * (C_t / X) ** p_gain`` and, after every
+   step, ``m_{t+1} = m_t * (C_t / X) ** gain``, clipped to ``[1e-4, 1e4]``
+   (``C_t``: this step's GMACs per image at the reference size, real
+   integer sizes; ``X``: the target). The continuous sizes ``H_in / alpha``
+   would move more smoothly, but on small maps they are no measure of the
+   cost: a layer whose continuous size fell below the 2-pixel floor costs
+   what 2 pixels cost (measured on the toy: continuous cost under the
+   target while the real one stayed 48 % over it for 20 epochs). The ``m`` update is dual ascent on the
+   constraint ``C = X`` in log space: scale-free (the same gains for a VGG
+   on digits and HRNet on VOC, whatever the config's lambda), it grows
+   lambda geometrically while the model is too expensive and shrinks it
+   while it is too cheap. The alphas integrate their gradients, so an
+   integral controller alone overshoots and rings (measured on the toy:
+   +25 % for 300 steps, then -15 %); the proportional factor damps it. Because the penalty stays the paper's, the alphas reach
+   the paper's equilibrium (the task gradient of every layer balanced by
+   the cost it governs), only at the lambda that costs ``X``. A penalty on
+   the distance ``|C - X|`` would instead pull every layer towards the
+   target by the same rule, cheap and expensive layers alike; a projection
+   that rescales all alphas every step would equalise the layers' task
+   gradients instead of their price per GMAC.
+2. **Settle** (at ``settle`` of the schedule). The controller keeps the
+   cost near ``X`` but cannot hit an integer-sized cost exactly, and the
+   last steps of a run would still move it. So once, all learnable alphas
+   are multiplied by the common factor ``exp(s)`` with the smallest ``|s|``
+   that brings the exact conv + linear MACs (``FlopCounterMode``, one image
+   at ``input_size``; the count every report uses) within ``tolerance`` of
+   ``X`` (or, where the integer sizes jump over that band, closest to it),
+   which keeps the learned aspect ratios and relative scales; then the
+   alphas are frozen (``fixed``) and the remaining steps train the weights
+   at the final sizes, as a Fix (Final) retrain does. The final cost is the
+   settled one by construction.
+
+No host reads are added per step: the multiplier is updated on the device;
+the settle reads once. :meth:`state_dict` holds the multiplier and whether
+the sizes are settled (the hook puts it into checkpoints), so a resumed run
+continues exactly.
+"""
+import math
+import warnings
+from numbers import Real
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..models.layers import DynOPool2d
+from ..models.layers.dynopool import AlphaDivergedError, exact_output_size
+from ..utils.inspection import eval_mode
+from .gmacs import GMACsCounter, count_macs
+
+__all__ = ['GMACsTarget', 'settle_to_gmacs', 'exact_gmacs']
+
+#: Range of the adaptive factor ``m_t``.
+M_RANGE = (1e-4, 1e4)
+
+
+def _positive(name, value, upper=None):
+    if isinstance(value, bool) or not isinstance(value, Real) or not (
+            math.isfinite(value) and value > 0) or (upper is not None
+                                                    and value > upper):
+        allowed = f'in (0, {upper}]' if upper is not None else \
+            'finite and > 0'
+        raise ValueError(f'{name} must be a number {allowed}, got {value!r}')
+    return float(value)
+
+
+def exact_gmacs(model: nn.Module, input_size: Sequence[int],
+                in_channels: int = 3,
+                forward: Optional[Callable] = None) -> float:
+    """Conv + linear GMACs of one ``input_size`` image at the model's current
+    shape, counted by ``FlopCounterMode`` (eval mode, no gradients)."""
+    param = next(model.parameters())
+    x = torch.zeros(1, in_channels, *input_size, device=param.device,
+                    dtype=param.dtype)
+    with eval_mode(model):
+        return sum(count_macs(model, x, forward).values()) / 1e9
+
+
+def settle_to_gmacs(model: nn.Module,
+                    target_gmacs: float,
+                    input_size: Sequence[int],
+                    in_channels: int = 3,
+                    forward: Optional[Callable] = None,
+                    tolerance: float = 0.02,
+                    pools: Optional[List[DynOPool2d]] = None,
+                    max_evals: int = 80) -> Dict:
+    """Move the learnable DynOPool alphas as little as possible so that the
+    model's exact GMACs (:func:`exact_gmacs`) come within ``tolerance`` of
+    ``target_gmacs``.
+
+    First every alpha is multiplied by one factor ``exp(s)``, the smallest
+    ``|s|`` that reaches the band (the cost is a non-increasing step
+    function of ``s``: a bracket, then a bisection); this keeps the learned
+    aspect ratios and relative scales. Where the integer sizes jump over the
+    band (small maps: one pixel of a 16-pixel axis is 6 % of its cost), single
+    axes then move by one output pixel at a time (each move tried, the best
+    kept) while that brings the cost closer. If the band is still out of
+    reach, the closest cost is kept and a warning says so.
+
+    Args:
+        model (nn.Module): Modified in place (its alphas).
+        target_gmacs (float): Target conv + linear GMACs of one image.
+        input_size (Sequence[int]): ``(H, W)`` of that image.
+        in_channels (int): Its channels. Default: 3.
+        forward (callable, optional): How to run the model on a tensor.
+        tolerance (float): Accepted relative gap. Default: 0.02.
+        pools (list[DynOPool2d], optional): The layers to move. Default:
+            every DynOPool2d whose alpha requires grad.
+        max_evals (int): Cost evaluations at most. Default: 80.
+
+    Returns:
+        dict: ``shift`` (``s``), ``moves`` (single-pixel moves),
+        ``gmacs_before``, ``gmacs`` (after), ``gap``
+        (``gmacs / target - 1``), ``evals``.
+
+    Example:
+        >>> from mmdynopool.models import DynOPoolVGG
+        >>> model = DynOPoolVGG(11, out_indices=(4, ))
+        >>> out = settle_to_gmacs(model, 0.1, (32, 32))
+        >>> abs(out['gap']) <= 0.02
+        True
+    """
+    target_gmacs = _positive('target_gmacs', target_gmacs)
+    tolerance = _positive('tolerance', tolerance, 0.5)
+    if pools is None:
+        pools, seen = [], set()
+        for m in model.modules():
+            if isinstance(m, DynOPool2d) and m.alpha.requires_grad and id(
+                    m.alpha) not in seen:
+                seen.add(id(m.alpha))
+                pools.append(m)
+    if not pools:
+        raise ValueError('settle_to_gmacs found no learnable DynOPool2d '
+                         'layer to rescale')
+    evals = [0]
+    seen_in: Dict[int, tuple] = {}
+
+    def record(pool):
+
+        def hook(m, args):
+            seen_in.setdefault(id(pool), tuple(args[0].shape[-2:]))
+
+        return hook
+
+    def measure(alphas) -> float:
+        evals[0] += 1
+        with torch.no_grad():
+            for p, a in zip(pools, alphas):
+                p.alpha.copy_(a)
+        seen_in.clear()
+        handles = [p.register_forward_pre_hook(record(p)) for p in pools]
+        try:
+            return exact_gmacs(model, input_size, in_channels,
+                               forward) / target_gmacs - 1
+        except AlphaDivergedError:
+            return math.inf  # past the scale cap: too large by any measure
+        finally:
+            for h in handles:
+                h.remove()
+
+    base = [p.alpha.detach().clone() for p in pools]
+    before = measure(base)
+    best = ([a.clone() for a in base], before, 0.0)
+
+    def consider(alphas, gap, shift=None):
+        nonlocal best
+        if abs(gap) < abs(best[1]) or (abs(gap) <= tolerance and shift
+                                       is not None and abs(shift) < abs(
+                                           best[2])):
+            best = ([a.clone() for a in alphas], gap,
+                    best[2] if shift is None else shift)
+
+    if abs(before) > tolerance:
+        # Too expensive: larger alphas (s > 0) shrink; too cheap: s < 0.
+        sign = 1.0 if before > 0 else -1.0
+        inside, outside, step = None, 0.0, 0.05
+        while evals[0] < max_evals // 2:
+            alphas = [a * math.exp(sign * step) for a in base]
+            g = measure(alphas)
+            consider(alphas, g, sign * step)
+            if abs(g) <= tolerance or (g > 0) != (before > 0):
+                inside = step
+                break
+            outside, step = step, step * 2
+        while inside is not None and evals[0] < max_evals // 2 and \
+                inside - outside > 1e-7:
+            mid = (inside + outside) / 2
+            alphas = [a * math.exp(sign * mid) for a in base]
+            g = measure(alphas)
+            consider(alphas, g, sign * mid)
+            if abs(g) <= tolerance or (g > 0) != (before > 0):
+                inside = mid
+            else:
+                outside = mid
+    moves = 0
+    while abs(best[1]) > tolerance and evals[0] < max_evals:
+        current, improved = best, False
+        measure(current[0])  # the input sizes at the current alphas
+        sizes = dict(seen_in)
+        for i, p in enumerate(pools):
+            n_in = sizes.get(id(p))
+            if n_in is None:
+                continue
+            for axis in (0, 1):
+                n_out = exact_output_size(n_in[axis],
+                                          float(current[0][i][axis]))
+                for d in (-1, 1):
+                    if n_out + d < 2 or evals[0] >= max_evals:
+                        continue
+                    alphas = [a.clone() for a in current[0]]
+                    # The centre of the next size's rounding bin.
+                    alphas[i][axis] = n_in[axis] / (n_out + d)
+                    g = measure(alphas)
+                    if abs(g) < abs(best[1]):
+                        best, improved = (alphas, g, best[2]), True
+        if not improved:
+            break
+        moves += 1
+    if abs(best[1]) > tolerance:
+        warnings.warn(
+            f'settle_to_gmacs: the integer sizes jump over the '
+            f'+-{tolerance:.0%} band around {target_gmacs:g} GMACs; the '
+            f'closest cost is {100 * best[1]:+.2f} %')
+    gap = measure(best[0])
+    return dict(shift=best[2], moves=moves,
+                gmacs_before=(1 + before) * target_gmacs,
+                gmacs=(1 + gap) * target_gmacs, gap=gap, evals=evals[0])
+
+
+class GMACsTarget:
+    """Drive a DynOPool model to ``target_gmacs`` (module docstring).
+
+    Plain PyTorch use (``GMACsLossHook(target_gmacs=...)`` does this in an
+    mmengine run)::
+
+        counter = GMACsCounter(model, (224, 224))
+        target = GMACsTarget(counter, target_gmacs=2.0, loss_weight=1e-4,
+                             max_iters=len(loader) * epochs)
+        counter.attach()
+        for it, (x, y) in enumerate(batches):
+            counter.reset()
+            loss = criterion(model(x), y) + target.loss() * len(x)
+            loss.backward(); optimizer.step(); optimizer.zero_grad()
+            target.step(it + 1)  # settles once at settle * max_iters
+
+    Args:
+        counter (GMACsCounter): The model's counter (recording its
+            DynOPool input sizes).
+        target_gmacs (float): Target conv + linear GMACs of one image at the
+            counter's ``input_size``.
+        loss_weight (float): The paper's lambda, the penalty's weight at
+            the start (``m_0 = 1``).
+        max_iters (int): Training steps of the run.
+        settle (float): Fraction of ``max_iters`` after which the sizes are
+            settled on the target and the alphas frozen; 1 never settles.
+            Default: 0.8.
+        gain (float): Exponent of the multiplier update (integral).
+            Default: 0.02 (a cost 2x the target doubles ``m`` in 50
+            steps).
+        p_gain (float): Exponent of the immediate factor (proportional).
+            Default: 4 (a cost 20 % over the target weighs 2.1x).
+        tolerance (float): Relative band the settle aims for. Default: 0.02.
+        forward (callable, optional): How the settle runs the model on a
+            tensor. Default: the counter's.
+    """
+
+    def __init__(self,
+                 counter: GMACsCounter,
+                 target_gmacs: float,
+                 loss_weight: float,
+                 max_iters: int,
+                 settle: float = 0.8,
+                 gain: float = 0.02,
+                 p_gain: float = 4.0,
+                 tolerance: float = 0.02,
+                 forward: Optional[Callable] = None) -> None:
+        self.counter = counter
+        self.target = _positive('target_gmacs', target_gmacs)
+        self.loss_weight = _positive('loss_weight (lambda, the start of the '
+                                     'adaptive one)', loss_weight)
+        if isinstance(max_iters, bool) or not isinstance(
+                max_iters, int) or max_iters < 1:
+            raise ValueError(f'max_iters must be an integer >= 1, got '
+                             f'{max_iters!r}')
+        self.max_iters = max_iters
+        self.settle_frac = _positive('settle', settle, 1.0)
+        self.gain = _positive('gain', gain, 1.0)
+        if isinstance(p_gain, bool) or not isinstance(p_gain, Real) or not (
+                0 <= p_gain <= 16):
+            raise ValueError(f'p_gain must be a number in [0, 16], got '
+                             f'{p_gain!r}')
+        self.p_gain = float(p_gain)
+        self.tolerance = _positive('tolerance', tolerance, 0.5)
+        self.forward = forward or counter.forward
+        param = next(counter.model.parameters())
+        self.m = torch.ones((), dtype=torch.float64, device=param.device)
+        self.settled: Optional[Dict] = None
+        self._cost: Optional[Tensor] = None
+        self._ratio: Optional[Tensor] = None
+
+    @property
+    def settle_iter(self) -> int:
+        """The step after which the sizes are settled."""
+        return max(1, int(round(self.settle_frac * self.max_iters)))
+
+    def loss(self) -> Tensor:
+        """``lambda_t * L_GMACs`` (per image) of the last recorded forward;
+        zero once settled. Also keeps the cost for :meth:`step`."""
+        cost = self.counter.loss()
+        self._cost = cost.detach()
+        if self.settled is not None:
+            return cost * 0
+        ratio = (self._cost.to(self.m) / self.target).clamp_min(1e-12)
+        self._ratio = ratio
+        lam = self.loss_weight * self.m * ratio**self.p_gain
+        return lam.to(cost.dtype) * cost
+
+    def weight(self) -> Tensor:
+        """The current lambda (without the proportional factor's latest
+        change): ``loss_weight * m_t``."""
+        return self.loss_weight * self.m
+
+    def step(self, iteration: int) -> Optional[Dict]:
+        """After optimizer step ``iteration`` (1-based): update the
+        multiplier from the last :meth:`loss`'s cost, or settle the sizes
+        when ``iteration`` reaches :attr:`settle_iter`. Returns the settle
+        result the one time it happens."""
+        if self.settled is not None:
+            return None
+        if self._ratio is not None:
+            self.m = (self.m * self._ratio**self.gain).clamp(*M_RANGE)
+            self._ratio = None
+        if self.settle_frac < 1 and iteration >= self.settle_iter:
+            return self.settle()
+        return None
+
+    def settle(self) -> Dict:
+        """Settle the sizes on the target and freeze the alphas now."""
+        c = self.counter
+        pools = [p for p in c.pools if p.alpha.requires_grad]
+        result = settle_to_gmacs(
+            c.model, self.target, c.input_size, c.in_channels, self.forward,
+            self.tolerance, pools)
+        for p in pools:
+            p.fixed = True
+        result['pools'] = len(pools)
+        self.settled = result
+        return result
+
+    def gap(self) -> Optional[Tensor]:
+        """``C_t / X - 1`` of the last recorded forward (a device tensor)."""
+        return None if self._cost is None else self._cost / self.target - 1
+
+    def state_dict(self) -> Dict:
+        return dict(m=float(self.m), settled=self.settled,
+                    target=self.target)
+
+    def load_state_dict(self, state: Dict) -> None:
+        """Restore :meth:`state_dict`; settled alphas are frozen again (the
+        checkpoint holds their settled values)."""
+        self.m.fill_(state['m'])
+        self.settled = state.get('settled')
+        if self.settled is not None:
+            for p in self.counter.pools:
+                p.fixed = True
