@@ -81,8 +81,10 @@ if __name__ == '__main__':
             'tests': parse_requirements('tests.txt'),
             'demo': parse_requirements('demo.txt'),
             'tensorboard': parse_requirements('tensorboard.txt'),
+            'deploy': parse_requirements('deploy.txt'),
             'all': parse_requirements('tests.txt') +
             parse_requirements('demo.txt') +
-            parse_requirements('tensorboard.txt'),
+            parse_requirements('tensorboard.txt') +
+            parse_requirements('deploy.txt'),
         },
         zip_safe=False)

@@ -167,3 +167,36 @@ class LayerCase:
 def layer_case(device, dtype):
     """A :class:`LayerCase` for every device and dtype."""
     return LayerCase(device, dtype)
+
+
+@pytest.fixture
+def count_host_reads():
+    """Context manager listing every read of a tensor's value on the host
+    (``tolist``, ``item``, ``bool()`` ...) made from Python, forward and
+    backward alike (the Tensor methods themselves are wrapped)."""
+    import contextlib
+    names = ('tolist', 'item', '__bool__', '__int__', '__float__',
+             '__index__', 'numpy')
+
+    @contextlib.contextmanager
+    def counting():
+        seen = []
+        saved = {n: getattr(torch.Tensor, n) for n in names}
+
+        def wrap(name, f):
+
+            def method(self, *args, **kwargs):
+                seen.append(name)
+                return f(self, *args, **kwargs)
+
+            return method
+
+        for n, f in saved.items():
+            setattr(torch.Tensor, n, wrap(n, f))
+        try:
+            yield seen
+        finally:
+            for n, f in saved.items():
+                setattr(torch.Tensor, n, f)
+
+    return counting

@@ -9,7 +9,9 @@ it does not count, handles are registered here:
 
 * bilinear interpolation / ``grid_sample``: 4 MACs per output value (the
   weighted sum of four neighbours);
-* ``max_pool2d`` / ``avg_pool2d``: ``k*k - 1`` operations per output value.
+* ``max_pool2d`` / ``avg_pool2d``: ``k*k - 1`` operations per output value;
+* DynOPool's op (``mmdynopool::dynopool_forward``): four bilinear queries
+  and their 3-way aggregation per output value.
 
 So a DynOPool output value costs ``4 * 4 + 3 = 19`` operations, and the
 resizing layers' share is reported apart from the conv/linear total (the
@@ -21,6 +23,7 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import nn
 
+from .. import ops  # noqa: F401  (registers the op counted below)
 from ..engine.gmacs import module_flops
 from ..models.resizing import is_learnable_resizer
 from ..utils.inspection import eval_mode
@@ -28,7 +31,7 @@ from .shapes import feature_map_sizes, format_layer_row, resizing_report
 
 __all__ = [
     'complexity_report', 'format_complexity_report', 'config_complexity',
-    'RESIZE_HANDLES'
+    'exact_config_gmacs', 'RESIZE_HANDLES'
 ]
 
 aten = torch.ops.aten
@@ -50,7 +53,12 @@ def _pool_flops(*args, out_shape=None, **kwargs) -> int:
     return 2 * (kernel[0] * kernel[1] - 1) * _numel(shape)
 
 
+def _dynopool_flops(*args, out_shape=None, **kwargs) -> int:
+    return 2 * (4 * 4 + 3) * _numel(out_shape[0])
+
+
 RESIZE_HANDLES = {
+    torch.ops.mmdynopool.dynopool_forward: _dynopool_flops,
     aten.upsample_bilinear2d: _bilinear_flops,
     aten.grid_sampler_2d: _bilinear_flops,
     aten.max_pool2d_with_indices: _pool_flops,
@@ -117,6 +125,30 @@ def config_complexity(config: str,
     _, model = build_model_from_cfg(config, checkpoint)
     return complexity_report(model, shape,
                              forward=lambda t: model(t, mode='tensor'))
+
+
+def exact_config_gmacs(cfg, input_size: Sequence[int],
+                       scope: str) -> float:
+    """Exact conv + linear GMACs of a config's model (at its initial
+    shape) on one ``input_size`` image
+    (:func:`~mmdynopool.engine.cost_target.exact_gmacs`, what
+    ``GMACsLossHook(target_gmacs=...)`` settles on), the model built in
+    registry ``scope`` without touching the global RNG (so a seeded run
+    that follows is unaffected).
+
+    Args:
+        cfg (Config): A config with ``model``.
+        input_size (Sequence[int]): ``(H, W)``.
+        scope (str): ``'mmseg'``, ``'mmpretrain'``, ...
+    """
+    from mmengine.registry import MODELS, init_default_scope
+
+    from ..engine.cost_target import exact_gmacs
+    init_default_scope(scope)
+    with torch.random.fork_rng():
+        model = MODELS.build(cfg.model)
+    return exact_gmacs(model, tuple(input_size),
+                       forward=lambda t: model(t, mode='tensor'))
 
 
 def format_complexity_report(r: Dict, title: str = '') -> str:

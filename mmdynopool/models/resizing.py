@@ -15,7 +15,7 @@ from .layers import DynOPool2d, PooledConv2d, ShapeAdaptor
 
 __all__ = [
     'LEARNABLE_RESIZERS', 'is_learnable_resizer', 'is_strided', 'stride_of',
-    'is_resizing_layer', 'resizer_scale'
+    'is_resizing_layer', 'resizer_scale', 'switch_to_deploy'
 ]
 
 LEARNABLE_RESIZERS = (DynOPool2d, ShapeAdaptor)
@@ -54,3 +54,30 @@ def resizer_scale(m: nn.Module) -> Tuple[float, float]:
     else:
         s = tuple(1 / v for v in stride_of(m))
     return tuple(float(v) for v in s)
+
+
+def switch_to_deploy(model: nn.Module) -> int:
+    """Put every learnable resizing layer of ``model`` into its deployment
+    form (``switch_to_deploy()``, mmpretrain's convention): learned sizes
+    become integer expressions of the input size and the layers plain ATen
+    ops, for ``torch.export`` and ONNX. Irreversible; checkpoint keys stay.
+
+    Returns:
+        int: How many layers were switched (each shared layer once).
+
+    Example:
+        >>> import torch
+        >>> from mmdynopool.models import DynOPoolVGG
+        >>> model = DynOPoolVGG(11, out_indices=(4, ))
+        >>> switch_to_deploy(model)
+        5
+        >>> model(torch.rand(1, 3, 32, 32))[0].shape
+        torch.Size([1, 512, 2, 2])
+    """
+    done = set()
+    for m in model.modules():
+        if is_learnable_resizer(m) and id(m) not in done and hasattr(
+                m, 'switch_to_deploy') and not getattr(m, 'deploy', False):
+            m.switch_to_deploy()
+            done.add(id(m))
+    return len(done)

@@ -143,6 +143,10 @@ class GMACsLossHook(Hook):
                         0 < v <= hi):
                     raise ValueError(f'{name} must be a number in (0, {hi}],'
                                      f' got {v!r}')
+        if isinstance(p_gain, bool) or not isinstance(p_gain, Real) or not (
+                0 <= p_gain <= 16):
+            raise ValueError(f'p_gain must be a number in [0, 16], got '
+                             f'{p_gain!r}')
         if log_interval is not None and (isinstance(log_interval, bool)
                                          or not isinstance(log_interval, int)
                                          or log_interval < 1):

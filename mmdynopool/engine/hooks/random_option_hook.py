@@ -1,13 +1,16 @@
 """Random option fine-tuning (ROF, Untapped Potential Sec. 3.4)."""
+from numbers import Integral
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ...models.dynamic import DynamicLayers, convert_to_dynamic
+from ...models.dynamic import (DynamicLayers, check_convert_args,
+                               convert_to_dynamic)
 from ...models.layers.dynamic_conv import check_attributes
-from ...models.layers.shortcut import check_shortcut
+from ...models.layers.shortcut import (check_follow_at_trained_stride,
+                                       check_shortcut)
 from ...utils.inspection import unwrap_model
 
 __all__ = ['RandomOptionHook']
@@ -35,11 +38,13 @@ class RandomOptionHook(Hook):
         layers (str): Passed to :func:`convert_to_dynamic`. Default:
             ``'ABCD'``.
         options (dict, optional): Passed to :func:`convert_to_dynamic`.
-        seed (int): Default: 0.
+        seed (int): An integer >= 0. Default: 0.
         eval_permutation (Sequence, optional): Permutation for val / test.
             Default: None (the trained configuration).
         shortcut (str): Passed to :func:`convert_to_dynamic`. Default:
             ``'avgpool'``.
+        follow_at_trained_stride (bool): Passed to
+            :func:`convert_to_dynamic`. Default: False.
 
     Example:
         >>> custom_hooks = [dict(type='RandomOptionHook',
@@ -55,11 +60,21 @@ class RandomOptionHook(Hook):
                  options: Optional[Dict[str, Sequence]] = None,
                  seed: int = 0,
                  eval_permutation: Optional[Sequence] = None,
-                 shortcut: str = 'avgpool') -> None:
+                 shortcut: str = 'avgpool',
+                 follow_at_trained_stride: bool = False) -> None:
         self.attributes = check_attributes(attributes)
+        check_convert_args(arch, layers)
         check_shortcut(shortcut)
-        self.convert_args = dict(arch=arch, layers=layers, options=options,
-                                 shortcut=shortcut)
+        check_follow_at_trained_stride(follow_at_trained_stride)
+        # numpy's generator takes non-negative integers; int() would turn
+        # 1.7 into 1 without a word.
+        if isinstance(seed, bool) or not isinstance(seed, Integral):
+            raise TypeError(f'seed must be an integer >= 0, got {seed!r}')
+        if seed < 0:
+            raise ValueError(f'seed must be an integer >= 0, got {seed!r}')
+        self.convert_args = dict(
+            arch=arch, layers=layers, options=options, shortcut=shortcut,
+            follow_at_trained_stride=follow_at_trained_stride)
         self.seed = int(seed)
         self.eval_permutation = eval_permutation
         self.permutation = None

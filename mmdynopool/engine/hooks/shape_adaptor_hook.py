@@ -8,7 +8,7 @@ import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import HOOKS, PARAM_SCHEDULERS
+from mmengine.registry import HOOKS, OPTIMIZERS, PARAM_SCHEDULERS, Registry
 from mmengine.runner import IterBasedTrainLoop
 
 from ...models.layers import ShapeAdaptor, set_shape_adaptor_penalty
@@ -21,6 +21,24 @@ AUTHORS_ALPHA_OPTIMIZER = dict(type='SGD', lr=0.1, momentum=0.9,
                                nesterov=True)
 #: Checkpoint key of the hook's own optimizer and scheduler states.
 STATE_KEY = 'shape_adaptor_hook'
+#: When the memory penalty is computed (see ``ShapeAdaptorHook``).
+PENALTY_TIMINGS = ('authors', 'current')
+
+
+def _check_registered(name: str, cfg: dict, registry: Registry,
+                      what: str) -> None:
+    """``cfg['type']`` names something ``registry`` builds (a misspelt
+    optimizer used to fail in ``before_run`` with "None is not a callable
+    object")."""
+    kind = cfg['type']
+    if callable(kind):
+        return
+    with registry.switch_scope_and_registry(None) as reg:
+        found = isinstance(kind, str) and reg.get(kind) is not None
+    if not found:
+        raise ValueError(f'{name} type {kind!r} is not a registered {what} '
+                         f"(mmengine's {registry.name!r} registry in the "
+                         "current scope, e.g. 'SGD' / 'CosineAnnealingLR')")
 
 
 @HOOKS.register_module()
@@ -54,11 +72,20 @@ class ShapeAdaptorHook(Hook):
     (Final)``) keep their alpha and penalty.
 
     **Memory limit.** With ``d_limit``, the penalty ``rho`` (Eq. 6-8) is
-    recomputed before every pass: ``rho = (d_limit / D_cout) ** (1 / N)``
-    when the unpenalised final dimension ``D_cout = input_size * prod
-    s(a_i)`` exceeds ``d_limit``, else 1. The authors run ImageNet with
-    ``d_limit=15``, fine-grained 224 px data with 30 and small images with
-    none.
+    ``rho = (d_limit / D_cout) ** (1 / N)`` when the unpenalised final
+    dimension ``D_cout = input_size * prod s(a_i)`` exceeds ``d_limit``,
+    else 1. When (``penalty_timing``): ``'authors'`` (their code, the
+    default) takes ``D_cout`` of the previous forward pass, so both passes
+    of an alpha iteration use the rho of the alphas *before* the step, and
+    rho is 1 throughout the run's first iteration (no previous pass);
+    ``'current'`` recomputes it from the alphas of each pass (the weights
+    see the stepped alphas' rho). Without a limit the two are the same.
+    Validation and testing use the rho of the current alphas (as the
+    authors' ``model_training.py`` does; their ImageNet script keeps the
+    last training pass's, which differs only after an epoch ending in an
+    alpha step), and so does a resumed run's first iteration. The authors
+    run ImageNet with ``d_limit=15``, fine-grained 224 px data with 30 and
+    small images with none.
 
     Args:
         alpha_interval (int): Update alpha every this many batches (20 for
@@ -73,6 +100,8 @@ class ShapeAdaptorHook(Hook):
             loops) or iteration; ``T_max`` defaults to the run's length.
             Default: ``dict(type='CosineAnnealingLR')`` (the authors').
             None keeps the learning rate constant.
+        penalty_timing (str): ``'authors'`` or ``'current'``, see
+            **Memory limit**. Default: ``'authors'``.
     """
 
     priority = 'NORMAL'
@@ -83,7 +112,8 @@ class ShapeAdaptorHook(Hook):
                  d_limit: Optional[float] = None,
                  alpha_optimizer: Optional[dict] = AUTHORS_ALPHA_OPTIMIZER,
                  alpha_scheduler: Optional[dict] = dict(
-                     type='CosineAnnealingLR')) -> None:
+                     type='CosineAnnealingLR'),
+                 penalty_timing: str = 'authors') -> None:
         if isinstance(alpha_interval, bool) or not isinstance(
                 alpha_interval, Integral) or alpha_interval < 1:
             raise ValueError('alpha_interval must be an integer >= 1, got '
@@ -101,6 +131,16 @@ class ShapeAdaptorHook(Hook):
                                           and 'type' in value):
                 raise TypeError(f'{name} must be None or a config dict with '
                                 f'a type, got {value!r}')
+        if alpha_optimizer is not None:
+            _check_registered('alpha_optimizer', alpha_optimizer, OPTIMIZERS,
+                              'optimizer')
+            if alpha_scheduler is not None:
+                _check_registered('alpha_scheduler', alpha_scheduler,
+                                  PARAM_SCHEDULERS, 'parameter scheduler')
+        if penalty_timing not in PENALTY_TIMINGS:
+            raise ValueError(f'penalty_timing must be one of '
+                             f'{PENALTY_TIMINGS}, got {penalty_timing!r}')
+        self.penalty_timing = penalty_timing
         if alpha_optimizer is None and alpha_scheduler is not None \
                 and alpha_scheduler != dict(type='CosineAnnealingLR'):
             raise ValueError('alpha_scheduler needs alpha_optimizer (the '
@@ -167,14 +207,20 @@ class ShapeAdaptorHook(Hook):
         if not self._adaptors:
             return
         update = batch_idx % self.alpha_interval == 0
-        self._set_penalty()
+        if self.penalty_timing == 'authors' and runner.iter == 0 and \
+                self.d_limit is not None:
+            for sa in self._adaptors:  # no previous pass to measure yet
+                sa.penalty = 1.0
+        else:  # the current alphas: those of the previous pass too
+            self._set_penalty()
         if self.optim_wrapper is None:  # joint step
             for sa in self._trainable:
                 sa.alpha.requires_grad_(update)
             return
         if update and self._trainable:
             self._alpha_step(runner, data_batch)
-            self._set_penalty()  # the weights see the new alphas
+            if self.penalty_timing == 'current':
+                self._set_penalty()  # the weights see the new alphas' rho
         for sa in self._trainable:
             sa.alpha.requires_grad_(False)
 

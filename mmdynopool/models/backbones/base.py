@@ -84,6 +84,14 @@ class ResizingBackboneMixin:
     def _insert_resizers(self) -> Tuple[list, list]:
         raise NotImplementedError
 
+    def switch_to_deploy(self) -> None:
+        """Deployment form of every resizing layer (mmpretrain's
+        ``switch_to_deploy`` convention, as its
+        ``tools/model_converters/reparameterize_model.py`` calls it): sizes
+        as integer expressions of the input size, plain ATen ops."""
+        from ..resizing import switch_to_deploy
+        switch_to_deploy(self)
+
     def _freeze_stages(self) -> None:
         # The library freezes the modules of each frozen stage (at
         # construction and in every train()); a resizer lives outside them,

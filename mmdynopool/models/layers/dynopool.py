@@ -95,6 +95,8 @@ def exact_output_size(n_in, alpha: float):
     n = (2 * n_in * q + p) // (2 * p)
     if isinstance(n, int):
         return max(n, 2)
+    if isinstance(n, Tensor):  # a size under torch.jit.trace
+        return n.clamp(min=2)
     return torch.sym_max(n, 2)
 
 
@@ -214,11 +216,30 @@ def dynopool2d(input: Tensor,
         torch.Size([2, 3, 4, 20])
     """
     _check_input(input, alpha, mode, position_grad)
+    if torch.jit.is_tracing():
+        # A trace is an inference graph: alpha's value is frozen into it and
+        # the ops must be ones the tracer and ONNX know.
+        a = alpha.detach().tolist()
+        _check_alpha_value(a, (1, 1))
+        return _plain_dynopool2d(input, a, mode)
     if output_size is None:
         output_size = _read_output_size(alpha, input.shape[-2],
                                         input.shape[-1])
     h, w = output_size
     return dynopool_forward(input, alpha, h, w, mode, position_grad)[0]
+
+
+def _plain_dynopool2d(x: Tensor, alpha: Sequence[float], mode: str) -> Tensor:
+    """Deployment form: plain ATen ops whose sizes are integer expressions of
+    the input size (``SymInt`` under ``torch.export``, traced sizes under
+    ``torch.jit.trace``)."""
+    h = exact_output_size(x.shape[-2], alpha[0])
+    w = exact_output_size(x.shape[-1], alpha[1])
+    up = F.interpolate(x, size=(2 * h, 2 * w), mode='bilinear',
+                       align_corners=False)
+    if mode == 'max':
+        return F.max_pool2d(up, 2)
+    return F.avg_pool2d(up, 2)
 
 
 def _pair_scale(init_scale: ScaleType) -> Tuple[float, float]:
@@ -387,7 +408,7 @@ class DynOPool2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.deploy:
-            return self._deploy_forward(x)
+            return _plain_dynopool2d(x, self._deploy_alpha, self.mode)
         size = None
         if self.fixed:
             a = self._fixed_alpha()
@@ -413,16 +434,6 @@ class DynOPool2d(nn.Module):
         self._deploy_alpha = tuple(self.alpha.detach().tolist())
         _check_alpha_value(self._deploy_alpha, (1, 1))
         self.deploy = True
-
-    def _deploy_forward(self, x: Tensor) -> Tensor:
-        a = self._deploy_alpha
-        h = exact_output_size(x.shape[-2], a[0])
-        w = exact_output_size(x.shape[-1], a[1])
-        up = F.interpolate(x, size=(2 * h, 2 * w), mode='bilinear',
-                           align_corners=False)
-        if self.mode == 'max':
-            return F.max_pool2d(up, 2)
-        return F.avg_pool2d(up, 2)
 
     def extra_repr(self) -> str:
         a_h, a_w = self.alpha.detach().tolist()

@@ -272,3 +272,86 @@ class TestGMACsLossHookRunner(RunnerTestCase):
         assert rec.losses == rec_straight.losses[2:]
         for a, b in zip(rec.alphas, rec_straight.alphas[2:]):
             assert torch.equal(a, b)
+
+
+class TestGMACsTargetRunner(RunnerTestCase):
+    """``GMACsLossHook(target_gmacs=...)`` in a run: lambda adapts, the
+    sizes settle at ``settle`` of the run, a resume continues exactly
+    (before and after the settle), the gap is logged."""
+
+    # 3 x 3 after the pool: the hand count of the target.
+    TARGET = (CONV1_MACS + 9 / 16 * CONV2_MACS_0) / 1e9
+
+    def setUp(self):
+        super().setUp()
+        register()
+        cfg = self.epoch_based_cfg
+        train_only(cfg, HAND_NET, HAND_IMAGES, batch_size=BATCH)
+        cfg.train_cfg = dict(by_epoch=True, max_epochs=5)  # 10 iterations
+        cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+        cfg.custom_hooks = [
+            dict(type='GMACsLossHook', loss_weight=LAMBDA,
+                 input_size=(SIZE, SIZE), in_channels=1,
+                 target_gmacs=self.TARGET, settle=0.8)
+        ]
+
+    def tearDown(self):
+        unregister()
+        super().tearDown()
+
+    def run_with(self, work_dir, resume=False, max_epochs=5):
+        cfg = self.epoch_based_cfg.copy()
+        cfg.work_dir = osp.join(self.temp_dir.name, work_dir)
+        cfg.resume = resume
+        runner = self.build_runner(cfg)
+        runner.train_loop._max_epochs = max_epochs
+        runner.train()
+        hook = next(h for h in runner.hooks if isinstance(h, GMACsLossHook))
+        return runner, hook
+
+    def test_settles_on_the_target_and_logs_the_gap(self):
+        from mmdynopool.engine.cost_target import exact_gmacs
+        runner, hook = self.run_with('train')
+        assert hook.target.settle_iter == 8
+        assert hook.target.settled is not None
+        pool = runner.model.pool
+        assert pool.fixed
+        final = exact_gmacs(runner.model, (SIZE, SIZE), 1,
+                            lambda x: runner.model(x, mode='tensor'))
+        assert final == pytest.approx(self.TARGET)  # 3 x 3 is reachable
+        assert hand_sizes(pool.alpha.detach()) == [3, 3]
+        gaps = runner.message_hub.get_scalar('train/gmacs_gap').data[0]
+        assert len(gaps) == 10
+        assert gaps[-1] == pytest.approx(0, abs=1e-6)
+        lam = runner.message_hub.get_scalar('train/gmacs_lambda').data[0]
+        # Above the target (4 x 4 at the start), lambda grows.
+        assert lam[1] > lam[0] > 0
+
+    def test_resume_continues_exactly(self):
+        allow_mmengine_checkpoints()
+        straight, hook = self.run_with('straight')
+        for stop in (2, 4):  # before and after the settle (iteration 8)
+            name = f'resumed{stop}'
+            self.run_with(name, max_epochs=stop)
+            resumed, hook2 = self.run_with(name, resume=True)
+            assert torch.equal(resumed.model.pool.alpha,
+                               straight.model.pool.alpha)
+            assert resumed.model.pool.fixed
+            assert float(hook2.target.m) == float(hook.target.m)
+            assert hook2.target.settled == hook.target.settled
+            for a, b in zip(straight.model.parameters(),
+                            resumed.model.parameters()):
+                assert torch.equal(a, b)
+
+    def test_bad_target_arguments(self):
+        for kwargs, name in ((dict(target_gmacs=0), 'target_gmacs'),
+                             (dict(target_gmacs=True), 'target_gmacs'),
+                             (dict(target_gmacs=1.0, loss_weight=0),
+                              'loss_weight'),
+                             (dict(target_gmacs=1.0, settle=0), 'settle'),
+                             (dict(target_gmacs=1.0, gain=2), 'gain'),
+                             (dict(log_interval=0), 'log_interval')):
+            args = dict(loss_weight=1.0, input_size=(8, 8))
+            args.update(kwargs)
+            with pytest.raises(ValueError, match=name):
+                GMACsLossHook(**args)

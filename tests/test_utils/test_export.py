@@ -1,0 +1,100 @@
+"""Deployment exports (ONNX in onnxruntime, ``torch.export``) of the four
+DynOPool backbone families at learned, non-square scales, against the
+training-mode (op) forward at two input sizes."""
+import copy
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmdynopool.models import (DynOPool2d, DynOPoolHRNet, DynOPoolMobileNetV2,
+                               DynOPoolResNet, DynOPoolVGG)
+from mmdynopool.utils.export import export_model
+
+pytest.importorskip('onnxruntime')
+
+HRNET = dict(
+    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
+                num_blocks=(1, ), num_channels=(16, )),
+    stage2=dict(num_modules=1, num_branches=2, block='BASIC',
+                num_blocks=(1, 1), num_channels=(8, 16)),
+    stage3=dict(num_modules=1, num_branches=3, block='BASIC',
+                num_blocks=(1, 1, 1), num_channels=(8, 16, 32)),
+    stage4=dict(num_modules=1, num_branches=4, block='BASIC',
+                num_blocks=(1, 1, 1, 1), num_channels=(8, 16, 32, 64)))
+
+BACKBONES = {
+    'vgg': lambda: DynOPoolVGG(
+        11, init_scales=[0.43, (0.6, 0.4), 0.5, 0.55, 0.5],
+        out_indices=(4, )),
+    'resnet': lambda: DynOPoolResNet(
+        18, init_scales=[(0.3, 0.22), 0.6, 0.45, 0.5],
+        out_indices=(0, 1, 2, 3)),
+    'mobilenet_v2': lambda: DynOPoolMobileNetV2(
+        widen_factor=0.25, init_scales=[0.55, (0.4, 0.6), 0.5, 0.62, 0.5],
+        out_indices=(7, )),
+    'hrnet': lambda: DynOPoolHRNet(
+        HRNET, init_scales=[0.45, (0.6, 0.5), 0.5, 0.7, 0.5]),
+}
+
+
+def flat(out):
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+@pytest.mark.parametrize('fmt', ['onnx', 'export'])
+@pytest.mark.parametrize('name', list(BACKBONES))
+def test_backbone_exports_match_the_training_forward(name, fmt, tmp_path):
+    torch.manual_seed(0)
+    model = BACKBONES[name]()
+    model.eval()
+    learnable = copy.deepcopy(model)
+    result = export_model(model, str(tmp_path / f'{name}.{fmt}'), (64, 72),
+                          fmt, check_size=(81, 59))
+    assert result['switched'] == len(model.dynopools)
+    assert all(p.deploy for p in model.dynopools)
+    assert set(result['max_rel_error']) == {'64x72', '81x59'}
+    assert max(result['max_rel_error'].values()) < 1e-5
+    # And the deployed model against the learnable one it came from: the
+    # same sizes, the same values (to the interpolation weights' rounding).
+    for size in ((64, 72), (81, 59)):
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            for a, b in zip(flat(model(x)), flat(learnable(x))):
+                assert a.shape == b.shape
+                assert (a - b).abs().max() <= 1e-5 * b.abs().max()
+
+
+def test_export_tool_on_a_trained_segmentor(tmp_path, demo_cfg):
+    # Our tool from a user's directory: a checkpoint whose alphas moved.
+    from mmdynopool.utils import build_model_from_cfg
+    cfg = demo_cfg(tmp_path)
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    _, model = build_model_from_cfg(str(tmp_path / 'cfg.py'))
+    with torch.no_grad():
+        for p, a in zip(model.backbone.dynopools,
+                        ([2.2, 1.7], [2.6, 1.9], [2.0, 2.0], [1.5, 2.2],
+                         [2.0, 2.5])):
+            p.alpha.copy_(torch.tensor(a))
+    ckpt = tmp_path / 'iter_8.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    tool = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'deployment',
+                    'export.py')
+    out = subprocess.run(
+        [sys.executable, osp.abspath(tool), str(tmp_path / 'cfg.py'),
+         str(ckpt), '--shape', '96', '96'], cwd=tmp_path,
+        capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert osp.isfile(tmp_path / 'iter_8.onnx')
+    assert '5 resizing layers' in out.stdout
+    errors = [float(line.rsplit('= ', 1)[1]) for line in out.stdout.splitlines()
+              if 'max |export - eager|' in line]
+    assert len(errors) == 2 and max(errors) < 1e-5
+
+
+def test_bad_format_is_named(tmp_path):
+    with pytest.raises(ValueError, match='fmt'):
+        export_model(DynOPoolVGG(11, out_indices=(4, )),
+                     str(tmp_path / 'a'), (32, 32), 'tflite')
