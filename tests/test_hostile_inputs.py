@@ -205,6 +205,95 @@ case('make_pairs one image', lambda: make_pairs(
     torch.zeros(1, 28, 28, dtype=torch.uint8).numpy(), [1]), ValueError,
      'make_pairs')
 
+# --- issue 23: the layers, backbones, converters and hooks ---------------
+def _shape_adaptor(**kw):
+    from mmdynopool.models import ShapeAdaptor
+    return ShapeAdaptor(**kw)
+
+
+for kw, err, match in (
+        (dict(penalty=5), ValueError, r'penalty \(rho\) must be in \(0, 1\]'),
+        (dict(penalty=1.01), ValueError, 'penalty'),
+        (dict(penalty='a'), TypeError, 'penalty'),
+        (dict(residual='no'), TypeError, 'residual'),
+        (dict(residual=None), TypeError, 'residual'),
+        (dict(r1='a'), TypeError, 'r1'), (dict(r2=[1]), TypeError, 'r2'),
+        (dict(init_alpha='x'), TypeError, 'init_alpha'),
+        (dict(init_alpha=None), TypeError, 'init_alpha')):
+    case(f'ShapeAdaptor {kw}', lambda kw=kw: _shape_adaptor(**kw), err,
+         match)
+
+
+def _set_option(**kw):
+    DynamicConv2d(3, 3, 3, padding=1).set_option(**kw)
+
+
+for kw in (dict(kernel_size=5.0), dict(dilation=2.0), dict(stride=2.0),
+           dict(kernel_size=True), dict(stride=(1.0, 2))):
+    case(f'set_option {kw}', lambda kw=kw: _set_option(**kw), TypeError,
+         next(iter(kw)))
+case('VGG num_classes=10', lambda: DynOPoolVGG(11, num_classes=10),
+     ValueError, 'num_classes')
+
+
+def _mobilenet(v):
+    from mmdynopool.models.backbones import DynOPoolMobileNetV2
+    return DynOPoolMobileNetV2(widen_factor=v)
+
+
+for v, err in ((0, ValueError), (-1, ValueError), (NAN, ValueError),
+               ('a', TypeError), (True, TypeError), (None, TypeError)):
+    case(f'MobileNetV2 widen_factor={v!r}', lambda v=v: _mobilenet(v), err,
+         'widen_factor')
+case('convert a size-changing pool',
+     lambda: convert_to_dynopool(nn.Sequential(nn.MaxPool2d(3, 2)),
+                                 example_input=torch.zeros(1, 3, 8, 8)),
+     ValueError, 'MaxPool2d kernel 3')
+case('convert a Conv3d only',
+     lambda: convert_to_dynopool(nn.Sequential(nn.Conv3d(3, 3, 3, 2))),
+     ValueError, 'Conv3d')
+
+
+def _convert_twice():
+    from mmpretrain.models.backbones import ResNet_CIFAR
+
+    from mmdynopool.models.dynamic import convert_to_dynamic
+    model = ResNet_CIFAR(18, stem_channels=4, base_channels=4)
+    convert_to_dynamic(model)
+    convert_to_dynamic(model)
+
+
+case('convert_to_dynamic twice', _convert_twice, ValueError,
+     'already has dynamic layers')
+
+
+def _rof(**kw):
+    from mmdynopool.engine.hooks import RandomOptionHook
+    return RandomOptionHook(**kw)
+
+
+for v, err in ((1.7, TypeError), ('1', TypeError), (True, TypeError),
+               (-1, ValueError)):
+    case(f'RandomOptionHook seed={v!r}', lambda v=v: _rof(seed=v), err,
+         'seed')
+case('RandomOptionHook layers', lambda: _rof(layers='XYZ'), ValueError,
+     'layers')
+
+
+def _sa_hook(**kw):
+    from mmdynopool.engine.hooks import ShapeAdaptorHook
+    return ShapeAdaptorHook(**kw)
+
+
+case('ShapeAdaptorHook misspelt optimizer',
+     lambda: _sa_hook(alpha_optimizer=dict(type='SDG', lr=0.1)), ValueError,
+     "alpha_optimizer type 'SDG'")
+case('ShapeAdaptorHook misspelt scheduler',
+     lambda: _sa_hook(alpha_scheduler=dict(type='Cosine')), ValueError,
+     "alpha_scheduler type 'Cosine'")
+case('ShapeAdaptorHook penalty_timing',
+     lambda: _sa_hook(penalty_timing='later'), ValueError, 'penalty_timing')
+
 # --- checkpoints and studies ---------------------------------------------
 for v in (None, '/nonexistent.pth', ROOT):
     case(f'read_checkpoint({v!r})', lambda v=v: read_checkpoint(v),
@@ -303,3 +392,136 @@ def test_tools_in_a_subprocess(name, argv, match, ends):
     else:  # the named error class is what ends the traceback
         last = err.strip().splitlines()[-1]
         assert last.startswith(f'{ends}: ') and match in last, last
+
+
+# --- checkpoints that are not what the tools expect ------------------------
+TOY = 'configs/toy/vgg11-slim_dynopool_1xb64-20e_digits-plain.py'
+TOY_SA = 'configs/toy/vgg11-slim_shape-adaptor_1xb64-20e_digits-plain.py'
+
+
+class _Payload:
+    """Pickles as a call that creates a marker file when loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}', ))
+
+
+def _evil_checkpoint(tmp_path):
+    marker = tmp_path / 'payload_ran'
+    path = tmp_path / 'evil.pth'
+    torch.save(dict(state_dict={}, meta=dict(epoch=1, iter=1),
+                    evil=_Payload(marker)), path)
+    return str(path), marker
+
+
+@pytest.mark.parametrize('tool', [
+    'export_fixed', 'oracle', 'get_flops', 'show_shapes', 'train_load_from'])
+def test_no_tool_runs_a_checkpoints_payload(tool, tmp_path):
+    """Every checkpoint load passes ``weights_only=True`` itself, so torch's
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (which only overrides an unset
+    ``weights_only``) cannot turn it off."""
+    ckpt, marker = _evil_checkpoint(tmp_path)
+    argv = {
+        'export_fixed': ['tools/analysis/export_fixed.py', TOY, ckpt,
+                         '--out', str(tmp_path / 'fixed.py')],
+        'oracle': ['tools/analysis/oracle.py', TOY, ckpt, '--work-dir',
+                   str(tmp_path / 'oracle')],
+        'get_flops': ['tools/analysis/get_flops.py', TOY, ckpt, '--shape',
+                      '32', '32'],
+        'show_shapes': ['tools/analysis/show_shapes.py', '--shape', '32',
+                        '32', '--out', str(tmp_path / 's.png'),
+                        f'{TOY}:{ckpt}'],
+        'train_load_from': ['tools/train.py', TOY, '--work-dir',
+                            str(tmp_path / 'work'), '--cfg-options',
+                            f'load_from={ckpt}'],
+    }[tool]
+    env = dict(_env(), TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1')
+    proc = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert not marker.exists(), 'the payload ran'
+    assert proc.returncode not in (0, -11), proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('ValueError: ') and 'cannot be read' in last, \
+        proc.stderr[-2000:]
+
+
+def _toy_checkpoint(tmp_path, config, edit):
+    from mmdynopool.utils import build_model_from_cfg
+    _, model = build_model_from_cfg(osp.join(ROOT, config))
+    state = model.state_dict()
+    edit(state)
+    path = tmp_path / 'edited.pth'
+    torch.save(dict(state_dict=state, meta=dict(epoch=1, iter=1)), path)
+    return str(path)
+
+
+def _drop_alphas(state):
+    for k in [k for k in state if k.endswith('.alpha')]:
+        del state[k]
+
+
+def _set_alpha(value):
+
+    def edit(state):
+        state['backbone.dynopools.1.alpha'].fill_(value)
+
+    return edit
+
+
+@pytest.mark.parametrize('config,edit,match', [
+    (TOY, _drop_alphas, r'no learned alpha.*backbone\.dynopools\.0\.alpha'),
+    (TOY, _set_alpha(NAN), r'backbone\.dynopools\.1\.alpha.*nan.*> 0'),
+    (TOY, _set_alpha(-2.0), r'backbone\.dynopools\.1\.alpha.*-2.*> 0'),
+    (TOY, _set_alpha(0.0), r'backbone\.dynopools\.1\.alpha.*> 0'),
+    (TOY_SA, _drop_alphas, 'no learned alpha'),
+    (TOY_SA, _set_alpha(NAN), r'backbone\.dynopools\.1\.alpha.*finite'),
+], ids=['no alpha', 'nan', 'negative', 'zero', 'sa no alpha', 'sa nan'])
+def test_export_fixed_refuses_checkpoints_without_a_learned_shape(
+        config, edit, match, tmp_path):
+    from mmdynopool.analysis import export_fixed_config_file
+    ckpt = _toy_checkpoint(tmp_path, config, edit)
+    out = tmp_path / 'fixed.py'
+    with pytest.raises(ValueError, match=match):
+        export_fixed_config_file(osp.join(ROOT, config), ckpt, str(out))
+    assert not out.exists()
+
+
+def test_export_fixed_tool_exits_non_zero_without_alpha(tmp_path):
+    ckpt = _toy_checkpoint(tmp_path, TOY, _drop_alphas)
+    out = tmp_path / 'fixed.py'
+    proc = subprocess.run(
+        [sys.executable, 'tools/analysis/export_fixed.py', TOY, ckpt,
+         '--out', str(out)], cwd=ROOT, env=_env(), capture_output=True,
+        text=True, timeout=300)
+    assert proc.returncode == 1 and not out.exists()
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('ValueError: ') and 'no learned alpha' in last
+
+
+def _sa_vgg(**kw):
+    from mmdynopool.models.backbones import ShapeAdaptorVGG
+    return ShapeAdaptorVGG(11, **kw)
+
+
+@pytest.mark.parametrize('kw,error,match', [
+    (dict(num_adaptors=2.5), TypeError, r'num_adaptors.*2\.5'),
+    (dict(num_adaptors=0), ValueError, 'num_adaptors'),
+    (dict(num_adaptors='3'), TypeError, 'num_adaptors'),
+    (dict(num_adaptors=True), TypeError, 'num_adaptors'),
+    (dict(input_size='32'), TypeError, 'input_size'),
+    (dict(input_size=-5), ValueError, 'input_size'),
+    (dict(input_size=NAN), ValueError, 'input_size'),
+    (dict(input_size=INF), ValueError, 'input_size'),
+    (dict(d_last='2'), TypeError, 'd_last'),
+    (dict(d_out=NAN), ValueError, 'd_out'),
+    (dict(d_out=0), ValueError, 'd_out'),
+])
+def test_shape_adaptor_backbone_arguments(kw, error, match):
+    """Each used to end in a message that did not name it (``'float'
+    object cannot be interpreted as an integer``, an OverflowError), or, for
+    ``num_adaptors=0``, in Eq. (3)'s count without a word."""
+    with pytest.raises(error, match=match):
+        _sa_vgg(**kw)

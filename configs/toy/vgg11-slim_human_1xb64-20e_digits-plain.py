@@ -8,7 +8,9 @@ _base_ = [
 custom_imports = dict(imports=['mmdynopool'], allow_failed_imports=False)
 default_hooks = dict(
     logger=dict(interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
+    # Two kept: mmengine deletes the oldest before writing the newest, so a
+    # job killed during that write still leaves one to resume from.
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 # Seeded (python, numpy, torch): the same config gives the same run.
 randomness = dict(seed=0)

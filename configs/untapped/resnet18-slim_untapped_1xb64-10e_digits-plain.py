@@ -32,7 +32,8 @@ val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=1))
+    # Two kept: a job killed while writing the newest keeps the other.
+    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=2))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 # Seeded (python, numpy, torch): the same config gives the same run.
 randomness = dict(seed=0)

@@ -13,6 +13,7 @@
 Each returns a changed copy; the config passed in is not modified.
 """
 import copy
+import math
 from typing import Sequence
 
 from mmengine.config import Config
@@ -94,6 +95,7 @@ def export_fixed_config(cfg, model: nn.Module):
     """
     backbone = getattr(model, 'backbone', model)
     layers = list(getattr(backbone, 'dynopools', None) or [])
+    _check_learned_alphas(model, layers)
     adaptors = [m for m in layers if isinstance(m, ShapeAdaptor)]
     if adaptors:
         return _export_fixed_shape_adaptors(cfg, adaptors)
@@ -123,10 +125,38 @@ def export_fixed_config_file(config: str, checkpoint: str,
         Config: The exported config.
     """
     from ..utils import build_model_from_cfg
-    cfg, model = build_model_from_cfg(config, checkpoint)
+    from ..utils.model import load_weights
+    cfg, model = build_model_from_cfg(config)
+    missing = [k for k in load_weights(model, checkpoint)
+               if k.endswith('.alpha')]
+    if missing:
+        # A human model's checkpoint (or another network's) loads without
+        # them and would export the initial shape as the learned one.
+        raise ValueError(
+            f'checkpoint {checkpoint!r} has no learned alpha for '
+            f'{", ".join(missing[:5])}' +
+            (f' (+{len(missing) - 5} more)' if len(missing) > 5 else '') +
+            f': it is not a trained checkpoint of {config!r}')
     fixed = export_fixed_config(cfg, model)
     fixed.dump(out_file)
     return fixed
+
+
+def _check_learned_alphas(model: nn.Module, layers) -> None:
+    """Every alpha is finite, and a DynOPool's > 0 (``alpha = 1 / r``); a
+    NaN or negative alpha used to be written as a NaN / negative scale."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    for m in layers:
+        values = m.alpha.detach().double().flatten().tolist()
+        name = names.get(id(m.alpha), 'alpha')
+        if isinstance(m, DynOPool2d) and not all(
+                math.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f'{name} = {values} is no learned shape: a '
+                             'DynOPool alpha (1 / scale) must be finite and '
+                             '> 0')
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f'{name} = {values} is no learned shape: a '
+                             'Shape Adaptor alpha must be finite')
 
 
 def _export_fixed_shape_adaptors(cfg, adaptors):

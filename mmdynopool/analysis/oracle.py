@@ -14,6 +14,12 @@ one for an even count, i.e. sorted index ``(P - 1) // 2``) and the lowest
 quality; best / median / worst top-1 is the mean correctness of those.
 For segmentation the quality is the image's mIoU (classes present in
 prediction or ground truth), reported the same way.
+
+Ties (often half the permutations of an image share its best quality): the
+first in permutation order wins, for the best and the worst case alike, and
+the median is taken over the qualities sorted with ties in permutation
+order. :func:`ranked_permutations` is that rule, and every score, preference,
+efficiency target and ``permutations.csv`` count uses it.
 """
 import os
 import os.path as osp
@@ -27,8 +33,9 @@ from torch.utils.data import DataLoader, Subset
 from ..models.dynamic import DynamicLayers, permutation_key
 
 __all__ = [
-    'classification_quality', 'oracle_summary', 'greedy_accumulation',
-    'combine_permutations', 'efficiency_search', 'run_oracle'
+    'classification_quality', 'ranked_permutations', 'oracle_summary',
+    'greedy_accumulation', 'combine_permutations', 'efficiency_search',
+    'run_oracle'
 ]
 
 
@@ -47,10 +54,22 @@ def classification_quality(probs: torch.Tensor,
     return p_true + (probs.argmax(1) == labels).to(probs.dtype)
 
 
-def _ranked(q: np.ndarray) -> Dict[str, np.ndarray]:
+def ranked_permutations(q: np.ndarray) -> Dict[str, np.ndarray]:
+    """Per sample (row of ``q``), the column of its ``best``, ``median``
+    and ``worst`` permutation; ties go to the first column (the module
+    docstring's rule).
+
+    Example:
+        >>> import numpy as np
+        >>> from mmdynopool.analysis import ranked_permutations
+        >>> r = ranked_permutations(np.array([[0.5, 2.0, 2.0, 0.5]]))
+        >>> r['best'], r['median'], r['worst']
+        (array([1]), array([3]), array([0]))
+    """
+    # A stable sort keeps equal qualities in permutation order.
     order = np.argsort(q, axis=1, kind='stable')
-    return dict(best=order[:, -1], median=order[:, (q.shape[1] - 1) // 2],
-                worst=order[:, 0])
+    return dict(best=np.asarray(q).argmax(1),
+                median=order[:, (q.shape[1] - 1) // 2], worst=order[:, 0])
 
 
 def oracle_summary(q: np.ndarray,
@@ -85,7 +104,7 @@ def oracle_summary(q: np.ndarray,
     summary = dict(num_samples=int(q.shape[0]),
                    num_permutations=int(q.shape[1]),
                    static=float(score[:, default_index].mean() * 100))
-    ranked = _ranked(q)
+    ranked = ranked_permutations(q)
     for case, idx in ranked.items():
         summary[case] = float(score[rows, idx].mean() * 100)
     preferences = {}

@@ -9,8 +9,13 @@ loads unchanged), evaluates every option permutation on its test dataloader
 efficiency), ``greedy.csv``, ``permutations.csv`` and ``oracle.png``.
 
 A config may carry its study's settings as ``oracle = dict(attributes=...,
-options=..., efficiency=..., layers=..., shortcut=...)``; arguments
-override them.
+options=..., efficiency=..., layers=..., shortcut=...,
+follow_at_trained_stride=...)``; arguments override them.
+
+Ties: where several permutations reach a sample's best (or worst) quality,
+the first in permutation order is the one counted, in ``summary.json``,
+``permutations.csv`` and the efficiency targets alike
+(:func:`~mmdynopool.analysis.oracle.ranked_permutations`).
 """
 import csv
 import json
@@ -25,7 +30,8 @@ from ..engine.gmacs import count_macs
 from ..models.dynamic import (convert_to_dynamic, parse_permutation_key,
                               permutation_key)
 from .oracle import (combine_permutations, efficiency_search,
-                     greedy_accumulation, oracle_summary, run_oracle)
+                     greedy_accumulation, oracle_summary, ranked_permutations,
+                     run_oracle)
 from .plots import plot_oracle
 
 __all__ = [
@@ -34,7 +40,8 @@ __all__ = [
 ]
 
 #: Keys of a config's ``oracle`` dict.
-PRESET_KEYS = ('attributes', 'options', 'efficiency', 'layers', 'shortcut')
+PRESET_KEYS = ('attributes', 'options', 'efficiency', 'layers', 'shortcut',
+               'follow_at_trained_stride')
 
 
 def permutation_macs(model: torch.nn.Module, dyn, permutations: Sequence,
@@ -59,8 +66,9 @@ def permutation_macs(model: torch.nn.Module, dyn, permutations: Sequence,
 def efficiency_summary(results: Mapping[str, np.ndarray], macs: np.ndarray,
                        default_index: int, target: str) -> Dict:
     """Sec. 4.6: the cost of emulating the ``'static'`` (trained) or the
-    ``'best'``-case model with the cheapest permutation that predicts what
-    it predicts, per sample.
+    ``'best'``-case model (ties: the first best permutation, as in the
+    summary) with the cheapest permutation that predicts what it predicts,
+    per sample.
 
     Returns:
         dict: ``target``, its ``accuracy`` (%), ``target_gmacs``,
@@ -79,8 +87,9 @@ def efficiency_summary(results: Mapping[str, np.ndarray], macs: np.ndarray,
         predicted = pred[:, default_index]
         target_macs = macs[default_index]
     else:
-        predicted = pred[rows, q.argmax(1)]
-        target_macs = macs[q.argmax(1)].mean()
+        best = ranked_permutations(q)['best']
+        predicted = pred[rows, best]
+        target_macs = macs[best].mean()
     eff = efficiency_search(pred, macs, predicted)
     return dict(
         target=target,
@@ -90,7 +99,19 @@ def efficiency_summary(results: Mapping[str, np.ndarray], macs: np.ndarray,
         reduction=float(target_macs / 1e9 / eff['mean_gmacs']))
 
 
-def _settings(cfg, attributes, options, efficiency, layers, shortcut):
+def _permutation_rows(perms: Sequence, alone: np.ndarray, q: np.ndarray,
+                      macs: Optional[np.ndarray]) -> List[list]:
+    """``permutations.csv``: each permutation, its own score, how many
+    samples it is the best permutation of (ties: the first, as everywhere)
+    and its GMACs."""
+    best = np.bincount(ranked_permutations(q)['best'], minlength=len(perms))
+    return [[permutation_key(p), f'{alone[j]:.3f}', int(best[j]),
+             '' if macs is None else f'{macs[j] / 1e9:.5f}']
+            for j, p in enumerate(perms)]
+
+
+def _settings(cfg, attributes, options, efficiency, layers, shortcut,
+              follow_at_trained_stride=None):
     preset = dict(cfg.get('oracle') or {})
     unknown = set(preset) - set(PRESET_KEYS)
     if unknown:
@@ -104,7 +125,10 @@ def _settings(cfg, attributes, options, efficiency, layers, shortcut):
         options=merged,
         efficiency=efficiency or preset.get('efficiency'),
         layers=layers or preset.get('layers', 'ABCD'),
-        shortcut=shortcut or preset.get('shortcut', 'avgpool'))
+        shortcut=shortcut or preset.get('shortcut', 'avgpool'),
+        follow_at_trained_stride=preset.get('follow_at_trained_stride',
+                                            False)
+        if follow_at_trained_stride is None else follow_at_trained_stride)
 
 
 def _ranked_permutations(ranked: Mapping[str, str],
@@ -145,7 +169,9 @@ def run_oracle_study(config: str,
                      work_dir: Optional[str] = None,
                      device: str = 'cpu',
                      progress: bool = True,
-                     cfg_options: Optional[dict] = None) -> Dict:
+                     cfg_options: Optional[dict] = None,
+                     follow_at_trained_stride: Optional[bool] = None
+                     ) -> Dict:
     """Oracle-evaluate ``config``'s model and write the study's files.
 
     Args:
@@ -174,6 +200,9 @@ def run_oracle_study(config: str,
         device (str): Default: ``'cpu'``.
         progress (bool): Show a progress bar. Default: True.
         cfg_options (dict, optional): Merged into the config.
+        follow_at_trained_stride (bool, optional): The shortcut rule at a
+            block's trained stride too (see :func:`convert_to_dynamic`).
+            Default: the config's ``oracle`` value, else False.
 
     Returns:
         dict: ``summary`` (what ``summary.json`` holds), ``work_dir`` and
@@ -184,10 +213,12 @@ def run_oracle_study(config: str,
     from ..utils import build_model_from_cfg
     cfg, model = build_model_from_cfg(config, checkpoint, cfg_options)
     model.to(device)
-    s = _settings(cfg, attributes, options, efficiency, layers, shortcut)
+    s = _settings(cfg, attributes, options, efficiency, layers, shortcut,
+                  follow_at_trained_stride)
     attributes = s['attributes']
     dyn = convert_to_dynamic(getattr(model, 'backbone', model), arch,
-                             s['layers'], s['options'], s['shortcut'])
+                             s['layers'], s['options'], s['shortcut'],
+                             s['follow_at_trained_stride'])
     default = dyn.default(attributes)
     perms = (_ranked_permutations(ranked, attributes, budget)
              if ranked else dyn.permutations(attributes))
@@ -252,14 +283,11 @@ def run_oracle_study(config: str,
             ['k', 'permutation', 'best_case_top1'],
             [[k + 1, permutation_key(perms[j]), f'{a:.3f}'] for k, (j, a)
              in enumerate(zip(greedy['order'], greedy['accuracy']))]))
-    best = np.bincount(res['q'].argmax(1), minlength=len(perms))
     files.append(_write_csv(
         osp.join(work_dir, 'permutations.csv'),
         ['permutation', 'top1' if classification else 'miou',
-         'preferred_by', 'gmacs'],
-        [[permutation_key(p), f'{alone[j]:.3f}', int(best[j]),
-          '' if macs is None else f'{macs[j] / 1e9:.5f}']
-         for j, p in enumerate(perms)]))
+         'preferred_by', 'gmacs'], _permutation_rows(perms, alone, res['q'],
+                                                     macs)))
     path = osp.join(work_dir, 'summary.json')
     with open(path, 'w') as f:
         json.dump(summary, f, indent=2)

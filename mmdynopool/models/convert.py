@@ -14,22 +14,53 @@ residual block's main path and shortcut, say) share one DynOPool, so the
 branches always agree on the size. The meeting points come from a
 ``torch.fx`` trace; the model itself is modified in place, its module tree and
 checkpoint keys untouched. The DynOPools are registered once, in a new
-``dynopools`` ``ModuleList`` on the model.
+``dynopools`` ``ModuleList`` on the model (a pass-through when called, so an
+``nn.Sequential``, which runs every child, still runs).
+
+Only 2-D layers are converted; a strided 1-D / 3-D conv or pool, or an
+``LPPool2d``, is named: an error when nothing else is left to convert, a
+warning otherwise.
 """
 import operator
+import warnings
 from typing import Dict, List, Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .layers import DynOPool2d, PoolAfter, PooledConv2d
 from .resizing import is_strided, resizer_scale, stride_of
 
-__all__ = ['convert_to_dynopool']
+__all__ = ['convert_to_dynopool', 'DynOPoolList']
 
 _MERGE_OPS = {operator.add, operator.iadd, operator.mul, operator.imul,
               torch.add, torch.mul, torch.cat, torch.stack}
 _MERGE_METHODS = {'add', 'add_', 'mul', 'mul_'}
+
+
+#: Resizing layers the converter does not convert (it is 2-D, DynOPool2d).
+_OTHER_RESIZERS = (nn.Conv1d, nn.Conv3d, nn.MaxPool1d, nn.MaxPool3d,
+                   nn.AvgPool1d, nn.AvgPool3d, nn.LPPool1d, nn.LPPool2d)
+
+
+class DynOPoolList(nn.ModuleList):
+    """The converter's ``dynopools``: a ``ModuleList`` that returns its
+    input when called. The pools run where the converted layers call them;
+    this only keeps a model that runs every child in turn
+    (``nn.Sequential``) running, instead of torch's ``NotImplementedError``
+    for a called ``ModuleList``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+def _other_strided(m: nn.Module) -> bool:
+    """A strided layer of a kind the converter leaves (1-D / 3-D, LPPool)."""
+    if not isinstance(m, _OTHER_RESIZERS):
+        return False
+    s = m.stride if m.stride is not None else m.kernel_size  # LPPool
+    return any(v != 1 for v in (s if isinstance(s, (tuple, list)) else
+                                (s, )))
 
 
 def _share_groups(model: nn.Module, names: Sequence[str]) -> List[List[str]]:
@@ -75,17 +106,31 @@ def _share_groups(model: nn.Module, names: Sequence[str]) -> List[List[str]]:
 
 
 def _changes_size(m: nn.Module) -> bool:
-    """Whether rule B (DynOPool at ``1 / stride``, then the layer at stride
-    1) changes the output size beyond DynOPool's own rounding: a conv whose
-    stride-1 version is not "same"-padded (``2 p != d (k - 1)``), e.g. a
-    patchify conv (kernel == stride, no padding). Pools become identity and
-    never do."""
-    if not isinstance(m, nn.Conv2d):
-        return False
-    if not isinstance(m.padding, tuple):  # 'valid' / 'same' strings
-        return m.padding != 'same'
-    return any(2 * p != d * (k - 1) for p, d, k in zip(
-        m.padding, m.dilation, m.kernel_size))
+    """Whether the replacement changes the output size beyond DynOPool's
+    own rounding.
+
+    * A conv becomes DynOPool at ``1 / stride``, then the conv at stride 1
+      (rule B): it does when the stride-1 conv is not "same"-padded
+      (``2 p != d (k - 1)``), e.g. a patchify conv (kernel == stride, no
+      padding).
+    * A pool becomes DynOPool alone, whose size is ``H / s`` on a multiple
+      of its stride: it does when the pool maps ``s m`` to anything else,
+      e.g. ``MaxPool2d(3, 2)`` without padding (8 -> 3, DynOPool 4).
+    """
+    if isinstance(m, nn.Conv2d):
+        if not isinstance(m.padding, tuple):  # 'valid' / 'same' strings
+            return m.padding != 'same'
+        return any(2 * p != d * (k - 1) for p, d, k in zip(
+            m.padding, m.dilation, m.kernel_size))
+    sh, sw = stride_of(m)
+    k = m.kernel_size if isinstance(m.kernel_size, int) else max(
+        m.kernel_size)
+    # Two multiples of the stride, both larger than the window.
+    size = (k + 2, k + 3)
+    with torch.no_grad():
+        out = m(torch.zeros(1, 1, sh * size[0], sw * size[1]))
+    out = out[0] if isinstance(out, tuple) else out  # return_indices
+    return tuple(out.shape[-2:]) != size
 
 
 def convert_to_dynopool(model: nn.Module,
@@ -112,13 +157,21 @@ def convert_to_dynopool(model: nn.Module,
             1 (``2 padding != dilation (kernel - 1)``): rule B would shrink
             its output beyond DynOPool's rounding, e.g. a patchify conv
             (4x4 / s4 on 224 gives 56; DynOPool 0.25 and the 4x4 conv at
-            stride 1 give 56 - 3 = 53). Nothing is changed then; pass such
-            layers in ``skip``. Pools and "same"-padded convs keep their
-            sizes up to DynOPool's round-half-up (odd sizes at r = 0.5).
+            stride 1 give 56 - 3 = 53); and for a pool that does not map a
+            multiple ``s m`` of its stride to ``m`` (``MaxPool2d(3, 2)``
+            without padding: 8 -> 3, DynOPool 4). Nothing is changed then;
+            pass such layers in ``skip``. The others keep their sizes up to
+            DynOPool's round-half-up (odd sizes at r = 0.5). Also a
+            ValueError when the only strided layers are ones it does not
+            convert (1-D / 3-D, ``LPPool2d``; a warning names them when
+            others are converted), and when ``model`` already has a
+            ``dynopools`` attribute (converted already).
 
     Returns:
-        list[dict]: One row per replaced layer: ``name``, ``type``,
-        ``stride``, ``group`` (index into ``model.dynopools``).
+        list[dict]: One row per replaced layer, and per name of a layer
+        registered under several (all of which get the replacement):
+        ``name``, ``type``, ``stride``, ``group`` (index into
+        ``model.dynopools``).
 
     Example:
         >>> import torchvision
@@ -133,13 +186,38 @@ def convert_to_dynopool(model: nn.Module,
     if isinstance(skip, str) or not all(isinstance(n, str) for n in skip):
         raise TypeError(f'skip must be a sequence of layer names, got '
                         f'{skip!r}')
-    modules = dict(model.named_modules())
-    unknown = [n for n in skip if n not in modules]
+    if hasattr(model, 'dynopools'):
+        raise ValueError(f'{type(model).__name__} already has a dynopools '
+                         'attribute (converted already, or a resizing '
+                         'backbone): convert a model without one')
+    # A module registered under several names is one module: it is found
+    # (and traced) under its first name and replaced under every name.
+    aliases: Dict[int, List[str]] = {}
+    for n, m in model.named_modules(remove_duplicate=False):
+        aliases.setdefault(id(m), []).append(n)
+    order = {n: i for i, n in enumerate(n for ns in aliases.values()
+                                        for n in ns)}
+    unknown = [n for n in skip if n not in order]
     if unknown:
         raise ValueError(f'skip names layers the model does not have: '
                          f'{unknown}')
+    modules = dict(model.named_modules())
+    skipped = {id(model.get_submodule(n)) for n in skip}
     names = [n for n, m in modules.items()
-             if is_strided(m) and n not in skip]
+             if is_strided(m) and id(m) not in skipped]
+    others = [f'{n}: {type(m).__name__} stride {m.stride}'
+              for n, m in modules.items()
+              if _other_strided(m) and id(m) not in skipped]
+    if others and not names:
+        raise ValueError(
+            f'the strided layers of {type(model).__name__} ('
+            f'{"; ".join(others)}) are not 2-D max / average pools or '
+            'Conv2d, the only ones convert_to_dynopool converts: nothing '
+            'to convert (leave them with skip=[...] to get no error)')
+    if others:
+        warnings.warn(f'{"; ".join(others)}: left as they are '
+                      '(convert_to_dynopool converts 2-D max / average '
+                      'pools and Conv2d only)')
     if not names:
         return []
     groups = _share_groups(model, names) if share else [[n] for n in names]
@@ -178,10 +256,12 @@ def convert_to_dynopool(model: nn.Module,
                            f'{m.padding}, {seen[n]} -> {outputs[n]}')
     if changed:
         raise ValueError(
-            'DynOPool would change feature-map sizes (these strided convs '
-            'are not "same"-padded at stride 1, so DynOPool + the conv at '
-            'stride 1 shrinks their output), so nothing was converted: ' +
-            '; '.join(changed) + '. Leave them with skip=[...].')
+            'DynOPool would change feature-map sizes (a strided conv becomes '
+            'DynOPool + the conv at stride 1, which shrinks the output '
+            'unless "same"-padded; a pool becomes DynOPool alone, H / s, '
+            'where these pools give another size), so nothing was '
+            'converted: ' + '; '.join(changed) +
+            '. Leave them with skip=[...].')
     for group in groups:
         keys = {(seen.get(n), stride_of(modules[n])) for n in group}
         if len(keys) > 1:
@@ -192,7 +272,7 @@ def convert_to_dynopool(model: nn.Module,
 
     cfg = dict(dynopool_cfg or {})
     user_mode = cfg.pop('mode', None)
-    pools, rows = nn.ModuleList(), []
+    pools, rows = DynOPoolList(), []
     for g, group in enumerate(groups):
         first = modules[group[0]]
         mode = 'avg' if isinstance(first, nn.AvgPool2d) else 'max'
@@ -202,13 +282,14 @@ def convert_to_dynopool(model: nn.Module,
         pools.append(pool)
         for name in group:
             m = modules[name]
-            parent_name, _, attr = name.rpartition('.')
-            parent = model.get_submodule(parent_name)
             new = (PooledConv2d.from_conv(m, pool) if isinstance(
                 m, nn.Conv2d) else PoolAfter(nn.Identity(), pool))
-            setattr(parent, attr, new)  # also right for Sequential's '0'
-            rows.append(
-                dict(name=name, type=type(m).__name__, stride=stride_of(m),
-                     group=g))
+            for alias in aliases[id(m)]:
+                parent_name, _, attr = alias.rpartition('.')
+                parent = model.get_submodule(parent_name)
+                setattr(parent, attr, new)  # also right for Sequential's '0'
+                rows.append(
+                    dict(name=alias, type=type(m).__name__,
+                         stride=stride_of(m), group=g))
     model.add_module('dynopools', pools)
-    return sorted(rows, key=lambda r: names.index(r['name']))
+    return sorted(rows, key=lambda r: order[r['name']])

@@ -26,9 +26,13 @@ from torch import nn
 from .layers.dynamic_conv import (ATTRIBUTES, DILATIONS, KERNEL_SIZES, STRIDES,
                                   DynamicConv2d, DynamicPool2d,
                                   check_attributes, option_key)
-from .layers.shortcut import FollowerConv2d, FollowerResize, check_shortcut
+from .layers.shortcut import (FollowerConv2d, FollowerResize,
+                              check_follow_at_trained_stride, check_shortcut)
 
-__all__ = ['convert_to_dynamic', 'DynamicLayers', 'ARCHS', 'ATTRIBUTES']
+__all__ = [
+    'convert_to_dynamic', 'check_convert_args', 'DynamicLayers', 'ARCHS',
+    'ATTRIBUTES'
+]
 
 ARCHS = ('resnet', 'mobilenet_v2', 'densenet')
 
@@ -81,11 +85,24 @@ def _resnet_sites(model: nn.Module) -> List[Tuple[str, nn.Module]]:
     return firsts
 
 
+def check_convert_args(arch: Optional[str], layers: str) -> None:
+    """``arch`` (``None`` or one of :data:`ARCHS`) and ``layers`` (letters
+    from ``'ABCD'``) of :func:`convert_to_dynamic`, by name."""
+    if arch is not None and arch not in ARCHS:
+        raise ValueError(f'arch must be one of {ARCHS}, got {arch!r}')
+    if not isinstance(layers, str) or not layers or any(
+            c not in 'ABCD' for c in layers):
+        raise ValueError(f"layers must be letters from 'ABCD', got "
+                         f'{layers!r}')
+
+
 def convert_to_dynamic(model: nn.Module,
                        arch: Optional[str] = None,
                        layers: str = 'ABCD',
                        options: Optional[Dict[str, Sequence]] = None,
-                       shortcut: str = 'avgpool') -> 'DynamicLayers':
+                       shortcut: str = 'avgpool',
+                       follow_at_trained_stride: bool = False
+                       ) -> 'DynamicLayers':
     """Make the paper's ABCD layers of ``model`` dynamic, in place.
 
     Parameters stay the same objects under the same state-dict keys, so
@@ -111,6 +128,16 @@ def convert_to_dynamic(model: nn.Module,
             ``'subsample'`` (the 1x1 at the new stride). See
             :func:`~mmdynopool.models.layers.shortcut.follow_shortcut`.
             Default: ``'avgpool'``.
+        follow_at_trained_stride (bool): Also run ``shortcut`` where a
+            block is at its trained stride (the first author's code: the
+            strided 1x1 shortcut of blocks B-D becomes the 1x1 at stride 1
+            and adaptive average pooling even there). Default: False (the
+            pretrained strided 1x1 there, so the trained configuration is
+            the trained network).
+
+    Raises:
+        ValueError: for a model that already has dynamic layers (convert
+            once; :meth:`DynamicLayers.from_model` gives their handle).
 
     Returns:
         DynamicLayers: Handle to set permutations.
@@ -121,12 +148,16 @@ def convert_to_dynamic(model: nn.Module,
         >>> dyn.names, len(dyn.permutations(('stride', )))
         (['A', 'B', 'C', 'D'], 400)
     """
+    converted = sorted({m.slot for m in model.modules()
+                        if getattr(m, 'slot', None) is not None})
+    if converted:
+        raise ValueError(
+            f'{type(model).__name__} already has dynamic layers '
+            f'({", ".join(converted)}): convert a model once; '
+            'DynamicLayers.from_model(model) gives their handle')
+    check_convert_args(arch, layers)
+    check_follow_at_trained_stride(follow_at_trained_stride)
     arch = _detect_arch(model) if arch is None else arch
-    if arch not in ARCHS:
-        raise ValueError(f'arch must be one of {ARCHS}, got {arch!r}')
-    if not layers or any(c not in 'ABCD' for c in layers):
-        raise ValueError(f"layers must be letters from 'ABCD', got "
-                         f'{layers!r}')
     check_shortcut(shortcut)
     options = dict(options or {})
     if options:
@@ -197,8 +228,8 @@ def convert_to_dynamic(model: nn.Module,
                         'single strided conv (e.g. avg_down=True); its '
                         'stride cannot follow the dynamic layer')
                 n, conv = convs[0]
-                _set_module(down, n,
-                            FollowerConv2d.from_conv(conv, new, shortcut))
+                _set_module(down, n, FollowerConv2d.from_conv(
+                    conv, new, shortcut, follow_at_trained_stride))
     return DynamicLayers.from_model(model)
 
 

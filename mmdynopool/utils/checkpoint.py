@@ -10,18 +10,23 @@
   evaluate a randomly initialised model.
 * :func:`newest_loadable_checkpoint` is what ``--resume`` resumes from: the
   newest checkpoint in a work dir that can be read, skipping (with a
-  warning) any that was cut off by a killed job.
+  warning) any that was cut off by a killed job; :func:`check_resumable`
+  refuses a checkpoint no training wrote; :func:`keep_two_checkpoints`
+  makes sure a killed write leaves an older checkpoint behind.
 """
 import glob
 import os.path as osp
 import re
 import warnings
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional
 
 import torch
 from torch import nn
 
-__all__ = ['read_checkpoint', 'load_strict', 'newest_loadable_checkpoint']
+__all__ = [
+    'read_checkpoint', 'load_strict', 'check_fits', 'check_resumable',
+    'newest_loadable_checkpoint', 'keep_two_checkpoints'
+]
 
 
 def read_checkpoint(path: str) -> Dict:
@@ -57,7 +62,15 @@ def load_strict(model: nn.Module, path: str) -> None:
     """Load ``path``'s ``state_dict`` into ``model``; every key must match
     in name and shape (missing, unexpected or mis-shaped keys are a
     ``ValueError`` listing them)."""
-    ckpt = read_checkpoint(path)
+    state = check_fits(model, read_checkpoint(path), path)
+    model.load_state_dict(state, strict=True)
+
+
+def check_fits(model: nn.Module, ckpt: Mapping, path: str) -> Dict:
+    """The state dict of checkpoint ``ckpt`` (read from ``path``), ``module.``
+    prefixes dropped, if it fits ``model`` key for key and shape for shape;
+    a ``ValueError`` listing missing, unexpected or mis-shaped keys
+    otherwise."""
     state = ckpt.get('state_dict', ckpt)
     if not isinstance(state, dict) or not all(
             isinstance(v, torch.Tensor) for v in state.values()):
@@ -81,7 +94,32 @@ def load_strict(model: nn.Module, path: str) -> None:
         raise ValueError(f'checkpoint {path!r} does not fit the model of '
                          'this config (another architecture?): ' +
                          '; '.join(parts))
-    model.load_state_dict(state, strict=True)
+    return state
+
+
+def check_resumable(ckpt: Mapping, path: str) -> None:
+    """A checkpoint to resume from must come from a training run:
+    mmengine's ``meta`` with the ``epoch`` and ``iter`` it stopped at (a
+    weights-only file used to end in ``KeyError: 'epoch'``)."""
+    meta = ckpt.get('meta')
+    if not (isinstance(meta, Mapping) and 'epoch' in meta
+            and 'iter' in meta):
+        raise ValueError(
+            f'checkpoint {path!r} cannot be resumed: it has no meta.epoch / '
+            'meta.iter (it was not written by a training run, e.g. published '
+            'weights); to start from its weights pass it as load_from '
+            '(--cfg-options load_from=...) instead of --resume')
+
+
+def keep_two_checkpoints(cfg) -> None:
+    """Raise the config's ``CheckpointHook`` ``max_keep_ckpts`` of 1 to 2,
+    in place. mmengine deletes the oldest kept checkpoint *before* writing
+    the new one, so with one kept a job killed during the write leaves
+    nothing to resume from; with two, the previous one is still there
+    (:func:`newest_loadable_checkpoint` skips the cut-off file)."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if hook and hook.get('max_keep_ckpts', -1) == 1:
+        hook['max_keep_ckpts'] = 2
 
 
 def newest_loadable_checkpoint(work_dir: str) -> Optional[str]:

@@ -1,20 +1,40 @@
 """Build a model from a config (and optionally a checkpoint) for analysis."""
-from typing import Optional
+from typing import List, Optional
 
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from torch import nn
 
-__all__ = ['build_model_from_cfg', 'shape_adaptor_limit']
+__all__ = ['build_model_from_cfg', 'shape_adaptor_limit', 'load_weights']
+
+
+def load_weights(model: nn.Module, checkpoint: str) -> List[str]:
+    """Load ``checkpoint``'s weights into ``model`` as mmengine's
+    ``load_checkpoint`` does (not strictly: mismatches are logged, a
+    ``module.`` prefix dropped), but read through
+    :func:`~mmdynopool.utils.read_checkpoint`, i.e. with
+    ``weights_only=True`` passed explicitly (torch's
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` only overrides an unset one).
+
+    Returns:
+        list[str]: The model's state-dict keys the checkpoint lacks.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+    from .checkpoint import read_checkpoint
+    ckpt = read_checkpoint(checkpoint)
+    state = ckpt.get('state_dict', ckpt)
+    keys = {k[len('module.'):] if k.startswith('module.') else k
+            for k in state}
+    _load_checkpoint_to_model(model, ckpt, strict=False)
+    return sorted(set(model.state_dict()) - keys)
 
 
 def build_model_from_cfg(config: str, checkpoint: Optional[str] = None,
                          cfg_options: Optional[dict] = None):
     """``(cfg, model)`` in eval mode on the CPU; the checkpoint's learned
-    alpha (and weights) are loaded when given."""
+    alpha (and weights) are loaded when given (:func:`load_weights`)."""
     from mmengine.registry import MODELS
-    from mmengine.runner import load_checkpoint
-
-    from .runtime import allow_mmengine_checkpoints
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -25,8 +45,7 @@ def build_model_from_cfg(config: str, checkpoint: Optional[str] = None,
         cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     model = MODELS.build(cfg.model)
     if checkpoint:
-        allow_mmengine_checkpoints()
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        load_weights(model, checkpoint)
     _memory_penalty(cfg, model)
     model.eval()
     return cfg, model

@@ -10,17 +10,25 @@
   hub holds ``HistoryBuffer`` objects and numpy scalars).
   :func:`allow_mmengine_checkpoints` allow-lists exactly those globals, so a
   checkpoint the user names loads while ``weights_only`` stays on.
+* One training per work dir: :func:`work_dir_lock`.
 """
+import contextlib
 import os
-from typing import Optional
+import os.path as osp
+import socket
+import time
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
 
 __all__ = [
     'setup_distributed', 'allow_mmengine_checkpoints', 'load_config',
-    'config_path'
+    'config_path', 'work_dir_lock'
 ]
+
+#: The lock file a training holds in its work dir.
+LOCK_FILE = '.train.lock'
 
 
 def config_path(relative: str) -> str:
@@ -119,3 +127,52 @@ def allow_mmengine_checkpoints() -> None:
         for t in ('float64', 'float32', 'float16', 'int64', 'int32', 'bool')
     ]
     torch.serialization.add_safe_globals(safe)
+
+
+def _global_rank(launcher: str) -> int:
+    if launcher == 'none':
+        return 0
+    if dist.is_initialized():
+        return dist.get_rank()
+    for key in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
+@contextlib.contextmanager
+def work_dir_lock(work_dir: str, launcher: str = 'none') -> Iterator[None]:
+    """Hold ``work_dir/.train.lock`` (an exclusive ``flock``) for the
+    block: a second training in the same work dir is a ``ValueError``
+    naming the holder, where both used to run with interleaved logs and
+    checkpoints. The operating system releases the lock when its process
+    ends, however it ends, so a killed run leaves no stale lock. Only
+    global rank 0 of a distributed run takes it.
+    """
+    import fcntl
+    if _global_rank(launcher) != 0:
+        yield
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, LOCK_FILE)
+    f = open(path, 'a+')
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or 'another process'
+        f.close()
+        raise ValueError(
+            f'work_dir {work_dir!r} is in use by another training '
+            f'({holder}, holding {path}): wait for it to end or choose '
+            'another --work-dir') from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(f'pid {os.getpid()} on {socket.gethostname()} since '
+                f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n')
+        f.flush()
+        yield
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()

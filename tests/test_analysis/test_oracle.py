@@ -215,3 +215,34 @@ def test_segmentation_oracle_per_image_miou(digits_root):
     assert summary['best'] == pytest.approx(100 * q_ref.max(1).mean())
     assert summary['worst'] == pytest.approx(100 * q_ref.min(1).mean())
     assert summary['best'] >= summary['median'] >= summary['worst']
+
+
+def test_ties_go_to_the_first_permutation_everywhere():
+    """About half the permutations of an image tie at its best quality
+    (e.g. every correct one of a saturated classifier). The summary's best
+    case, its per-layer preferences and the efficiency targets all take the
+    first of them in permutation order (the summary used to take the last,
+    the efficiency target the first)."""
+    from mmdynopool.analysis.oracle import ranked_permutations
+    from mmdynopool.analysis.oracle_study import efficiency_summary
+    perms = [((1, ), ), ((2, ), ), ((3, ), ), ((4, ), )]
+    q = np.array([[0.5, 2.0, 2.0, 0.5], [1.0, 1.0, 0.2, 0.2]])
+    pred = np.array([[0, 1, 2, 0], [3, 4, 5, 5]])
+    labels = np.array([1, 3])
+    ranked = ranked_permutations(q)
+    assert ranked['best'].tolist() == [1, 0]
+    assert ranked['worst'].tolist() == [0, 2]
+    assert ranked['median'].tolist() == [3, 3]  # sorted (q, index), (P-1)//2
+    summary = oracle_summary(q, perms, 0, ['A'], pred, labels)
+    assert summary['preferences'] == {'A': {'1': 50.0, '2': 50.0}}
+    assert summary['best'] == 100.0  # pred 1 (= label) and pred 3 (= label)
+    macs = np.array([4e9, 3e9, 1e9, 1e9])
+    eff = efficiency_summary(dict(q=q, pred=pred, labels=labels), macs, 0,
+                             'best')
+    # Targets: permutation 1 (pred 1) and 0 (pred 3).
+    assert eff['target_gmacs'] == pytest.approx((3 + 4) / 2)
+    assert eff['accuracy'] == 100.0
+    # permutations.csv's preferred_by counts the same permutations.
+    from mmdynopool.analysis.oracle_study import _permutation_rows
+    rows = _permutation_rows(perms, np.zeros(4), q, None)
+    assert [r[2] for r in rows] == [1, 1, 0, 0]

@@ -144,3 +144,91 @@ def test_pools_on_odd_sizes_are_converted():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2))
     rows = convert_to_dynopool(model, example_input=torch.zeros(1, 3, 7, 7))
     assert [r['type'] for r in rows] == ['MaxPool2d']
+
+
+def test_pools_that_change_sizes_are_refused_like_convs():
+    # MaxPool2d(3, 2) without padding: 8x8 -> 3x3; DynOPool 0.5 gives 4x4.
+    def net():
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1),
+                             nn.MaxPool2d(3, 2), nn.Conv2d(4, 4, 1))
+
+    model, x = net(), torch.zeros(1, 3, 8, 8)
+    keys = list(model.state_dict())
+    with pytest.raises(ValueError, match=r'1: MaxPool2d kernel 3, stride 2, '
+                       r'padding 0, \(8, 8\) -> \(3, 3\).*skip='):
+        convert_to_dynopool(model, example_input=x)
+    assert list(model.state_dict()) == keys and model(x).shape[-1] == 3
+    assert convert_to_dynopool(model, example_input=x, skip=['1']) == []
+    # The same pool with padding 1, or with ceil_mode, keeps H / 2.
+    for pool in (nn.MaxPool2d(3, 2, 1), nn.MaxPool2d(3, 2, ceil_mode=True),
+                 nn.AvgPool2d(2)):
+        model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), pool)
+        human = pool(torch.zeros(1, 4, 8, 8)).shape
+        assert len(convert_to_dynopool(model, example_input=x)) == 1
+        assert model(x).shape == human
+
+
+def test_a_conv_under_two_names_is_converted_at_both():
+    class Net(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.down = nn.Conv2d(3, 3, 3, stride=2, padding=1)
+            self.alias = self.down  # the same module, registered twice
+
+        def forward(self, x):
+            return self.alias(self.down(x))
+
+    model = Net()
+    rows = convert_to_dynopool(model, example_input=torch.zeros(1, 3, 16,
+                                                                16))
+    assert model.down is model.alias and model.down.stride == (1, 1)
+    assert sorted(r['name'] for r in rows) == ['alias', 'down']
+    assert len(model.dynopools) == 1
+    assert model(torch.zeros(1, 3, 16, 16)).shape[-2:] == (4, 4)
+
+
+def test_strided_layers_it_cannot_convert_are_named():
+    conv3d = nn.Sequential(nn.Conv3d(3, 4, 3, stride=2, padding=1))
+    with pytest.raises(ValueError, match=r"0: Conv3d.*2-D.*nothing"):
+        convert_to_dynopool(conv3d)
+    assert conv3d[0].stride == (2, 2, 2)
+
+    class Mixed(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.down = nn.Conv2d(3, 3, 3, stride=2, padding=1)
+            self.pool1d = nn.MaxPool1d(2)
+
+        def forward(self, x):
+            x = self.down(x)
+            return self.pool1d(x.flatten(2))
+
+    model = Mixed()
+    with pytest.warns(UserWarning, match=r'pool1d: MaxPool1d.*left as'):
+        rows = convert_to_dynopool(model)
+    assert [r['name'] for r in rows] == ['down']
+
+
+def test_a_sequential_still_runs_after_conversion():
+    """``dynopools`` on an ``nn.Sequential`` must not be run as a layer
+    (it used to end in torch's NotImplementedError)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, stride=2,
+                                                     padding=1))
+    human = [m for m in model]
+    x = torch.randn(2, 3, 16, 16)
+    rows = convert_to_dynopool(model)
+    assert len(rows) == 2 and len(model.dynopools) == 2
+    out = model(x)
+    assert out.shape == (2, 4, 4, 4)
+    expected = human[0](x).relu()
+    expected = model.dynopools[1](model.dynopools[0](expected))
+    torch.testing.assert_close(out, nn.functional.conv2d(
+        expected, human[3].weight, human[3].bias, padding=1))
+    assert [k for k in model.state_dict() if 'alpha' in k] == [
+        'dynopools.0.alpha', 'dynopools.1.alpha']
+    out.sum().backward()
+    assert all(p.alpha.grad is not None for p in model.dynopools)

@@ -296,3 +296,33 @@ def test_slots_are_constructor_arguments():
     assert (pool.slot, pool.slot_attributes) == ('A', ('stride', ))
     with pytest.raises(ValueError, match='slot_attributes must be'):
         DynamicConv2d(2, 2, 3, slot_attributes=('padding', ))
+
+
+@pytest.mark.parametrize('follow', [False, True])
+def test_shortcut_at_the_trained_stride(follow):
+    """At its trained stride 2 a block keeps the pretrained strided 1x1 by
+    default (the trained network, unchanged); ``follow_at_trained_stride``
+    runs the first author's shortcut there too (the 1x1 at stride 1, then
+    adaptive average pooling)."""
+    torch.manual_seed(0)
+    model = ResNet(50).double()
+    model.eval()
+    block = model.layer3[0]
+    x = torch.randn(2, 512, 9, 11, dtype=torch.float64)
+    with torch.no_grad():
+        trained = block(x)
+        ref = bottleneck_reference(block, x, 2, 1, 'avgpool')
+        convert_to_dynamic(model, follow_at_trained_stride=follow)
+        out = model.layer3[0](x)
+    assert not torch.allclose(ref, trained)
+    torch.testing.assert_close(out, ref if follow else trained)
+
+
+def test_converting_twice_is_a_clear_error():
+    model = ResNet(50)
+    convert_to_dynamic(model, layers='BD')
+    with pytest.raises(ValueError, match=r'already has dynamic layers '
+                       r'\(B, D\).*DynamicLayers\.from_model'):
+        convert_to_dynamic(model)
+    with pytest.raises(TypeError, match='follow_at_trained_stride'):
+        convert_to_dynamic(ResNet(18), follow_at_trained_stride='yes')

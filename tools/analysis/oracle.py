@@ -19,7 +19,8 @@ attribute keeps its ``floor(budget ** (1 / m))`` first greedy permutations
 from an earlier single-attribute run's work dir.
 
 A config may carry its study's settings as ``oracle = dict(attributes=...,
-options=..., efficiency=..., layers=..., shortcut=...)`` (e.g.
+options=..., efficiency=..., layers=..., shortcut=...,
+follow_at_trained_stride=...)`` (e.g.
 ``configs/untapped/resnet50_untapped-efficiency_8xb32-100e_in1k.py``,
 Sec. 4.6); the command line overrides them. The study is
 ``mmdynopool.analysis.run_oracle_study``.
@@ -51,6 +52,12 @@ def parse_args(argv=None):
                    choices=['avgpool', 'subsample'],
                    help='how a ResNet shortcut follows a changed stride '
                    '(default: avgpool, the first author\'s)')
+    p.add_argument('--follow-at-trained-stride', action='store_true',
+                   default=None,
+                   help='the shortcut rule at a block\'s trained stride '
+                   'too (the first author\'s code); default: the config\'s '
+                   'oracle.follow_at_trained_stride, else the pretrained '
+                   'strided 1x1 there')
     p.add_argument('--budget', type=int, default=625)
     p.add_argument('--ranked', nargs='+', default=[], metavar='ATTR=DIR',
                    help='single-attribute work dirs to combine (Eq. 2)')
@@ -80,7 +87,8 @@ def main(argv=None):
         args.config, args.checkpoint, args.attributes, options, args.layers,
         args.arch, args.shortcut, args.budget, ranked, args.efficiency,
         args.input_size, args.max_samples, args.batch_size, args.work_dir,
-        args.device, not args.no_progress, args.cfg_options)
+        args.device, not args.no_progress, args.cfg_options,
+        args.follow_at_trained_stride)
     print('\n' + format_oracle_summary(out['summary']))
     print('wrote ' + ', '.join(out['files']))
     return out['summary']

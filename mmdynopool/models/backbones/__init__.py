@@ -2,8 +2,8 @@ from .efficientnet import DynOPoolEfficientNet
 from .hrnet import DynOPoolHRNet
 from .mobilenet_v2 import (DynOPoolMobileNetV2, DynOPoolMobileNetV2_CIFAR,
                            MobileNetV2_CIFAR, ShapeAdaptorMobileNetV2)
-from .resnet import (DynOPoolResNet, DynOPoolResNet_CIFAR, ShapeAdaptorResNet,
-                     ShapeAdaptorResNet_CIFAR)
+from .resnet import (DynOPoolResNet, DynOPoolResNet_CIFAR, SegDynOPoolResNet,
+                     ShapeAdaptorResNet, ShapeAdaptorResNet_CIFAR)
 from .vgg import (DynOPoolSlimVGG, DynOPoolVGG, ShapeAdaptorSlimVGG,
                   ShapeAdaptorVGG, SlimVGG)
 
@@ -12,5 +12,5 @@ __all__ = [
     'DynOPoolMobileNetV2', 'DynOPoolMobileNetV2_CIFAR', 'MobileNetV2_CIFAR',
     'ShapeAdaptorVGG', 'ShapeAdaptorResNet', 'ShapeAdaptorResNet_CIFAR',
     'ShapeAdaptorMobileNetV2', 'SlimVGG', 'DynOPoolSlimVGG',
-    'ShapeAdaptorSlimVGG', 'DynOPoolEfficientNet'
+    'ShapeAdaptorSlimVGG', 'DynOPoolEfficientNet', 'SegDynOPoolResNet'
 ]

@@ -13,7 +13,8 @@ so every human checkpoint key stays where the library has it.
 arguments, let the library build the network, then call the backbone's
 ``_insert_resizers()``, which returns ``(resizers, anchors)``.
 """
-from numbers import Real
+import math
+from numbers import Integral, Real
 from typing import List, Optional, Sequence, Tuple
 
 from torch import nn
@@ -25,6 +26,14 @@ __all__ = [
     'ResizingBackboneMixin', 'DynOPoolMixin', 'ShapeAdaptorMixin',
     'uniform_positions', 'check_frozen_stages'
 ]
+
+
+def _check_size(name: str, value) -> None:
+    """A finite number > 0 (a size of Eq. 3 / 5)."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f'{name} must be a number > 0, got {value!r}')
+    if not 0 < value < math.inf:
+        raise ValueError(f'{name} must be finite and > 0, got {value!r}')
 
 
 def check_frozen_stages(frozen_stages, max_stage: int) -> None:
@@ -155,7 +164,7 @@ class ShapeAdaptorMixin(ResizingBackboneMixin):
             the backbone's ``default_input_size``.
         d_last (float): ``D_last`` of Eq. (3). Default: 2.
         d_out (float): ``D_out`` of Eq. (5). Default: 8.
-        num_adaptors (int, optional): Override Eq. (3).
+        num_adaptors (int, optional): Override Eq. (3); an integer >= 1.
         size_rounding (str): Adaptor output size ``'floor'`` (the authors',
             default) or ``'round'`` (half up); see
             :func:`~mmdynopool.models.layers.shape_adaptor`.
@@ -177,6 +186,18 @@ class ShapeAdaptorMixin(ResizingBackboneMixin):
                  size_rounding: str = 'floor', count_rounding: str = 'floor',
                  init_alphas: Optional[Sequence] = None,
                  adaptor_cfg: Optional[dict] = None, **kwargs) -> None:
+        for name, value in (('input_size', input_size), ('d_last', d_last),
+                            ('d_out', d_out)):
+            if value is not None:
+                _check_size(name, value)
+        if num_adaptors is not None and (isinstance(num_adaptors, bool) or
+                                         not isinstance(num_adaptors,
+                                                        Integral)):
+            raise TypeError('num_adaptors must be None (Eq. 3) or an '
+                            f'integer >= 1, got {num_adaptors!r}')
+        if num_adaptors is not None and num_adaptors < 1:
+            raise ValueError('num_adaptors must be None (Eq. 3) or an '
+                             f'integer >= 1, got {num_adaptors!r}')
         adaptor_cfg = dict(adaptor_cfg or {})
         bad = set(adaptor_cfg) - {'fixed', 'penalty'}
         if bad:
@@ -184,7 +205,8 @@ class ShapeAdaptorMixin(ResizingBackboneMixin):
                              'ShapeAdaptor arguments have their own), got '
                              f'{sorted(bad)}')
         self._sa_args = dict(
-            input_size=input_size or self.default_input_size, d_last=d_last,
+            input_size=self.default_input_size
+            if input_size is None else input_size, d_last=d_last,
             d_out=d_out, num_adaptors=num_adaptors,
             size_rounding=size_rounding, count_rounding=count_rounding,
             init_alphas=init_alphas, adaptor_cfg=adaptor_cfg)
@@ -195,8 +217,10 @@ class ShapeAdaptorMixin(ResizingBackboneMixin):
         """``(positions, adaptors)``: which of ``num_candidates`` layers get
         an adaptor, and the adaptors."""
         a = self._sa_args
-        n = a['num_adaptors'] or shape_adaptor_num_modules(
-            a['input_size'], a['d_last'], rounding=a['count_rounding'])
+        n = a['num_adaptors']
+        if n is None:  # Eq. (3)
+            n = shape_adaptor_num_modules(a['input_size'], a['d_last'],
+                                          rounding=a['count_rounding'])
         positions = uniform_positions(num_candidates, n)
         alphas = a['init_alphas']
         if alphas is None:

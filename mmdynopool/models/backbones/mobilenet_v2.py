@@ -12,6 +12,9 @@ connection is then dropped (as in the authors' code).
 
 Resizing layers: ``dynopools`` (see :mod:`.base`).
 """
+import math
+from numbers import Real
+
 from mmpretrain.models.backbones import MobileNetV2
 from mmpretrain.registry import MODELS
 from torch import nn
@@ -30,6 +33,19 @@ _CIFAR_ARCH = [[1, 16, 1, 1], [6, 24, 2, 1], [6, 32, 3, 2], [6, 64, 4, 2],
                [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
 
 
+class _WidenFactorMixin:
+    """``widen_factor`` must be a number > 0 (mmpretrain builds a network of
+    8-channel layers from 0 or a negative one without a word)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        wf = args[0] if args else kwargs.get('widen_factor', 1.0)
+        if isinstance(wf, bool) or not isinstance(wf, Real):
+            raise TypeError(f'widen_factor must be a number > 0, got {wf!r}')
+        if not (math.isfinite(wf) and wf > 0):
+            raise ValueError(f'widen_factor must be > 0, got {wf!r}')
+        super().__init__(*args, **kwargs)
+
+
 class _CIFARStemMixin:
     """The CIFAR layout: :data:`_CIFAR_ARCH` and a stride-1 stem."""
     arch_settings = _CIFAR_ARCH
@@ -40,7 +56,7 @@ class _CIFARStemMixin:
 
 
 @MODELS.register_module()
-class MobileNetV2_CIFAR(_CIFARStemMixin, MobileNetV2):
+class MobileNetV2_CIFAR(_WidenFactorMixin, _CIFARStemMixin, MobileNetV2):
     """The human MobileNetV2 for 32x32 inputs: stride-1 stem and layer 2, so
     32 -> 16 -> 8 -> 4 (three resizing layers).
 
@@ -52,7 +68,7 @@ class MobileNetV2_CIFAR(_CIFARStemMixin, MobileNetV2):
 
 
 @MODELS.register_module()
-class DynOPoolMobileNetV2(DynOPoolMixin, MobileNetV2):
+class DynOPoolMobileNetV2(_WidenFactorMixin, DynOPoolMixin, MobileNetV2):
     """mmpretrain ``MobileNetV2`` with DynOPool (rule B).
 
     Args:
@@ -93,7 +109,8 @@ class DynOPoolMobileNetV2_CIFAR(_CIFARStemMixin, DynOPoolMobileNetV2):
 
 
 @MODELS.register_module()
-class ShapeAdaptorMobileNetV2(ShapeAdaptorMixin, MobileNetV2):
+class ShapeAdaptorMobileNetV2(_WidenFactorMixin, ShapeAdaptorMixin,
+                              MobileNetV2):
     """mmpretrain ``MobileNetV2`` with shape adaptors.
 
     Args:

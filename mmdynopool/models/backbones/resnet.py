@@ -33,8 +33,8 @@ from ..layers import DynOPool2d, PoolAfter, PooledConv2d, hold
 from .base import DynOPoolMixin, ShapeAdaptorMixin
 
 __all__ = [
-    'DynOPoolResNet', 'DynOPoolResNet_CIFAR', 'ShapeAdaptorResNet',
-    'ShapeAdaptorResNet_CIFAR'
+    'DynOPoolResNet', 'SegDynOPoolResNet', 'DynOPoolResNet_CIFAR',
+    'ShapeAdaptorResNet', 'ShapeAdaptorResNet_CIFAR'
 ]
 
 
@@ -92,12 +92,13 @@ class _DynOPoolResNetMixin(DynOPoolMixin):
 
 
 @MODELS.register_module()
-@SEG_MODELS.register_module()
 class DynOPoolResNet(_DynOPoolResNetMixin, ResNet):
     """mmpretrain ``ResNet`` with DynOPool resizing (rules A/B, shared alpha).
 
-    Also registered in mmseg's ``MODELS`` (it returns the same tuple of
-    stage features as mmseg's backbones).
+    Returns what mmpretrain's ``ResNet`` returns: by default the last stage
+    only (``out_indices=(3, )``). mmseg's registry builds
+    :class:`SegDynOPoolResNet` under the same name, which returns every
+    stage as mmseg's ``ResNet`` does.
 
     Args:
         depth (int): 18, 34, 50, 101 or 152.
@@ -116,6 +117,32 @@ class DynOPoolResNet(_DynOPoolResNetMixin, ResNet):
         ['dynopools.0.alpha', 'dynopools.1.alpha', 'dynopools.2.alpha', \
 'dynopools.3.alpha']
     """
+
+
+@SEG_MODELS.register_module(name='DynOPoolResNet')
+class SegDynOPoolResNet(DynOPoolResNet):
+    """:class:`DynOPoolResNet` as mmseg's registry builds it
+    (``type='DynOPoolResNet'`` in an mmseg config): every stage's features
+    by default, ``out_indices=(0, 1, 2, 3)`` like mmseg's ``ResNet`` (a
+    decode head takes them), instead of mmpretrain's ``(3, )``.
+
+    Args:
+        depth (int): 18, 34, 50, 101 or 152.
+        out_indices (Sequence[int]): Stages to return.
+            Default: ``(0, 1, 2, 3)``.
+        **kwargs: Passed to :class:`DynOPoolResNet`.
+
+    Example:
+        >>> import torch
+        >>> from mmseg.registry import MODELS
+        >>> model = MODELS.build(dict(type='DynOPoolResNet', depth=18))
+        >>> [tuple(o.shape[-2:]) for o in model(torch.rand(1, 3, 64, 64))]
+        [(16, 16), (8, 8), (4, 4), (2, 2)]
+    """
+
+    def __init__(self, depth: int, *args, out_indices=(0, 1, 2, 3),
+                 **kwargs) -> None:
+        super().__init__(depth, *args, out_indices=out_indices, **kwargs)
 
 
 @MODELS.register_module()

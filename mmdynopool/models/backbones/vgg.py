@@ -13,7 +13,7 @@ names (a slim state dict has the full one's keys, with narrower tensors).
 
 Resizing layers: ``dynopools`` (see :mod:`.base`).
 """
-from mmcv.cnn import ConvModule, build_norm_layer
+from mmcv.cnn import ConvModule, build_conv_layer, build_norm_layer
 from mmpretrain.models.backbones import VGG
 from mmpretrain.registry import MODELS
 from torch import nn
@@ -27,12 +27,35 @@ __all__ = [
 ]
 
 
+class _NoClassifierMixin:
+    """Refuses VGG's own classifier (``num_classes > 0``): it flattens the
+    last map into a ``Linear(512 * 7 * 7, 4096)``, i.e. it needs 7x7, which
+    a learned shape does not keep (DynOPool's round-half-up already gives
+    8x8 on a 225 px input, where VGG's floor gives 7x7)."""
+
+    def __init__(self, depth: int, num_classes: int = -1, *args,
+                 **kwargs) -> None:
+        if isinstance(num_classes, (int, float)) and num_classes > 0:
+            raise ValueError(
+                f'{type(self).__name__} learns its feature-map sizes, so '
+                f"VGG's own classifier (num_classes={num_classes!r}), which "
+                'flattens a fixed 512 x 7 x 7 map, would fail on any other '
+                'size (a 225 px input, or once alpha moves): pass '
+                'num_classes=-1 and classify with a neck '
+                "(dict(type='GlobalAveragePooling')) and a head, as the "
+                'configs do')
+        super().__init__(depth, num_classes, *args, **kwargs)
+
+
 @MODELS.register_module()
-class DynOPoolVGG(DynOPoolMixin, VGG):
+class DynOPoolVGG(_NoClassifierMixin, DynOPoolMixin, VGG):
     """mmpretrain ``VGG`` with every max-pool replaced by DynOPool (rule A).
 
     Args:
         depth (int): 11, 13, 16 or 19.
+        num_classes (int): -1 only: VGG's own classifier needs a 7x7 map,
+            which learned sizes do not keep (use a neck and a head).
+            Default: -1.
         init_scales (float | Sequence, optional): One per max-pool.
             Default: 0.5.
         dynopool_cfg (dict, optional): Extra ``DynOPool2d`` arguments.
@@ -58,11 +81,13 @@ class DynOPoolVGG(DynOPoolMixin, VGG):
 
 
 @MODELS.register_module()
-class ShapeAdaptorVGG(ShapeAdaptorMixin, VGG):
+class ShapeAdaptorVGG(_NoClassifierMixin, ShapeAdaptorMixin, VGG):
     """mmpretrain ``VGG`` whose max-pools are replaced by shape adaptors.
 
     Args:
         depth (int): 11, 13, 16 or 19.
+        num_classes (int): -1 only, as for :class:`DynOPoolVGG`.
+            Default: -1.
         input_size, d_last, d_out, num_adaptors, size_rounding,
             count_rounding, init_alphas, adaptor_cfg: See
             :class:`.base.ShapeAdaptorMixin`. ``input_size`` defaults to 32.
@@ -108,9 +133,10 @@ class _SlimMixin:
                 continue
             old = m.conv
             out_channels = max(1, int(round(old.out_channels * widen_factor)))
-            m.conv = nn.Conv2d(
-                in_channels, out_channels, old.kernel_size, old.stride,
-                old.padding, old.dilation, bias=old.bias is not None)
+            m.conv = build_conv_layer(
+                m.conv_cfg, in_channels, out_channels, old.kernel_size,
+                old.stride, old.padding, old.dilation,
+                bias=old.bias is not None)
             if m.with_norm:
                 setattr(m, m.norm_name,
                         build_norm_layer(m.norm_cfg, out_channels)[1])

@@ -22,6 +22,11 @@ Convention:
       transposed convolution along the halved axes), e.g. ``(1, 2)`` or
       ``(0.5, 1)``, as the first author's later code allows. The paper's
       option sets are isotropic.
+    * A trained ``padding_mode`` (reflect, replicate, circular) is kept at
+      every option: the input is padded by it and the kernel then sees no
+      implicit zeros. At stride ``1/2`` the input is padded before the zeros
+      are interleaved (the transposed convolution of the padded input, its
+      border cropped), so the padding holds input pixels, not zeros.
 """
 from numbers import Integral, Real
 from typing import Optional, Sequence, Tuple, Union
@@ -70,7 +75,8 @@ def dynamic_conv2d(input: Tensor,
                    stride: Union[int, float, Tuple] = 1,
                    dilation: int = 1,
                    kernel_size: Optional[int] = None,
-                   groups: int = 1) -> Tensor:
+                   groups: int = 1,
+                   padding_mode: str = 'zeros') -> Tensor:
     """Convolve with a trained square kernel at another stride / dilation /
     kernel size.
 
@@ -85,6 +91,9 @@ def dynamic_conv2d(input: Tensor,
         kernel_size (int, optional): Odd size to resize the kernel to.
             Default: ``k0``.
         groups (int): Default: 1.
+        padding_mode (str): As for ``nn.Conv2d``: ``'zeros'``,
+            ``'reflect'``, ``'replicate'`` or ``'circular'``.
+            Default: ``'zeros'``.
 
     Returns:
         Tensor: ``(N, C_out, ceil(H / s_h), ceil(W / s_w))``; an axis at
@@ -106,15 +115,27 @@ def dynamic_conv2d(input: Tensor,
     pair = stride_pair(stride)
     if 0.5 in pair:  # transposed along the halved axes
         up = tuple(2 if v == 0.5 else 1 for v in pair)
+        # A halved axis reads ceil(pad / 2) input pixels beyond the border
+        # (its kernel spans the zero-interleaved input); each padded pixel
+        # becomes `up` output pixels, cropped off again by the padding.
+        extra = tuple(-(-pad // 2) if u == 2 else pad for u in up)
+        padding = (pad, pad)
+        if padding_mode != 'zeros':
+            input = F.pad(input, (extra[1], extra[1], extra[0], extra[0]),
+                          mode=padding_mode)
+            padding = tuple(pad + u * e for u, e in zip(up, extra))
         out_c, in_per_group = w.shape[:2]
         wt = w.flip(-2, -1).reshape(groups, out_c // groups, in_per_group, k,
                                     k)
         wt = wt.transpose(1, 2).reshape(groups * in_per_group,
                                         out_c // groups, k, k)
         return F.conv_transpose2d(
-            input, wt, bias, stride=up, padding=pad,
+            input, wt, bias, stride=up, padding=padding,
             output_padding=tuple(u - 1 for u in up), groups=groups,
             dilation=dilation)
+    if padding_mode != 'zeros':  # what nn.Conv2d does for these modes
+        return F.conv2d(F.pad(input, (pad, ) * 4, mode=padding_mode), w,
+                        bias, stride=pair, dilation=dilation, groups=groups)
     return F.conv2d(input, w, bias, stride=pair, padding=pad,
                     dilation=dilation, groups=groups)
 
@@ -148,6 +169,24 @@ def _check_stride(name: str, value) -> None:
         raise ValueError(f'{name} must be 0.5, a positive integer or a pair '
                          '(s_h, s_w) of positive integers or of values from '
                          f'{{0.5, 1}}, got {value!r}')
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _check_option_type(name: str, value) -> None:
+    """An option value is an ``int`` (a stride may also be ``0.5`` or a pair
+    of such): ``5.0 == 5`` would pass the membership test and fail deep in
+    the forward (``F.interpolate`` takes no float size)."""
+    if name == 'stride':
+        values = value if isinstance(value, tuple) else (value, )
+        if not all(_is_int(v) or (v == 0.5 and not isinstance(v, bool))
+                   for v in values):
+            raise TypeError('stride must be 0.5 or an int (or a pair of '
+                            f'them), got {value!r}')
+    elif not _is_int(value):
+        raise TypeError(f'{name} must be an int, got {value!r}')
 
 
 def _check_options(name: str, values, odd: bool = False) -> None:
@@ -230,10 +269,11 @@ class DynamicConv2d(nn.Conv2d):
             _check_stride('strides', s)
         _check_options('dilations', dilations)
         _check_options('kernel_sizes', kernel_sizes, odd=True)
+        # Strides as set_option takes them: 0.5 or ints (2.0 -> 2).
         self.options = dict(
-            stride=tuple(tuple(v) if isinstance(v, Sequence) else v
-                         for v in strides), dilation=tuple(dilations),
-            kernel_size=tuple(kernel_sizes))
+            stride=tuple(stride_pair(v) if isinstance(v, Sequence) else
+                         stride_pair(v)[0] for v in strides),
+            dilation=tuple(dilations), kernel_size=tuple(kernel_sizes))
         self.default = (self.stride[0], self.dilation[0], k0[0])
         self.reset_option()
 
@@ -260,6 +300,7 @@ class DynamicConv2d(nn.Conv2d):
                 continue
             if isinstance(value, list):
                 value = tuple(value)
+            _check_option_type(name, value)
             allowed = set(self.options[name]) | {self.default[i]}
             if value not in allowed:
                 raise ValueError(f'{name}={value!r} is not allowed; choose '
@@ -271,7 +312,7 @@ class DynamicConv2d(nn.Conv2d):
             return super().forward(x)
         stride, dilation, k = self.option
         return dynamic_conv2d(x, self.weight, self.bias, stride, dilation, k,
-                              self.groups)
+                              self.groups, self.padding_mode)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', option={self.option}'

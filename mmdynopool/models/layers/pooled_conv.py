@@ -6,6 +6,8 @@ only its stride changes, while the resizing layer it applies first lives (and
 is registered, once) elsewhere, typically shared by every path that must
 agree on one resolution.
 """
+from typing import Dict
+
 from torch import Tensor, nn
 
 __all__ = ['PooledConv2d', 'PoolAfter', 'hold']
@@ -56,22 +58,27 @@ class PooledConv2d(nn.Conv2d):
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, pool: nn.Module) -> 'PooledConv2d':
-        """A stride-1 copy of ``conv`` that shares its parameters."""
-        new = cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=1,
-            padding=conv.padding,
-            dilation=conv.dilation,
-            groups=conv.groups,
-            bias=conv.bias is not None,
-            padding_mode=conv.padding_mode,
-            pool=pool,
-            device=conv.weight.device,
-            dtype=conv.weight.dtype)
-        new.weight = conv.weight
-        new.bias = conv.bias
+        """A stride-1 copy of ``conv`` that shares its parameters.
+
+        The copy is also an instance of ``conv``'s own class (a
+        ``conv_cfg`` conv such as mmcv's ``ConvWS2d`` keeps its weight
+        standardisation), holds the same parameters and buffers under the
+        same keys, and is made without running a constructor: no
+        re-initialisation draws from the random number generator, so a
+        converted backbone leaves it where the library's left it.
+        """
+        new_cls = _pooled_class(type(conv)) if cls is PooledConv2d else cls
+        new = new_cls.__new__(new_cls)
+        nn.Module.__init__(new)  # its own (empty) registries and hooks
+        for key, value in vars(conv).items():
+            new.__dict__.setdefault(key, value)  # in_channels, eps, ...
+        new._parameters.update(conv._parameters)
+        new._buffers.update(conv._buffers)
+        new._non_persistent_buffers_set |= conv._non_persistent_buffers_set
+        new._modules.update(conv._modules)
+        new.train(conv.training)
+        new.stride = (1, 1)
+        new.set_pool(pool)
         return new
 
     def forward(self, x: Tensor) -> Tensor:
@@ -80,6 +87,23 @@ class PooledConv2d(nn.Conv2d):
     def extra_repr(self) -> str:
         return super().extra_repr() + f', pool=<{type(self.pool).__name__} ' \
             f'id={id(self.pool):#x}>'
+
+
+#: ``PooledConv2d`` subclasses made for other conv classes, one per class.
+_POOLED_CLASSES: Dict[type, type] = {nn.Conv2d: PooledConv2d}
+
+
+def _pooled_class(conv_cls: type) -> type:
+    """``PooledConv2d`` for ``nn.Conv2d``; for a subclass (``ConvWS2d``, a
+    user's conv) a class deriving from both, whose forward is the subclass's
+    on the pooled input."""
+    if conv_cls not in _POOLED_CLASSES:
+        _POOLED_CLASSES[conv_cls] = type(
+            f'Pooled{conv_cls.__name__}', (PooledConv2d, conv_cls),
+            dict(__module__=__name__,
+                 __doc__=f'``{conv_cls.__name__}`` fed by a pool; see '
+                 ':class:`PooledConv2d`.'))
+    return _POOLED_CLASSES[conv_cls]
 
 
 class PoolAfter(nn.Module):

@@ -12,8 +12,9 @@ from .dynamic_conv import (DynamicConv2d, _check_stride, _share_conv,
 from .pooled_conv import hold
 
 __all__ = [
-    'SHORTCUTS', 'follow_shortcut', 'check_shortcut', 'FollowerConv2d',
-    'FollowerResize', 'follow_stride'
+    'SHORTCUTS', 'follow_shortcut', 'check_shortcut',
+    'check_follow_at_trained_stride', 'FollowerConv2d', 'FollowerResize',
+    'follow_stride'
 ]
 
 #: How a shortcut follows a changed stride (see :func:`follow_shortcut`).
@@ -55,6 +56,13 @@ def check_shortcut(shortcut: str) -> None:
                          f'{shortcut!r}')
 
 
+def check_follow_at_trained_stride(value: bool) -> None:
+    """``follow_at_trained_stride`` must be a bool."""
+    if not isinstance(value, bool):
+        raise TypeError('follow_at_trained_stride must be a bool, got '
+                        f'{value!r}')
+
+
 class FollowerConv2d(nn.Conv2d):
     """A shortcut convolution (ResNet ``downsample``) that follows the stride
     of its block's :class:`DynamicConv2d` (the *leader*), so the residual sum
@@ -64,23 +72,30 @@ class FollowerConv2d(nn.Conv2d):
     stride)``; at its trained stride it is the trained conv, otherwise
     :func:`follow_shortcut` with ``shortcut`` (``'avgpool'``: the 1x1 at
     stride 1, then adaptive average pooling, as the first author's code
-    does; ``'subsample'``: the 1x1 at the new stride). The leader is held by
-    reference, not as a sub-module, so the state dict keeps the original
-    keys.
+    does; ``'subsample'``: the 1x1 at the new stride). With
+    ``follow_at_trained_stride`` it takes ``shortcut`` at its trained stride
+    too (the first author's code: the pretrained strided 1x1 is never run
+    at its stride). The leader is held by reference, not as a sub-module,
+    so the state dict keeps the original keys.
     """
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2d, leader: DynamicConv2d,
-                  shortcut: str = 'avgpool') -> 'FollowerConv2d':
+                  shortcut: str = 'avgpool',
+                  follow_at_trained_stride: bool = False
+                  ) -> 'FollowerConv2d':
         check_shortcut(shortcut)
+        check_follow_at_trained_stride(follow_at_trained_stride)
         new = _share_conv(cls, conv)
         hold(new, 'leader', leader)
         new.shortcut = shortcut
+        new.follow_at_trained_stride = follow_at_trained_stride
         return new
 
     def forward(self, x: Tensor) -> Tensor:
         stride = follow_stride(self.leader, self.stride[0])
-        if stride_pair(stride) == self.stride:
+        if stride_pair(stride) == self.stride and \
+                not self.follow_at_trained_stride:
             return super().forward(x)
         return follow_shortcut(
             x, stride, self.shortcut,

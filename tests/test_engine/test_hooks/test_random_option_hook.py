@@ -128,3 +128,29 @@ class TestRandomOptionHook(RunnerTestCase):
 def test_rof_bad_attributes():
     with pytest.raises(ValueError, match='attributes must be distinct names'):
         RandomOptionHook(attributes=('padding', ))
+
+
+@pytest.mark.parametrize('kwargs,error,match', [
+    (dict(seed=1.7), TypeError, r'seed must be an integer >= 0, got 1\.7'),
+    (dict(seed='a'), TypeError, "seed must be an integer >= 0, got 'a'"),
+    (dict(seed=True), TypeError, 'seed'),
+    (dict(seed=-1), ValueError, 'seed must be an integer >= 0, got -1'),
+    (dict(layers='AE'), ValueError, "layers must be letters from 'ABCD'"),
+    (dict(arch='vgg'), ValueError, 'arch must be one of'),
+    (dict(follow_at_trained_stride=1), TypeError,
+     'follow_at_trained_stride'),
+])
+def test_rof_arguments_are_checked_where_they_enter(kwargs, error, match):
+    """``seed=1.7`` used to draw with seed 1 without a word."""
+    with pytest.raises(error, match=match):
+        RandomOptionHook(**kwargs)
+
+
+def test_rof_passes_the_trained_stride_shortcut_on():
+    from mmpretrain.models.backbones import ResNet_CIFAR
+    from types import SimpleNamespace
+    model = ResNet_CIFAR(18, stem_channels=4, base_channels=4)
+    hook = RandomOptionHook(follow_at_trained_stride=True)
+    hook.before_run(SimpleNamespace(model=model,
+                                    logger=SimpleNamespace(info=print)))
+    assert model.layer2[0].downsample[0].follow_at_trained_stride is True

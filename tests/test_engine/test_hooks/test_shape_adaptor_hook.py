@@ -57,8 +57,13 @@ def loss_of(model, x, y):
     return F.cross_entropy(model(x), y)
 
 
-def algorithm1(model, joint=False, d_limit=None):
-    """The reference: Shape Adaptor's Algorithm 1 as the authors run it."""
+def algorithm1(model, joint=False, d_limit=None, timing='authors'):
+    """The reference: Shape Adaptor's Algorithm 1 as the authors run it.
+
+    With a memory limit, ``timing='authors'`` is their code's: rho comes
+    from the previous forward pass's alphas (so after an alpha step the
+    weights still see the old alphas' rho) and is 1 in the run's very first
+    iteration; ``'current'`` recomputes it from the alphas of the pass."""
     alphas = [model.sa1.alpha, model.sa2.alpha]
     weights = [p for n, p in model.named_parameters() if 'alpha' not in n]
     w_opt = torch.optim.SGD(weights, lr=0.05, momentum=0.9)
@@ -72,15 +77,19 @@ def algorithm1(model, joint=False, d_limit=None):
                 g['lr'] = 0.1 * (1 + math.cos(math.pi * epoch / EPOCHS)) / 2
         for i, (x, y) in enumerate(batches()):
             update = i % INTERVAL == 0
+            first = epoch == 0 and i == 0
             if d_limit is not None:
-                penalise(model, d_limit)
+                if timing == 'authors' and first:
+                    model.sa1.penalty = model.sa2.penalty = 1.0
+                else:  # the alphas of the previous forward: unchanged
+                    penalise(model, d_limit)
             if update and not joint:
                 grads = torch.autograd.grad(loss_of(model, x, y), alphas)
                 for a, g in zip(alphas, grads):
                     a.grad = g
                 a_opt.step()
                 a_opt.zero_grad()
-                if d_limit is not None:
+                if d_limit is not None and timing == 'current':
                     penalise(model, d_limit)
             for a in alphas:
                 a.requires_grad_(joint and update)
@@ -137,13 +146,16 @@ def assert_same_model(a, b):
         torch.testing.assert_close(v, w, rtol=1e-6, atol=1e-7, msg=k)
 
 
-@pytest.mark.parametrize('joint,d_limit', [(False, None), (True, None),
-                                           (False, 6.0)])
-def test_matches_algorithm1(tmp_path, joint, d_limit):
+@pytest.mark.parametrize('joint,d_limit,timing', [
+    (False, None, 'authors'), (True, None, 'authors'),
+    (False, 6.0, 'authors'), (False, 6.0, 'current'), (True, 6.0, 'authors'),
+    (True, 6.0, 'current')])
+def test_matches_algorithm1(tmp_path, joint, d_limit, timing):
     torch.manual_seed(0)
     model = Tiny()
-    reference = algorithm1(copy.deepcopy(model), joint, d_limit)
-    runner = runner_for(model, tmp_path, joint, d_limit)
+    reference = algorithm1(copy.deepcopy(model), joint, d_limit, timing)
+    hook = {} if timing == 'authors' else dict(penalty_timing=timing)
+    runner = runner_for(model, tmp_path, joint, d_limit, **hook)
     runner.train()
     trained = runner.model
     assert not torch.equal(trained.sa1.alpha, Tiny().sa1.alpha)
@@ -163,17 +175,64 @@ def test_matches_algorithm1(tmp_path, joint, d_limit):
     (dict(alpha_optimizer=None,
           alpha_scheduler=dict(type='ConstantLR')), ValueError,
      'alpha_scheduler'),
+    (dict(alpha_optimizer=dict(type='SDG', lr=0.1)), ValueError,
+     r"alpha_optimizer type 'SDG' is not a registered optimizer"),
+    (dict(alpha_scheduler=dict(type='CosineAnealingLR')), ValueError,
+     r"alpha_scheduler type 'CosineAnealingLR' is not a registered"),
+    (dict(penalty_timing='previous'), ValueError,
+     r"penalty_timing must be one of \('authors', 'current'\)"),
 ])
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         ShapeAdaptorHook(**kwargs)
 
 
+def test_the_two_penalty_timings_by_hand():
+    """One alpha iteration after the first, by hand: the authors' rho for
+    the weight pass is the one of the alphas before the step; ours is the
+    one of the stepped alphas. In the first iteration theirs is 1."""
+    from types import SimpleNamespace
+
+    def rho(model):  # Eq. (8) for sa1, sa2 with D_in = 13, D_limit = 6
+        s = [0.5 + 0.5 * torch.sigmoid(m.alpha).item()
+             for m in (model.sa1, model.sa2)]
+        return (6 / (13 * s[0] * s[1]))**0.5
+
+    seen = {}
+    for timing in ('authors', 'current'):
+        torch.manual_seed(0)
+        model = Tiny()
+        hook = ShapeAdaptorHook(alpha_interval=1, input_size=13, d_limit=6.0,
+                                penalty_timing=timing)
+        hook._adaptors = hook._trainable = [model.sa1, model.sa2]
+
+        def step(runner, data_batch):  # an alpha step: both alphas + 0.5
+            with torch.no_grad():
+                for m in (model.sa1, model.sa2):
+                    m.alpha += 0.5
+
+        hook.optim_wrapper = object()  # the separate pass, step stubbed
+        hook._alpha_step = step
+        hook.before_train_iter(SimpleNamespace(model=model, iter=0), 0)
+        seen[timing, 0] = model.sa1.penalty
+        before = rho(model)  # the alphas of iteration 0's weight pass
+        hook.before_train_iter(SimpleNamespace(model=model, iter=1), 0)
+        seen[timing, 1] = model.sa1.penalty, before, rho(model)
+    assert seen['authors', 0] == 1.0
+    assert seen['current', 0] == pytest.approx(
+        (6 / (13 * (0.5 + 0.5 * torch.sigmoid(torch.tensor(0.8)).item()) *
+              (0.5 + 0.5 * torch.sigmoid(torch.tensor(0.3)).item())))**0.5)
+    penalty, old, new = seen['authors', 1]
+    assert penalty == pytest.approx(old) and penalty != pytest.approx(new)
+    penalty, old, new = seen['current', 1]
+    assert penalty == pytest.approx(new)
+
+
 def test_penalty_at_test_time_and_fixed_adaptors_left_alone():
     from types import SimpleNamespace
     model = Tiny()
     model.sa2 = ShapeAdaptor(init_alpha=1.0, fixed=True, penalty=0.8)
-    runner = SimpleNamespace(model=model)
+    runner = SimpleNamespace(model=model, iter=1)
     hook = ShapeAdaptorHook(alpha_interval=2, input_size=13, d_limit=5)
     # Only sa1 is learnable: D_cout = 13 * s(0.3) = 10.2 > 5, N = 1.
     hook.before_run(runner)  # a test run: no train loop, no optimizer

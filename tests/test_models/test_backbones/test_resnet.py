@@ -66,6 +66,19 @@ class TestDynOPoolResNet:
         model = MODELS.build(dict(type='DynOPoolResNet', depth=18))
         assert isinstance(model, DynOPoolResNet)
 
+    @pytest.mark.parametrize('registry', ['mmseg', 'mmpretrain'])
+    def test_default_outputs_are_those_of_the_registrys_resnet(
+            self, registry):
+        """Built from mmseg's registry it returns mmseg's ResNet tuple (all
+        four stages), from mmpretrain's mmpretrain's (the last stage)."""
+        import importlib
+        lib = importlib.import_module(f'{registry}.registry').MODELS
+        x = torch.rand(1, 3, 64, 64)
+        ours = lib.build(dict(type='DynOPoolResNet', depth=18))(x)
+        human = lib.build(dict(type='ResNet', depth=18))(x)
+        assert [o.shape for o in ours] == [o.shape for o in human]
+        assert len(ours) == (4 if registry == 'mmseg' else 1)
+
 
 class TestShapeAdaptorResNet:
 

@@ -104,3 +104,20 @@ def test_bad_depth():
     for cls in (DynOPoolVGG, ShapeAdaptorVGG):
         with pytest.raises(KeyError, match='depth must be one of'):
             cls(12)
+
+
+@pytest.mark.parametrize('cls', [DynOPoolVGG, ShapeAdaptorVGG,
+                                 DynOPoolSlimVGG])
+def test_vggs_own_classifier_is_refused_at_construction(cls):
+    """VGG's classifier flattens a fixed 512x7x7 map: mmpretrain's VGG runs
+    on 225 px (floor: 7x7), DynOPool's round half up gives 8x8 and the
+    classifier crashed in the forward. Refused where it enters, with why."""
+    assert VGG(11, num_classes=10)(torch.rand(1, 3, 225, 225))[-1].shape == (
+        1, 10)
+    with pytest.raises(ValueError, match=r'num_classes=10.*512 x 7 x 7.*'
+                       r'num_classes=-1'):
+        cls(11, num_classes=10)
+    with pytest.raises(ValueError, match='num_classes=10'):
+        cls(11, 10)  # positional, as VGG takes it
+    model = cls(11, num_classes=-1)  # the backbone the configs use
+    assert model(torch.rand(1, 3, 225, 225))[-1].dim() == 4

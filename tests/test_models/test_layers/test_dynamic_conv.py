@@ -176,3 +176,94 @@ def test_pool_refuses_pairs_and_junk(strides):
     from mmdynopool.models.layers import DynamicPool2d
     with pytest.raises(ValueError, match='strides of a pool'):
         DynamicPool2d(nn.MaxPool2d(2, 2), strides)
+
+
+def pad_interleave_conv(x, w, b, stride, dilation, mode, groups=2):
+    """Stride 1/2 (either axis) with ``mode`` padding, by hand: the input
+    padded by ``mode`` first, then zeros interleaved along the halved axes,
+    the kernel slid at stride 1 and the padded border cropped off."""
+    k = w.shape[-1]
+    pad = dilation * (k - 1) // 2
+    halved = [s == 0.5 for s in stride]
+    q = [-(-pad // 2) if h else pad for h in halved]
+    xp = F.pad(x, (q[1], q[1], q[0], q[0]), mode=mode)
+    z = zero_interleave(xp)
+    z = z if halved[1] else z[..., :, ::2]
+    z = z if halved[0] else z[..., ::2, :]
+    out = F.conv2d(F.pad(z, (pad, ) * 4), w, b, dilation=dilation,
+                   groups=groups)
+    h, wd = x.shape[-2:]
+    top = 2 * q[0] if halved[0] else q[0]
+    left = 2 * q[1] if halved[1] else q[1]
+    return out[..., top:top + h * (1 + halved[0]),
+               left:left + wd * (1 + halved[1])]
+
+
+class TestPaddingMode:
+    """A conv trained with reflect / circular padding keeps it at every
+    option (it used to fall back to zeros: max diff 1.54)."""
+
+    @pytest.mark.parametrize('mode', ['reflect', 'circular', 'replicate'])
+    @pytest.mark.parametrize('stride,dilation', [(1, 1), (2, 2), (3, 1)])
+    def test_integer_strides_equal_torch(self, conv, mode, stride, dilation):
+        conv.padding_mode = mode
+        x = torch.randn(1, 6, 13, 11, dtype=torch.float64)
+        layer = DynamicConv2d.from_conv(conv)
+        assert layer.padding_mode == mode
+        layer.set_option(stride=stride, dilation=dilation)
+        ref = nn.Conv2d(6, 4, 3, stride, dilation, dilation, groups=2,
+                        padding_mode=mode).double()
+        ref.weight, ref.bias = conv.weight, conv.bias
+        torch.testing.assert_close(layer(x), ref(x))
+
+    @pytest.mark.parametrize('mode', ['reflect', 'circular'])
+    def test_resized_kernel(self, conv, mode):
+        conv.padding_mode = mode
+        x = torch.randn(1, 6, 11, 12, dtype=torch.float64)
+        layer = DynamicConv2d.from_conv(conv)
+        layer.set_option(stride=1, kernel_size=5)
+        w = torch.from_numpy(bilinear_kernel(conv.weight.detach().numpy(), 5))
+        ref = F.conv2d(F.pad(x, (2, ) * 4, mode=mode), w * 9 / 25,
+                       conv.bias, groups=2)
+        torch.testing.assert_close(layer(x), ref)
+
+    @pytest.mark.parametrize('mode', ['zeros', 'reflect', 'circular'])
+    @pytest.mark.parametrize('stride', [0.5, (0.5, 1), (1, 0.5)])
+    @pytest.mark.parametrize('dilation', [1, 3])
+    def test_half_stride_pads_before_interleaving(self, conv, mode, stride,
+                                                  dilation):
+        conv.padding_mode = mode
+        x = torch.randn(1, 6, 7, 8, dtype=torch.float64)
+        pair = stride if isinstance(stride, tuple) else (stride, stride)
+        layer = DynamicConv2d.from_conv(conv, strides=(0.5, 1, pair))
+        layer.set_option(stride=stride, dilation=dilation)
+        ref = pad_interleave_conv(x, conv.weight, conv.bias, pair, dilation,
+                                  'constant' if mode == 'zeros' else mode)
+        torch.testing.assert_close(layer(x), ref)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(kernel_size=5.0), r'kernel_size must be an int.*5\.0'),
+    (dict(kernel_size=True), 'kernel_size must be an int.*True'),
+    (dict(dilation=2.0), r'dilation must be an int.*2\.0'),
+    (dict(dilation=True), 'dilation must be an int'),
+    (dict(stride=2.0), r'stride must be 0\.5 or an int.*2\.0'),
+    (dict(stride=True), 'stride must be 0.5 or an int'),
+    (dict(stride=(1.0, 2)), 'stride must be 0.5 or an int'),
+])
+def test_set_option_refuses_non_integers_by_name(conv, kwargs, match):
+    """``set_option(kernel_size=5.0)`` was accepted (5.0 == 5) and failed
+    deep inside the forward."""
+    layer = DynamicConv2d.from_conv(conv, strides=(1, 2, (1, 2)))
+    with pytest.raises(TypeError, match=match):
+        layer.set_option(**kwargs)
+    assert layer.option == (2, 1, 3)  # nothing changed
+
+
+def test_integral_float_options_are_stored_as_ints(conv):
+    """``--options stride=1,2.0`` still gives settable permutations."""
+    layer = DynamicConv2d.from_conv(conv, strides=(1, 2.0, 0.5, (1.0, 2)))
+    assert layer.options['stride'] == (1, 2, 0.5, (1, 2))
+    assert all(type(v) is int for v in layer.options['stride'][:2])
+    for s in layer.options['stride']:
+        layer.set_option(stride=s)
