@@ -18,7 +18,7 @@ from .experiments import (format_sweep_rows, lambda_sweep, run_experiment,
                           run_lambda_sweep, write_rows)
 from .oracle import (classification_quality, combine_permutations,
                      efficiency_search, greedy_accumulation, oracle_summary,
-                     run_oracle)
+                     ranked_permutations, run_oracle)
 from .oracle_study import format_oracle_summary, run_oracle_study
 from .plots import (plot_learned_shapes, plot_oracle, plot_shapes, plot_sweep,
                     plot_tradeoff, plot_trajectories)
@@ -30,7 +30,8 @@ __all__ = [
     'complexity_report', 'format_complexity_report', 'plot_shapes',
     'export_fixed_config', 'run_experiment', 'lambda_sweep',
     'set_gmacs_loss_weight', 'set_input_resolution', 'plot_tradeoff',
-    'write_rows', 'classification_quality', 'oracle_summary',
+    'write_rows', 'classification_quality', 'ranked_permutations',
+    'oracle_summary',
     'greedy_accumulation', 'combine_permutations', 'efficiency_search',
     'run_oracle', 'plot_oracle', 'run_demo', 'run_toy_studies',
     'gmacs_loss_hook', 'feature_map_sizes', 'run_oracle_study',

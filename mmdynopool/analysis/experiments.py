@@ -27,8 +27,8 @@ from mmengine.hooks import Hook
 
 from ..utils.inspection import unwrap_model
 from .complexity import complexity_report
-from .config_surgery import (gmacs_loss_hook, set_gmacs_loss_weight,
-                             set_input_resolution)
+from .config_surgery import (export_fixed_config, gmacs_loss_hook,
+                             set_gmacs_loss_weight, set_input_resolution)
 
 __all__ = [
     'run_experiment', 'lambda_sweep', 'run_lambda_sweep', 'format_sweep_rows',
@@ -51,6 +51,26 @@ class _LastValMetrics(Hook):
         self.metrics, self.iter = dict(metrics or {}), runner.iter
 
 
+class _ExportFixed(Hook):
+    """Keeps the backbone fields of :func:`export_fixed_config` at the end
+    of training (the learned shape, for a Fix (Final) retrain)."""
+    priority = 'LOWEST'
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg, self.backbone = cfg, None
+
+    def after_train(self, runner) -> None:
+        fixed = export_fixed_config(self.cfg, unwrap_model(runner.model))
+        backbone = fixed.model.backbone
+        key = 'init_alphas' if 'init_alphas' in backbone else 'init_scales'
+        field = 'adaptor_cfg' if key == 'init_alphas' else 'dynopool_cfg'
+        self.backbone = {
+            key: [list(v) if isinstance(v, (tuple, list)) else v
+                  for v in backbone[key]],
+            field: dict(backbone[field])
+        }
+
+
 def _pick_metric(metrics: Dict, metric: Optional[str]) -> str:
     if metric is not None:
         if metric not in metrics:
@@ -69,7 +89,8 @@ def run_experiment(cfg: Config,
                    input_size: Sequence[int],
                    metric: Optional[str] = None,
                    extra: Optional[Dict] = None,
-                   hooks: Sequence[Hook] = ()) -> Dict:
+                   hooks: Sequence[Hook] = (),
+                   export_fixed: bool = False) -> Dict:
     """Train ``cfg`` in ``work_dir`` and measure it (or read the result of a
     finished run).
 
@@ -85,17 +106,25 @@ def run_experiment(cfg: Config,
         extra (dict, optional): Copied into the result (e.g. lambda, seed).
         hooks (Sequence[Hook]): Extra hook instances for the runner (e.g. a
             progress display).
+        export_fixed (bool): Also record ``fixed_backbone``: the backbone
+            fields :func:`export_fixed_config` sets for a Fix (Final)
+            retrain of the learned shape (``init_scales`` and
+            ``dynopool_cfg``, or Shape Adaptor's ``init_alphas`` and
+            ``adaptor_cfg``), taken when training ends. Default: False.
 
     Returns:
         dict: ``metric`` (key), ``value``, ``metrics`` (all val metrics),
         ``gmacs`` (conv + linear at the learned shape), ``resize_gmacs``,
-        ``params`` (M), ``resolutions`` (input and every resized size),
-        ``scales`` (per resizing layer ``(r_h, r_w)``), ``input_size``,
-        ``train_seconds``, ``work_dir`` and ``extra``'s keys.
+        ``params`` (M), ``resolutions`` (input and every distinct resized
+        size), ``scales`` (per resizing layer ``(r_h, r_w)``), ``layers``
+        (per resizing layer and input: ``name``, ``type``, ``scale``,
+        ``in``, ``out``), ``input_size``, ``train_seconds``, ``work_dir``,
+        ``fixed_backbone`` (with ``export_fixed``) and ``extra``'s keys.
     """
     from mmengine.runner import Runner
 
-    from ..utils import allow_mmengine_checkpoints, newest_loadable_checkpoint
+    from ..utils import (allow_mmengine_checkpoints, keep_two_checkpoints,
+                         newest_loadable_checkpoint)
     if len(input_size) != 2 or min(input_size) < 1:
         raise ValueError(f'input_size must be (H, W), got {input_size!r}')
     result_file = osp.join(work_dir, RESULT_FILE)
@@ -104,6 +133,7 @@ def run_experiment(cfg: Config,
             return json.load(f)
     cfg = copy.deepcopy(cfg)
     cfg.work_dir = work_dir
+    keep_two_checkpoints(cfg)  # an interrupted run resumes from one
     allow_mmengine_checkpoints()
     # Resume from the newest readable checkpoint in work_dir, if any (one
     # cut off by a killed run is skipped with a warning).
@@ -116,6 +146,9 @@ def run_experiment(cfg: Config,
     runner.register_hook(catcher)
     for hook in hooks:
         runner.register_hook(hook)
+    exporter = _ExportFixed(cfg) if export_fixed else None
+    if exporter is not None:
+        runner.register_hook(exporter)
     runner.train()
     metrics = catcher.metrics
     if metrics is None or catcher.iter != runner.iter:
@@ -134,10 +167,14 @@ def run_experiment(cfg: Config,
         params=report['params'],
         resolutions=[list(s) for s in report['resolutions']],
         scales=[list(r['scale']) for r in report['layers']],
+        layers=[dict(r, scale=list(r['scale']), out=list(r['out']),
+                     **{'in': list(r['in'])}) for r in report['layers']],
         input_size=list(input_size),
         train_seconds=round(seconds, 1),
         work_dir=work_dir,
         **(extra or {}))
+    if exporter is not None:
+        result['fixed_backbone'] = exporter.backbone
     with open(result_file, 'w') as f:
         json.dump(result, f, indent=1)
     return result

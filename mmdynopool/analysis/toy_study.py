@@ -16,34 +16,50 @@ configs of ``configs/toy/`` and writes the tables and figures of the README:
 * **dynopool_s** (``pairs``): DynOPool-S, the swept lambda whose final GMACs
   are closest to the human model's (within +-5 % is the target), against the
   human model, paired by seed.
+* **target** (``pairs``, ``stretch-v``, ``stretch-h``; seeds 0-9 by default):
+  DynOPool with ``GMACsLossHook(target_gmacs=X)``, ``X`` the human model's
+  exact cost at 32x32 (computed), against the human model, against the
+  human family fed non-square inputs of about that cost on ``pairs``
+  (:data:`TARGET_FAMILY`), and a Fix (Final) retrain of every learned target
+  shape (frozen, same seed and schedule, no GMACs loss). On stretch-V /
+  stretch-H the target runs are the transposition control. Its report is
+  :mod:`.toy_target_report`'s.
 
 Every run is :func:`run_experiment` (resumable; finished runs are read
-back), runs go to ``jobs`` worker processes with a progress bar, and the
-alpha trajectories come from each run's ``ShapeLoggingHook`` scalars. The
-tables, figures and the report file come from :mod:`.toy_report`.
+back), runs go to ``jobs`` worker processes with a progress bar
+(:func:`~.parallel.run_parallel`), each pinned to ``threads`` torch threads
+and recording them, the DynOPool backend and the torch version
+(:func:`~.parallel.runtime_record`); the alpha trajectories come from each
+run's ``ShapeLoggingHook`` scalars. The tables, figures and the report file
+come from :mod:`.toy_report` (:mod:`.toy_target_report` for ``target``).
 """
 import glob
 import json
 import os
 import os.path as osp
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Dict, List, Optional, Sequence
 
+from .complexity import exact_config_gmacs
 from .config_surgery import (gmacs_loss_hook, set_gmacs_loss_weight,
                              set_input_resolution)
+from .parallel import run_parallel, runtime_record
 from .toy_report import (CONTROL_MODELS, LAMBDA_FACTORS, RESOLUTIONS,
                          SWEEP_DATASET, s_lambda_from_sweep, summarise_control,
                          summarise_s, summarise_sweep, write_toy_report)
+from .toy_target import (TARGET_DATASETS, TARGET_FAMILY, configure_target,
+                         target_needs, target_plan)
 
 __all__ = [
     'run_toy_studies', 'toy_study_plan', 'build_run_cfg',
-    'alpha_gradient_noise', 'STUDIES'
+    'alpha_gradient_noise', 'human_cost', 'STUDIES', 'ALL_STUDIES'
 ]
 
 # The pairs variant trains 60 epochs, the others 20 (the config names say).
 CONFIG = osp.join('toy', 'vgg11-slim_{kind}_1xb64-{epochs}e_digits-{data}.py')
 STUDIES = ('control', 'sweep', 'dynopool_s')
+#: Every study: the three above (the README's) and issue 21's ``target``.
+ALL_STUDIES = STUDIES + ('target', )
 # model name -> (config kind, cfg options)
 MODELS = {
     'human': ('human', {}),
@@ -57,6 +73,10 @@ MODELS = {
     # 'central' with the paper's plain SGD step on alpha
     # (AlphaGradHook(space='alpha')), the ablation of the configs' 'log'.
     'central_alpha': ('dynopool', {}),
+    # 'central' with GMACsLossHook(target_gmacs=the human cost).
+    'target': ('dynopool', {}),
+    # Fix (Final): a 'target' run's learned shape, frozen, from scratch.
+    'target_fixfinal': ('dynopool', {}),
 }
 #: Per model: overrides of the config's custom hooks, by hook type.
 HOOK_OPTIONS = {'central_alpha': {'AlphaGradHook': dict(space='alpha')}}
@@ -70,17 +90,27 @@ def _spec(study, dataset, model, seed, **extra) -> Dict:
 def toy_study_plan(studies: Sequence[str] = STUDIES,
                    seeds: int = 5,
                    sweep_seeds: int = 5,
-                   s_lambda: Optional[float] = None) -> List[Dict]:
-    """The runs of ``studies`` (``dynopool_s`` needs ``s_lambda``).
+                   s_lambda: Optional[float] = None,
+                   target_seeds: int = 10,
+                   target_gmacs: Optional[Dict[str, float]] = None
+                   ) -> List[Dict]:
+    """The runs of ``studies`` (``dynopool_s`` needs ``s_lambda``,
+    ``target`` needs ``target_gmacs``: per dataset, the GMACs to aim at).
 
     Returns:
         list[dict]: One spec per run: ``study``, ``dataset``, ``model``,
         ``seed`` and, where they apply, ``lambda_factor``, ``count``,
-        ``resolution``, ``loss_weight``. Runs shared by two studies (the
+        ``resolution`` (an int for square inputs, ``[H, W]`` otherwise),
+        ``loss_weight``, ``target_gmacs``. Runs shared by two studies (the
         sweep's factor-1 DynOPool and 32 px human runs are the ``pairs``
-        runs) appear once.
+        runs; the target study's human baselines are the sweep's and the
+        control's) appear once. A ``target_fixfinal`` run needs the
+        ``target`` run of its dataset and seed (:func:`target_needs`).
     """
-    plan = []
+    plan, baselines = [], []
+    if 'target' in studies:
+        # The runs others wait for first, then their Fix (Final) retrains.
+        plan, baselines = target_plan(target_seeds, target_gmacs)
     if 'control' in studies:
         for dataset in ('stretch-v', 'stretch-h'):
             for model in CONTROL_MODELS:
@@ -109,16 +139,26 @@ def toy_study_plan(studies: Sequence[str] = STUDIES,
                  for s in range(seeds)]
         plan += [_spec('dynopool_s', SWEEP_DATASET, 'central', s,
                        loss_weight=float(s_lambda)) for s in range(seeds)]
+    plan += baselines
     unique = {}
     for spec in plan:
         unique.setdefault(_run_dir('', spec), spec)
     return list(unique.values())
 
 
+def _size(spec: Dict) -> tuple:
+    """``(H, W)`` of a spec's input (32x32 unless ``resolution`` says)."""
+    res = spec.get('resolution', 32)
+    return tuple(res) if isinstance(res, (list, tuple)) else (res, res)
+
+
 def _run_dir(work_dir: str, spec: Dict) -> str:
     parts = [spec['dataset'], spec['model']]
-    if 'resolution' in spec and spec['resolution'] != 32:
-        parts[-1] += f'_{spec["resolution"]}px'
+    res = spec.get('resolution', 32)
+    if isinstance(res, (list, tuple)):
+        parts[-1] += f'_{res[0]}x{res[1]}px'
+    elif res != 32:
+        parts[-1] += f'_{res}px'
     if spec.get('lambda_factor', 1.0) != 1.0:
         parts[-1] += f'_lambda-x{spec["lambda_factor"]:g}'
     if spec.get('count', 'batch') != 'batch':
@@ -130,7 +170,8 @@ def _run_dir(work_dir: str, spec: Dict) -> str:
 
 def build_run_cfg(spec: Dict, epochs: Optional[int] = None,
                   cfg_options: Optional[Dict] = None):
-    """The mmengine ``Config`` of one run spec."""
+    """The mmengine ``Config`` of one run spec (a ``target_fixfinal`` spec
+    carries ``fixed_backbone``, from its target run's result)."""
     from mmengine.config import Config
 
     from ..utils import config_path
@@ -155,43 +196,45 @@ def build_run_cfg(spec: Dict, epochs: Optional[int] = None,
             if h['type'] == 'ShapeLoggingHook':
                 h['interval'] = 10
             h.update(HOOK_OPTIONS.get(spec['model'], {}).get(h['type'], {}))
-    if spec.get('resolution', 32) != 32:
-        res = spec['resolution']
-        cfg = set_input_resolution(cfg, (res, res))
+        configure_target(cfg, spec)
+    if _size(spec) != (32, 32):
+        cfg = set_input_resolution(cfg, _size(spec))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
 
 
-def _input_size(spec: Dict) -> tuple:
-    res = spec.get('resolution', 32)
-    return (res, res)
-
-
-def _run_one(task):
-    """One run in a worker process (top level, so it pickles)."""
-    import torch
-
+def _run_one(task, needed=None):
+    """One run in a worker process (top level, so it pickles); ``needed``:
+    the result of the run it needs (a Fix (Final) retrain's target run)."""
     import mmdynopool  # noqa: F401  (registrations)
 
     from ..engine import gmacs_loss_hooks
     from ..models.layers.dynopool import AlphaDivergedError
     from .experiments import run_experiment
     spec, work_dir, epochs, cfg_options, threads = task
-    torch.set_num_threads(threads)
-    cfg = build_run_cfg(spec, epochs, cfg_options)
-    cfg.log_level = 'WARNING'
-    hook = gmacs_loss_hooks(cfg)
-    extra = dict(spec)
-    if hook:
-        extra['loss_weight'] = hook[0]['loss_weight']
     run_dir = _run_dir(work_dir, spec)
+    extra = dict(spec, **runtime_record(threads))
     failed = osp.join(run_dir, 'failed.json')
     if osp.isfile(failed):  # deterministic: it would fail again
         with open(failed) as f:
             return json.load(f)
+    if spec['model'] == 'target_fixfinal':
+        if not needed or needed.get('failed') or \
+                'fixed_backbone' not in needed:
+            return dict(extra, failed=True, value=None, gmacs=None,
+                        work_dir=run_dir,
+                        error='its target run has no learned shape (it '
+                        'diverged)')
+        spec = extra = dict(extra, fixed_backbone=needed['fixed_backbone'])
+    cfg = build_run_cfg(spec, epochs, cfg_options)
+    cfg.log_level = 'WARNING'
+    hook = gmacs_loss_hooks(cfg)
+    if hook:
+        extra['loss_weight'] = hook[0]['loss_weight']
     try:
-        result = run_experiment(cfg, run_dir, _input_size(spec), extra=extra)
+        result = run_experiment(cfg, run_dir, _size(spec), extra=extra,
+                                export_fixed=spec['model'] == 'target')
     except AlphaDivergedError as e:
         # A diverged run (an alpha through 0 or past the scale cap) is a
         # result, not a crash of the study: recorded, counted in the report,
@@ -224,27 +267,10 @@ def _trajectory(run_dir: str) -> Dict[str, List[float]]:
     return out
 
 
-def _run_all(plan, work_dir, epochs, cfg_options, jobs) -> List[Dict]:
-    from mmengine.utils import ProgressBar
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+def _run_all(plan, work_dir, epochs, cfg_options, jobs,
+             threads=1) -> List[Dict]:
     tasks = [(s, work_dir, epochs, cfg_options, threads) for s in plan]
-    bar = ProgressBar(len(tasks))
-    results = [None] * len(tasks)
-    if jobs == 1:
-        for i, t in enumerate(tasks):
-            results[i] = _run_one(t)
-            bar.update()
-    else:
-        import multiprocessing as mp
-        with ProcessPoolExecutor(jobs,
-                                 mp_context=mp.get_context('spawn')) as pool:
-            futures = {pool.submit(_run_one, t): i
-                       for i, t in enumerate(tasks)}
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                bar.update()
-    print()
-    return results
+    return run_parallel(_run_one, tasks, jobs, target_needs(plan))
 
 
 def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 32,
@@ -295,6 +321,16 @@ def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 32,
     return out
 
 
+def human_cost(dataset: str, cfg_options: Optional[Dict] = None) -> float:
+    """Exact conv + linear GMACs of the human model of ``dataset`` (its
+    config, ``cfg_options`` merged) on one 32x32 image: the target study's
+    ``target_gmacs``. Computed, not written down: the head's classes differ
+    between datasets (100 on pairs)."""
+    return exact_config_gmacs(
+        build_run_cfg(dict(dataset=dataset, model='human', seed=0), None,
+                      cfg_options), (32, 32), 'mmpretrain')
+
+
 def run_toy_studies(work_dir: str,
                     studies: Sequence[str] = STUDIES,
                     seeds: int = 5,
@@ -302,13 +338,16 @@ def run_toy_studies(work_dir: str,
                     epochs: Optional[int] = None,
                     jobs: int = 1,
                     s_lambda: Optional[float] = None,
-                    cfg_options: Optional[Dict] = None) -> Dict:
+                    cfg_options: Optional[Dict] = None,
+                    target_seeds: int = 10,
+                    threads: int = 1,
+                    report_dir: Optional[str] = None) -> Dict:
     """Run (or read back) the studies and write their report.
 
     Args:
         work_dir (str): Runs go below it; ``toy_studies.md`` / ``.json``,
             ``toy_trajectories.png`` and ``toy_sweep.png`` next to them.
-        studies (Sequence[str]): Any of :data:`STUDIES`.
+        studies (Sequence[str]): Any of :data:`ALL_STUDIES`.
         seeds (int): Seeds of the control and DynOPool-S studies.
             Default: 5.
         sweep_seeds (int): Seeds per sweep point. Default: 5.
@@ -317,16 +356,24 @@ def run_toy_studies(work_dir: str,
         s_lambda (float, optional): DynOPool-S's lambda; by default the
             sweep's closest to the human cost (the sweep then runs first).
         cfg_options (dict, optional): Merged into every run's config.
+        target_seeds (int): Seeds of the target study (0 ...
+            ``target_seeds - 1``). Default: 10.
+        threads (int): Torch threads of each run (recorded). Default: 1.
+        report_dir (str, optional): Where the target study's report
+            (``toy_target.md``, ``toy_target_runs.json``) goes. Default:
+            ``work_dir``.
 
     Returns:
-        dict: ``report`` (the markdown file), ``summary`` and ``runs``.
+        dict: ``report`` (the markdown file), ``summary`` and ``runs``;
+        with the target study also ``target_report``.
     """
-    unknown = set(studies) - set(STUDIES)
+    unknown = set(studies) - set(ALL_STUDIES)
     if unknown or not studies:
-        raise ValueError(f'studies must be a non-empty subset of {STUDIES}, '
-                         f'got {list(studies)!r}')
+        raise ValueError('studies must be a non-empty subset of '
+                         f'{ALL_STUDIES}, got {list(studies)!r}')
     for name, v in (('seeds', seeds), ('sweep_seeds', sweep_seeds),
-                    ('jobs', jobs)):
+                    ('jobs', jobs), ('target_seeds', target_seeds),
+                    ('threads', threads)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f'{name} must be an integer >= 1, got {v!r}')
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(
@@ -338,8 +385,12 @@ def run_toy_studies(work_dir: str,
     first = [s for s in studies if s != 'dynopool_s']
     if 'dynopool_s' in studies and s_lambda is None and 'sweep' not in first:
         first.append('sweep')
-    results = _run_all(toy_study_plan(first, seeds, sweep_seeds), work_dir,
-                       epochs, cfg_options, jobs) if first else []
+    target_gmacs = {d: human_cost(d, cfg_options)
+                    for d in TARGET_DATASETS} if 'target' in studies else None
+    results = _run_all(
+        toy_study_plan(first, seeds, sweep_seeds, target_seeds=target_seeds,
+                       target_gmacs=target_gmacs), work_dir, epochs,
+        cfg_options, jobs, threads) if first else []
     summary = {}
     if any(r['study'] == 'sweep' for r in results):
         summary['sweep'] = summarise_sweep(results)
@@ -350,7 +401,8 @@ def run_toy_studies(work_dir: str,
         results += [
             r for r in _run_all(
                 toy_study_plan(('dynopool_s', ), seeds, sweep_seeds,
-                               s_lambda), work_dir, epochs, cfg_options, jobs)
+                               s_lambda), work_dir, epochs, cfg_options, jobs,
+                threads)
             if r['work_dir'] not in done
         ]
         summary['dynopool_s'] = summarise_s(results)
@@ -359,7 +411,18 @@ def run_toy_studies(work_dir: str,
         summary['gradient_noise'] = alpha_gradient_noise('stretch-v')
     settings = dict(studies=list(studies), seeds=seeds,
                     sweep_seeds=sweep_seeds, epochs=epochs,
-                    cfg_options=cfg_options or {},
+                    cfg_options=cfg_options or {}, threads=threads,
                     wall_seconds=round(time.time() - start, 1))
+    out = {}
+    if 'target' in studies:
+        from .toy_target_report import write_target_report
+        out['target_report'] = write_target_report(
+            report_dir or work_dir,
+            dict(settings, target_seeds=target_seeds,
+                 target_gmacs=target_gmacs,
+                 family=[list(s) for s in TARGET_FAMILY]), results)
+        if set(studies) == {'target'}:
+            return dict(out, report=out['target_report'], summary=summary,
+                        runs=results)
     report = write_toy_report(work_dir, summary, results, settings)
-    return dict(report=report, summary=summary, runs=results)
+    return dict(out, report=report, summary=summary, runs=results)

@@ -1,7 +1,8 @@
-from .digits_voc import DigitsVOCDataset, build_digits_voc, load_mnist_5k
+from .digits_voc import (VOC_VARIANTS, DigitsVOCDataset, build_digits_voc,
+                         load_mnist_5k)
 from .toy_digits import TOY_VARIANTS, ToyDigits, make_toy_images
 
 __all__ = [
     'DigitsVOCDataset', 'build_digits_voc', 'load_mnist_5k', 'ToyDigits',
-    'make_toy_images', 'TOY_VARIANTS'
+    'make_toy_images', 'TOY_VARIANTS', 'VOC_VARIANTS'
 ]

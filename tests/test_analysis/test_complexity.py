@@ -50,3 +50,22 @@ def test_model_mode_restored():
     model.train()  # mmpretrain's backbones return None from train()
     complexity_report(model, (32, 32), backbone=model)
     assert model.training
+
+
+def test_exact_config_gmacs_leaves_the_rng():
+    """The cost of a config's model, built without moving the global RNG
+    (a seeded run that follows starts where it would have)."""
+    from mmengine.config import Config
+
+    from mmdynopool.analysis.complexity import (complexity_report,
+                                                exact_config_gmacs)
+    from mmdynopool.utils import build_model_from_cfg, config_path
+    path = config_path('toy/vgg11-slim_human_1xb64-20e_digits-plain.py')
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    gmacs = exact_config_gmacs(Config.fromfile(path), (24, 40), 'mmpretrain')
+    assert torch.equal(torch.rand(3), expected)
+    _, model = build_model_from_cfg(path)
+    assert gmacs == complexity_report(
+        model, (24, 40), forward=lambda t: model(t, mode='tensor'))['gmacs']

@@ -76,3 +76,52 @@ def test_toy_studies_tiny_end_to_end(tmp_path):
                                0.02, None)
     assert [r['value'] for r in again['runs']] == [
         r['value'] for r in out['runs']]
+
+
+@pytest.mark.slow
+def test_toy_target_study_tiny_end_to_end(tmp_path):
+    """The target study at 1 seed, 1 epoch, 100 digits: every condition
+    trains, records its environment, the Fix (Final) retrain runs at the
+    learned sizes, the report recomputes from its JSON and a second call
+    reads every run back."""
+    from mmdynopool.analysis.toy_target_report import (RUNS_FILE,
+                                                       recompute_target_report)
+    tool = load_tool()
+    work, docs = str(tmp_path / 'toy'), str(tmp_path / 'docs')
+    argv = ['--work-dir', work, '--report-dir', docs, '--studies', 'target',
+            '--target-seeds', '1', '--epochs', '1', '--cfg-options'] + TINY
+    md = tool.main(argv)
+    assert md == osp.join(docs, 'toy_target.md')
+    with open(osp.join(docs, RUNS_FILE)) as f:
+        out = json.load(f)
+    runs = {(r['dataset'], r['model'], str(r.get('resolution'))): r
+            for r in out['runs']}
+    assert sorted(runs) == sorted(
+        [(d, m, 'None') for d in ('stretch-v', 'stretch-h')
+         for m in ('human', 'target', 'target_fixfinal')] +
+        [('pairs', 'human', '32'), ('pairs', 'human', '[24, 46]'),
+         ('pairs', 'human', '[24, 48]'), ('pairs', 'target', 'None'),
+         ('pairs', 'target_fixfinal', 'None')])
+    x = out['settings']['target_gmacs']
+    for r in runs.values():
+        assert r['threads'] == 1 and r['torch'] and r['dynopool_path'] in (
+            'fused-cpu', 'generic')
+        assert 'MMDYNOPOOL_NO_EXT' in r and r['train_seconds'] > 0
+    for d in ('pairs', 'stretch-v', 'stretch-h'):
+        target = runs[d, 'target', 'None']
+        assert target['target_gmacs'] == x[d]
+        assert abs(target['gmacs'] / x[d] - 1) <= 0.05
+        fix = runs[d, 'target_fixfinal', 'None']
+        assert fix['fixed_backbone'] == target['fixed_backbone']
+        assert [r['out'] for r in fix['layers']] == [
+            r['out'] for r in target['layers']]
+        assert fix['gmacs'] == target['gmacs']
+    assert runs['pairs', 'human', '[24, 48]']['resolutions'][0] == [24, 48]
+    with open(md) as f:
+        report = f.read()
+    assert recompute_target_report(osp.join(docs, RUNS_FILE)) == report
+    again = ts.run_toy_studies(work, ['target'], epochs=1,
+                               cfg_options=tool.parse_args(argv).cfg_options,
+                               target_seeds=1, report_dir=docs)
+    assert sorted((r['work_dir'], r['value']) for r in again['runs']) == \
+        sorted((r['work_dir'], r['value']) for r in out['runs'])
