@@ -1,20 +1,26 @@
-"""DynOPool2d cost next to the layers it replaces and its reference path.
+"""DynOPool2d cost next to the layer it replaces, per path, and of the models.
 
 Prints, measured side by side in one run (medians, forward + backward):
 
-1. layer level: DynOPool2d (the fast path ``dynopool2d`` uses) vs
-   ``F.max_pool2d(2)`` and vs the grid_sample formulation (the reference) for
-   several shapes and scales, down and up;
+1. layer level: DynOPool through the fused CPU kernel and through the
+   device-generic PyTorch backend (what CUDA runs), against ``F.max_pool2d``
+   and the paper's grid_sample formulation (the reference), for several
+   shapes and scales, down and up: milliseconds, and the peak memory the
+   call allocates above its input (profiler, ``profile_memory``) as a
+   multiple of the input's size;
 2. model level: seconds per GMAC of DynOPool ResNet-50 and HRNet-W48 vs
-   their human versions at the initial shape (GMACs by FlopCounterMode);
-3. memory: bytes saved for backward (the activation memory autograd keeps),
-   layer and model level.
+   their human versions at the initial shape (GMACs by FlopCounterMode),
+   and the bytes autograd saves for backward.
 
 Not a test: nothing is asserted.
 
     python benchmarks/bench_dynopool.py [--threads 2] [--repeat 20] [--quick]
+        [--part all|layers|models]
 """
 import argparse
+import contextlib
+import os
+import sys
 import time
 
 import torch
@@ -24,11 +30,13 @@ from mmseg.models.backbones import HRNet
 
 from mmdynopool.analysis import count_macs
 from mmdynopool.models import DynOPoolHRNet, DynOPoolResNet
-from mmdynopool.models.layers.dynopool import (_dynopool2d_sized, dynopool2d,
-                                               dynopool_output_size)
+from mmdynopool.models.layers.dynopool import dynopool2d
+from mmdynopool.ops import kernel
 
-# (N, C, H, W, scale); the first is the issue's target shape.
+# (N, C, H, W, scale); the first is the issue's memory case (a 118 MB
+# input), the second the speed target's shape.
 SHAPES = [
+    (8, 64, 240, 240, 0.5),
     (8, 64, 112, 112, 0.5),
     (8, 64, 112, 112, 0.37),
     (8, 64, 56, 56, 1.6),
@@ -47,10 +55,34 @@ W48 = dict(
 
 
 def reference(x, alpha, mode='max'):
-    """The grid_sample formulation (one grid_sample on the 2x query grid)."""
-    size = dynopool_output_size(x.shape[-2:], alpha)
-    h, w = (int(v) for v in size.detach().tolist())
-    return _dynopool2d_sized(x, size, (h, w), mode)
+    """The paper's formulation: four grid_sample calls on the 2x query grid
+    (one call here: the queries are that grid's centres)."""
+    h, w = (int(round(max(d / float(a), 1.5) + 1e-9)) for d, a in zip(
+        x.shape[-2:], alpha.detach()))
+    size = torch.stack([x.shape[-2] / alpha[0], x.shape[-1] / alpha[1]])
+    size = torch.tensor([h, w], dtype=size.dtype) + (size - size.detach())
+    k_h = torch.arange(2 * h, dtype=x.dtype)
+    k_w = torch.arange(2 * w, dtype=x.dtype)
+    ys = -1 + (2 * k_h + 1) / (2 * size[0])
+    xs = -1 + (2 * k_w + 1) / (2 * size[1])
+    grid = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), -1)
+    samples = F.grid_sample(x, grid.expand(x.shape[0], -1, -1, -1),
+                            mode='bilinear', padding_mode='border',
+                            align_corners=False)
+    return F.max_pool2d(samples, 2)
+
+
+@contextlib.contextmanager
+def path(name):
+    """``'fused'`` or ``'generic'``: which backend the op's CPU kernel
+    takes."""
+    saved = kernel._STATE.get('lib')
+    if name == 'generic':
+        kernel._STATE['lib'] = None
+    try:
+        yield
+    finally:
+        kernel._STATE['lib'] = saved
 
 
 def bench(fn, inputs, repeat):
@@ -83,6 +115,26 @@ def bench_alternating(fns, inputs, repeat):
     return [sorted(t)[len(t) // 2] for t in times]
 
 
+def peak_bytes(fn, *inputs):
+    """Peak bytes allocated by forward + backward of ``fn(*inputs).sum()``
+    above what existed before (the inputs), from the profiler's memory
+    events."""
+    from torch.profiler import ProfilerActivity, profile
+    for t in inputs:
+        t.grad = None
+    with open(os.devnull, 'w') as null, contextlib.redirect_stderr(null):
+        with profile(activities=[ProfilerActivity.CPU],
+                     profile_memory=True) as prof:
+            fn(*inputs).sum().backward()
+    events = sorted((e for e in prof.profiler.kineto_results.events()
+                     if e.name() == '[memory]'), key=lambda e: e.start_ns())
+    live = peak = 0
+    for e in events:
+        live += e.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
 def saved_bytes(fn, *inputs):
     """Bytes of the tensors autograd saves for backward in ``fn(*inputs)``."""
     total, seen = 0, set()
@@ -101,24 +153,50 @@ def saved_bytes(fn, *inputs):
 
 
 def layers(repeat):
-    print('\n1. Layer: forward + backward (input and alpha), fp32, ms')
-    print(f'{"input (N,C,H,W)":<20}{"scale":<13}{"out":<10}{"fast":>8}'
-          f'{"max_pool":>10}{"ref":>9}{"fast/max_pool":>15}{"ref/fast":>10}'
-          f'{"saved MB fast/ref":>19}')
+    print('\n1. Layer: forward + backward (input and alpha), fp32; ms, and '
+          'peak memory above the input / the input size')
+    print(f'{"input (N,C,H,W)":<20}{"scale":<13}'
+          f'{"fused":>8}{"generic":>9}{"max_pool":>10}{"ref":>9}'
+          f'{"fused/mp":>10}{"gen/mp":>8}'
+          f'{"mem fused":>11}{"gen central":>13}{"gen 1-sided":>13}'
+          f'{"max_pool":>10}')
+    have_kernel = kernel.fused_kernel() is not None
     for n, c, h, w, scale in SHAPES:
         r = (scale, scale) if isinstance(scale, float) else scale
         alpha = torch.tensor([1 / r[0], 1 / r[1]], requires_grad=True)
         x = torch.randn(n, c, h, w, requires_grad=True)
-        out = tuple(int(v) for v in dynopool_output_size((h, w), alpha))
-        t_fast = bench(dynopool2d, (x, alpha), repeat)
-        t_max = bench(lambda v: F.max_pool2d(v, 2), (x, ), repeat)
-        t_ref = bench(reference, (x, alpha), repeat)
-        m_fast = saved_bytes(dynopool2d, x, alpha) / 2**20
-        m_ref = saved_bytes(reference, x, alpha) / 2**20
-        print(f'{str((n, c, h, w)):<20}{str(scale):<13}{str(out):<10}'
-              f'{t_fast * 1e3:8.2f}{t_max * 1e3:10.2f}{t_ref * 1e3:9.2f}'
-              f'{t_fast / t_max:15.2f}{t_ref / t_fast:10.2f}'
-              f'{m_fast:10.1f}/{m_ref:<8.1f}')
+        size = x.numel() * x.element_size()
+        big = h >= 240
+        reps = max(repeat // 5, 3) if big else repeat
+
+        def pool(v, a, conv='central'):
+            return dynopool2d(v, a, position_grad=conv)
+
+        def mp(v, a):
+            return F.max_pool2d(v, 2)
+
+        times = {}
+        with path('fused'):
+            times['fused'] = bench(pool, (x, alpha), reps) \
+                if have_kernel else float('nan')
+            mem_fused = peak_bytes(pool, x, alpha) / size \
+                if have_kernel else float('nan')
+        with path('generic'):
+            times['generic'] = bench(pool, (x, alpha), reps)
+            mem_c = peak_bytes(pool, x, alpha) / size
+            mem_o = peak_bytes(lambda v, a: pool(v, a, 'one_sided'), x,
+                               alpha) / size
+        times['max_pool'] = bench(mp, (x, alpha), reps)
+        mem_mp = peak_bytes(mp, x, alpha) / size
+        times['ref'] = float('nan') if big else bench(reference, (x, alpha),
+                                                      reps)
+        print(f'{str((n, c, h, w)):<20}{str(scale):<13}'
+              f'{times["fused"] * 1e3:8.2f}{times["generic"] * 1e3:9.2f}'
+              f'{times["max_pool"] * 1e3:10.2f}{times["ref"] * 1e3:9.2f}'
+              f'{times["fused"] / times["max_pool"]:10.2f}'
+              f'{times["generic"] / times["max_pool"]:8.2f}'
+              f'{mem_fused:10.2f}x{mem_c:12.2f}x{mem_o:12.2f}x'
+              f'{mem_mp:9.2f}x')
 
 
 def models(repeat, quick):
@@ -159,13 +237,19 @@ def main():
     parser.add_argument('--repeat', type=int, default=20)
     parser.add_argument('--quick', action='store_true',
                         help='HRNet-W48 at 256x256 instead of 512x512')
+    parser.add_argument('--part', choices=('all', 'layers', 'models'),
+                        default='all')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f'torch {torch.__version__}, {args.threads} threads, median of '
-          f'{args.repeat}')
-    layers(args.repeat)
-    models(args.repeat, args.quick)
+          f'{args.repeat}, fused kernel '
+          f'{"loaded" if kernel.fused_kernel() else "unavailable"}, '
+          f'python {sys.version.split()[0]}')
+    if args.part in ('all', 'layers'):
+        layers(args.repeat)
+    if args.part in ('all', 'models'):
+        models(args.repeat, args.quick)
 
 
 if __name__ == '__main__':

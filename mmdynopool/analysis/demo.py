@@ -1,17 +1,17 @@
 """The README's main job: human vs DynOPool HRNet on the embedded digits.
 
-:func:`run_demo` trains the human and the DynOPool FCN-HRNet of
-``configs/demo/`` on the same data, budget and seed
+:func:`run_demo` trains the human FCN-HRNet of ``configs/demo/`` and the
+DynOPool one at the human model's cost (``GMACsLossHook(target_gmacs)``) on
+the same data, budget and seed, one torch thread each
 (:func:`run_experiment`: resumable, mmseg's ``IoUMetric``, GMACs at the
-learned shape) and returns one comparison table. The console shows a
-progress bar per run; mmengine's full log goes to each run's work dir.
+learned shape) and returns one comparison table. One seed is a smoke test,
+not a result: the study over seeds is ``tools/repro/seg_study.py``
+(``docs/studies/segmentation.md``). The console shows a progress bar over
+the runs; mmengine's full log goes to each run's work dir.
 """
-import logging
 import os
 import os.path as osp
 from typing import Dict, Optional
-
-from mmengine.hooks import Hook
 
 from ..utils import config_path
 from .experiments import run_experiment
@@ -21,72 +21,68 @@ __all__ = ['run_demo', 'format_demo']
 MODELS = (('human',
            'demo/fcn_hr16-slim_human_1xb8-600iter_digits-voc-96x96.py'),
           ('DynOPool',
-           'demo/fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py'))
+           'demo/fcn_hr16-slim_dynopool-target_1xb8-600iter_digits-voc-96x96'
+           '.py'))
 
 
-class _ConsoleProgress(Hook):
-    """Quiet console (the log file keeps everything) and a progress bar."""
-    priority = 'VERY_LOW'
+def _demo_cfg(rel: str, work_dir: str, iters: Optional[int]):
+    from mmengine.config import Config
+    cfg = Config.fromfile(config_path(rel))
+    n = iters or cfg.train_cfg.max_iters
+    cfg.train_cfg.max_iters = n
+    cfg.train_cfg.val_interval = n
+    cfg.param_scheduler[0].end = n
+    cfg.default_hooks.checkpoint.interval = n
+    cfg.log_level = 'WARNING'  # the log file in the run's dir keeps all
+    # The digits are generated under the work dir, not the cwd.
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = osp.join(work_dir, 'digits_voc')
+    return cfg
 
-    def __init__(self, title: str) -> None:
-        self.title, self.bar = title, None
 
-    def before_run(self, runner) -> None:
-        for h in runner.logger.handlers:
-            if isinstance(h, logging.StreamHandler) and not isinstance(
-                    h, logging.FileHandler):
-                h.setLevel(logging.WARNING)
-        print(f'{self.title}: training (log: {runner.log_dir})', flush=True)
-
-    def before_train(self, runner) -> None:
-        from mmengine.utils import ProgressBar
-        self.bar = ProgressBar(runner.max_iters - runner.iter)
-
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
-        self.bar.update()
-
-    def after_train(self, runner) -> None:
-        print(flush=True)
+def _run_model(task, needed=None) -> Dict:
+    """One demo model in a worker process (module level: it pickles)."""
+    import mmdynopool  # noqa: F401  (registrations)
+    from .parallel import runtime_record
+    name, rel, work_dir, iters, threads = task
+    extra = dict(model=name, **runtime_record(threads))
+    cfg = _demo_cfg(rel, work_dir, iters)
+    extra.update(iters=cfg.train_cfg.max_iters, seed=cfg.randomness.seed)
+    return run_experiment(cfg, osp.join(work_dir, name.lower()),
+                          tuple(cfg.crop_size), extra=extra)
 
 
 def run_demo(work_dir: str = 'work_dirs/demo',
-             iters: Optional[int] = None) -> Dict:
-    """Train both demo models (or read back finished runs).
+             iters: Optional[int] = None,
+             jobs: int = 2) -> Dict:
+    """Train both demo models (or read back finished runs), in ``jobs``
+    processes of one torch thread each (the numbers depend on the thread
+    count; one thread, recorded in each row, makes them the same on every
+    machine of this kind).
 
     Args:
         work_dir (str): ``human/`` and ``dynopool/`` go below it, with
             ``demo.md`` (the table).
         iters (int, optional): Training iterations for both. Default: the
             configs' 600.
+        jobs (int): Models trained at once. Default: 2.
 
     Returns:
         dict: ``rows`` (one :func:`run_experiment` result per model),
         ``table`` (markdown) and ``report`` (its file).
     """
-    from mmengine.config import Config
+    from ..datasets import build_digits_voc
+    from .parallel import run_parallel
     if iters is not None and (isinstance(iters, bool)
                               or not isinstance(iters, int) or iters < 1):
         raise ValueError(f'iters must be an integer >= 1, got {iters!r}')
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
-    rows = []
-    for name, rel in MODELS:
-        cfg = Config.fromfile(config_path(rel))
-        n = iters or cfg.train_cfg.max_iters
-        cfg.train_cfg.max_iters = n
-        cfg.train_cfg.val_interval = n
-        cfg.param_scheduler[0].end = n
-        cfg.default_hooks.checkpoint.interval = n
-        # The digits are generated under the work dir, not the cwd.
-        for loader in ('train_dataloader', 'val_dataloader',
-                       'test_dataloader'):
-            cfg[loader].dataset.data_root = osp.join(work_dir, 'digits_voc')
-        result = run_experiment(
-            cfg, osp.join(work_dir, name.lower()), tuple(cfg.crop_size),
-            extra=dict(model=name, iters=n),
-            hooks=[_ConsoleProgress(f'{name} HRNet, {n} iterations')])
-        rows.append(result)
+    build_digits_voc(osp.join(work_dir, 'digits_voc'))  # once, before
+    tasks = [(name, rel, work_dir, iters, 1) for name, rel in MODELS]
+    print(f'training {len(tasks)} FCN-HRNets ({", ".join(n for n, _ in MODELS)}'
+          f') on the digit mosaics; logs in {work_dir}/<model>/', flush=True)
+    rows = run_parallel(_run_model, tasks, jobs)
     table = format_demo(rows)
     report = osp.join(work_dir, 'demo.md')
     with open(report, 'w') as f:
@@ -97,9 +93,12 @@ def run_demo(work_dir: str = 'work_dirs/demo',
 def format_demo(rows) -> str:
     """The comparison table: mIoU, GMACs and the learned sizes."""
     lines = ['| model | mIoU (%) | GMACs per image | feature-map sizes '
-             '(stem, streams 1-4) |', '|---|---|---|---|']
+             '(stem, streams 1-4) | seed, threads, DynOPool path |',
+             '|---|---|---|---|---|']
     for r in rows:
         sizes = ' '.join(f'{h}x{w}' for h, w in r['resolutions'][1:])
+        run = f'{r.get("seed", 0)}, {r.get("threads", "?")}, ' \
+            f'{r.get("dynopool_path", "?")}'
         lines.append(f'| {r["model"]} | {r["value"]:.2f} | '
-                     f'{r["gmacs"]:.4f} | {sizes} |')
+                     f'{r["gmacs"]:.4f} | {sizes} | {run} |')
     return '\n'.join(lines)

@@ -160,24 +160,64 @@ def forward_generic(x: Tensor, h: int, w: int,
         (torch.Size([2, 3, 4, 3]), torch.uint8)
     """
     cdt = _compute_dtype(x.dtype)
+    N, C = x.shape[:2]
     th = axis_tables(x.shape[-2], h, cdt, x.device)
     tw = axis_tables(x.shape[-1], w, cdt, x.device)
-    rows = _lerp(x.index_select(-2, th['i0']).to(cdt),
-                 x.index_select(-2, th['i1']).to(cdt), th['w0'][:, None],
-                 th['w1'][:, None])
-    grid = _lerp(rows.index_select(-1, tw['i0']),
-                 rows.index_select(-1, tw['i1']), tw['w0'], tw['w1'])
-    del rows
-    cells = grid.unflatten(-1, (w, 2)).unflatten(-3, (h, 2))
-    q = [cells[..., :, a, :, b] for a in (0, 1) for b in (0, 1)]
     fmt = _memory_format(x)
-    if mode == 'avg':
-        out = ((q[0] + q[1]) + (q[2] + q[3])) / 4
-        return (out.to(x.dtype).contiguous(memory_format=fmt),
-                x.new_empty(0, dtype=torch.uint8))
-    out, code = _winner(q)
-    return (out.to(x.dtype).contiguous(memory_format=fmt),
-            code.contiguous())
+    out = torch.empty((N, C, h, w), dtype=x.dtype, device=x.device)
+    code = torch.empty((N, C, h, w) if mode == 'max' else (0, ),
+                       dtype=torch.uint8, device=x.device)
+    for n, c in _chunks(x):
+        q = []
+        # One query row of every cell at a time (a), interpolated along the
+        # height over all columns, then at the two query columns (b).
+        for a in (0, 1):
+            ks = _cells(h, a, x.device)
+            rows = _lerp(x[n, c].index_select(-2, th['i0'][ks]).to(cdt),
+                         x[n, c].index_select(-2, th['i1'][ks]).to(cdt),
+                         th['w0'][ks][:, None], th['w1'][ks][:, None])
+            for b in (0, 1):
+                ls = _cells(w, b, x.device)
+                q.append(_lerp(rows.index_select(-1, tw['i0'][ls]),
+                               rows.index_select(-1, tw['i1'][ls]),
+                               tw['w0'][ls], tw['w1'][ls]))
+            del rows
+        if mode == 'avg':
+            out[n, c] = ((q[0] + q[1]) + (q[2] + q[3])) / 4
+        else:
+            out[n, c], code[n, c] = _winner(q)
+        del q
+    return out.contiguous(memory_format=fmt), code
+
+
+#: Elements of the input processed at once by the generic implementation:
+#: its temporaries scale with this (a few times 64 MB in float32), not with
+#: the input, so the peak of a large call stays near its output and
+#: gradients (the benchmark: 1.25-2.5x a down-sampled input's size), while
+#: a typical call is one chunk (few kernel launches on a GPU).
+CHUNK_ELEMENTS = 1 << 24
+
+
+def _chunks(x: Tensor):
+    """``(batch slice, channel slice)`` pairs covering ``x`` in pieces of
+    about :data:`CHUNK_ELEMENTS` elements (views, whatever the memory
+    format)."""
+    N, C, H, W = x.shape
+    plane = max(H * W, 1)
+    per = max(1, CHUNK_ELEMENTS // plane)  # planes per chunk
+    if per >= C:
+        step = max(1, per // C)
+        for n0 in range(0, N, step):
+            yield slice(n0, min(N, n0 + step)), slice(0, C)
+    else:
+        for n0 in range(N):
+            for c0 in range(0, C, per):
+                yield slice(n0, n0 + 1), slice(c0, min(C, c0 + per))
+
+
+def _cells(n: int, parity: int, device) -> Tensor:
+    """Query index ``2 i + parity`` of every cell ``i`` along an axis."""
+    return torch.arange(n, device=device) * 2 + parity
 
 
 def _memory_format(x: Tensor):
@@ -197,7 +237,7 @@ def backward_generic(grad_out: Tensor, x: Tensor, alpha: Tensor, code: Tensor,
                      need_alpha: bool = True) -> Tuple[Tensor, Tensor]:
     """DynOPool backward in plain PyTorch; differentiable itself (double
     backward), deterministic, and lean: besides the input gradient it holds
-    a few tensors of the output's size (no ``2 h x 2 w`` grid).
+    a few tensors of the output's size at a time (no ``2 h x 2 w`` grid).
 
     Returns:
         tuple[Tensor, Tensor]: ``grad_x`` (``x``'s shape and dtype, or None)
@@ -207,68 +247,84 @@ def backward_generic(grad_out: Tensor, x: Tensor, alpha: Tensor, code: Tensor,
     N, C, H, W = x.shape
     th = axis_tables(H, h, cdt, x.device)
     tw = axis_tables(W, w, cdt, x.device)
-    xf = x.reshape(N, C, H * W)
-    g = grad_out.to(cdt)
-    if mode == 'max':
-        winner = code & 3
     grad_x = grad_alpha = None
-    if need_x:
-        grad_x = torch.zeros((N, C, H * W), dtype=cdt, device=x.device)
+    cand = [(_cells(h, m // 2, x.device), _cells(w, m % 2, x.device))
+            for m in range(4)]
     if need_alpha:
-        acc = {}  # per axis: running max D+ and min D- over tied candidates
-    for m in range(4):
-        a, b = divmod(m, 2)
-        ks = torch.arange(h, device=x.device) * 2 + a
-        ls = torch.arange(w, device=x.device) * 2 + b
-        if mode == 'max':
-            mask = ((code >> (2 + m)) & 1).bool()
-            gm = torch.where(winner == m, g, torch.zeros_like(g))
-        else:
-            gm = g / 4
-        if need_x:
-            r0, r1 = th['i0'][ks], th['i1'][ks]
-            c0, c1 = tw['i0'][ls], tw['i1'][ls]
-            wy0, wy1 = th['w0'][ks][:, None], th['w1'][ks][:, None]
-            wx0, wx1 = tw['w0'][ls][None], tw['w1'][ls][None]
-            for rr, wy in ((r0, wy0), (r1, wy1)):
-                for cc, wx in ((c0, wx0), (c1, wx1)):
-                    src = (gm * (wy * wx)).reshape(N, C, h * w)
-                    grad_x = grad_x.index_add(-1, _flat(rr, cc, W), src)
-        if need_alpha:
-            for axis, (ta, tb, idx_a, idx_b) in enumerate(
-                    ((th, tw, ks, ls), (tw, th, ls, ks))):
-                d_plus, d_minus = _candidate_derivatives(
-                    xf, ta, tb, idx_a, idx_b, axis, H, W, cdt)
-                if mode == 'avg':
-                    d_plus, d_minus = d_plus / 4, d_minus / 4
-                    prev = acc.get(axis)
-                    acc[axis] = (d_plus, d_minus) if prev is None else (
-                        prev[0] + d_plus, prev[1] + d_minus)
-                    continue
-                inf = torch.full_like(d_plus, float('inf'))
-                d_plus = torch.where(mask, d_plus, -inf)
-                d_minus = torch.where(mask, d_minus, inf)
-                prev = acc.get(axis)
-                acc[axis] = (d_plus, d_minus) if prev is None else (
-                    torch.maximum(prev[0], d_plus),
-                    torch.minimum(prev[1], d_minus))
+        dn = [0, 0]
+        for n, c in _chunks(x):
+            parts = _alpha_chunk(grad_out[n, c].to(cdt), x[n, c],
+                                 code[n, c] if mode == 'max' else code, th,
+                                 tw, cand, mode, position_grad, cdt)
+            dn = [dn[0] + parts[0], dn[1] + parts[1]]
+        # Straight-through n = n_in / alpha: dn / dalpha = -n_in / a^2.
+        grad_alpha = torch.stack([
+            dn[axis] * (-n_in) / alpha[axis].double()**2
+            for axis, n_in in enumerate((H, W))
+        ]).to(alpha.dtype)
     if need_x:
-        grad_x = grad_x.reshape(N, C, H, W).to(x.dtype).contiguous(
+        # Each cell's gradient goes to its winner's four pixels (to all four
+        # candidates, a quarter each, for 'avg'): scattered along the width
+        # into rows of the output's height, then along the height.
+        grad_x = torch.zeros((N, C, H, W), dtype=cdt, device=x.device)
+        for n, c in _chunks(x):
+            g = grad_out[n, c].to(cdt)
+            k = code[n, c] if mode == 'max' else code
+            for a in (0, 1):
+                ks = cand[2 * a][0]
+                part = g.new_zeros((*g.shape[:2], h, W))
+                for b in (0, 1):
+                    ls = cand[2 * a + b][1]
+                    gm = _candidate_grad(g, k, 2 * a + b, mode)
+                    part.index_add_(-1, tw['i0'][ls], gm * tw['w0'][ls])
+                    part.index_add_(-1, tw['i1'][ls], gm * tw['w1'][ls])
+                    del gm
+                gx = grad_x[n, c]
+                gx.index_add_(-2, th['i0'][ks], part * th['w0'][ks][:, None])
+                gx.index_add_(-2, th['i1'][ks], part * th['w1'][ks][:, None])
+                del part
+        grad_x = grad_x.to(x.dtype).contiguous(
             memory_format=_memory_format(x))
-    if need_alpha:
-        grads = []
-        for axis, n_in in enumerate((H, W)):
-            d_plus, d_minus = acc[axis]
-            d = (d_plus.double() + d_minus.double()) / 2 \
-                if position_grad == 'central' else d_minus.double()
-            dn = (g.double() * d).sum()
-            # Straight-through n = n_in / alpha: dn / dalpha = -n_in / a^2.
-            grads.append(dn * (-n_in) / alpha[axis].double()**2)
-        grad_alpha = torch.stack(grads).to(alpha.dtype)
     return grad_x, grad_alpha
 
 
-def _candidate_derivatives(xf, ta, tb, idx_a, idx_b, axis, H, W, cdt):
+def _alpha_chunk(g, x, code, th, tw, cand, mode, position_grad, cdt):
+    """``(dL/dn_h, dL/dn_w)`` (float64 scalars) of one chunk of planes."""
+    N, C, H, W = x.shape
+    xf = x.reshape(N, C, H * W)
+    out = []
+    for axis in (0, 1):
+        ta, tb = (th, tw) if axis == 0 else (tw, th)
+        plus = minus = None  # max D+ and min D- over tied candidates
+        for m in range(4):
+            idx_a, idx_b = cand[m] if axis == 0 else cand[m][::-1]
+            d_plus, d_minus = _candidate_derivatives(xf, ta, tb, idx_a,
+                                                     idx_b, axis, W, cdt)
+            if mode == 'avg':
+                plus = d_plus / 4 if plus is None else plus + d_plus / 4
+                minus = d_minus / 4 if minus is None else minus + d_minus / 4
+                continue
+            tied = ((code >> (2 + m)) & 1).bool()
+            d_plus = d_plus.masked_fill(~tied, float('-inf'))
+            d_minus = d_minus.masked_fill(~tied, float('inf'))
+            plus = d_plus if plus is None else torch.maximum(plus, d_plus)
+            minus = d_minus if minus is None else torch.minimum(
+                minus, d_minus)
+            del d_plus, d_minus, tied
+        d = plus.add_(minus).div_(2) if position_grad == 'central' else minus
+        out.append((g * d).sum(dtype=torch.float64))
+        del plus, minus, d
+    return out
+
+
+def _candidate_grad(g: Tensor, code: Tensor, m: int, mode: str) -> Tensor:
+    """The part of the output gradient that candidate ``m`` receives."""
+    if mode == 'avg':
+        return g / 4
+    return g.masked_fill((code & 3) != m, 0)
+
+
+def _candidate_derivatives(xf, ta, tb, idx_a, idx_b, axis, W, cdt):
     """``(D+, D-)`` of one candidate of every cell along ``axis`` (0: height,
     1: width): slopes between the pixels around its query along ``axis``,
     interpolated along the other axis, times ``d t / d n``."""
@@ -278,25 +334,26 @@ def _candidate_derivatives(xf, ta, tb, idx_a, idx_b, axis, H, W, cdt):
     ow0, ow1 = tb['w0'][idx_b], tb['w1'][idx_b]
     shape = (N, C, idx_a.numel(), idx_b.numel()) if axis == 0 else \
         (N, C, idx_b.numel(), idx_a.numel())
+    w0, w1 = (ow0[None], ow1[None]) if axis == 0 else (ow0[:, None],
+                                                       ow1[:, None])
 
-    def value(along):  # pixels `along` on this axis, interpolated across
-        if axis == 0:
-            i0, i1 = _flat(along, o0, W), _flat(along, o1, W)
-            w0, w1 = ow0[None], ow1[None]
-        else:
-            i0, i1 = _flat(o0, along, W), _flat(o1, along, W)
-            w0, w1 = ow0[:, None], ow1[:, None]
-        v0 = xf.index_select(-1, i0).reshape(shape).to(cdt)
-        v1 = xf.index_select(-1, i1).reshape(shape).to(cdt)
-        return _lerp(v0, v1, w0, w1)
+    def gather(along, across):
+        idx = _flat(along, across, W) if axis == 0 else _flat(
+            across, along, W)
+        return xf.index_select(-1, idx).reshape(shape).to(cdt)
 
-    v_mid = value(mid)
-    right = value(hi) - v_mid
-    left = torch.where(_along(ta['aligned'][idx_a], axis), v_mid - value(lo),
+    def slope(p0, p1):  # x[p1] - x[p0] along the axis, interpolated across
+        # In place, one output-sized temporary at a time (autograd records
+        # these too: none of them needs an overwritten value).
+        out = gather(p1, o0).sub_(gather(p0, o0)).mul_(w0)
+        return out.add_(gather(p1, o1).sub_(gather(p0, o1)).mul_(w1))
+
+    right = slope(mid, hi)
+    left = torch.where(_along(ta['aligned'][idx_a], axis), slope(lo, mid),
                        right)
-    c_right = _along(ta['c_right'][idx_a], axis)
-    c_left = _along(ta['c_left'][idx_a], axis)
-    return left * c_left.to(cdt), right * c_right.to(cdt)
+    c_right = _along(ta['c_right'][idx_a], axis).to(cdt)
+    c_left = _along(ta['c_left'][idx_a], axis).to(cdt)
+    return left.mul_(c_left), right.mul_(c_right)
 
 
 def _along(v: Tensor, axis: int) -> Tensor:

@@ -85,6 +85,10 @@ def export_model(model: nn.Module,
         raise ValueError(f'fmt must be one of {FORMATS}, got {fmt!r}')
     if len(input_size) != 2 or min(input_size) < 1:
         raise ValueError(f'input_size must be (H, W), got {input_size!r}')
+    suffix = '.onnx' if fmt == 'onnx' else '.pt2'
+    if not str(out_file).endswith(suffix):
+        raise ValueError(f'out_file must end with {suffix!r} for '
+                         f'fmt={fmt!r}, got {out_file!r}')
     switched = switch_to_deploy(model)
     model.eval()
     net = TensorForward(model).eval()

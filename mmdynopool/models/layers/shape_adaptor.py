@@ -13,6 +13,7 @@ Convention:
       MACs at initialisation).
 """
 import math
+from numbers import Integral, Real
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -35,7 +36,15 @@ INIT_EPS = 1e-4
 BranchType = Union[nn.Module, dict, None]
 
 
+def _check_real(name: str, value) -> None:
+    # bool is an int to Python, never a number here.
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f'{name} must be a real number, got {value!r}')
+
+
 def _check_range(r1: float, r2: float) -> None:
+    _check_real('r1', r1)
+    _check_real('r2', r2)
     if not (math.isfinite(r1) and math.isfinite(r2) and 0 < r1 < r2):
         raise ValueError('the search space (r1, r2) must satisfy '
                          f'0 < r1 < r2, got r1={r1!r}, r2={r2!r}')
@@ -67,8 +76,10 @@ def shape_adaptor_num_modules(d_in: float, d_last: float,
     """
     if not 0 < r_min < 1:
         raise ValueError(f'r_min must be in (0, 1), got {r_min!r}')
-    if not 0 < d_last <= d_in:
-        raise ValueError('need 0 < d_last <= d_in, got '
+    _check_real('d_in', d_in)
+    _check_real('d_last', d_last)
+    if not (math.isfinite(d_in) and 0 < d_last <= d_in):
+        raise ValueError('need 0 < d_last <= d_in < inf, got '
                          f'd_in={d_in!r}, d_last={d_last!r}')
     if rounding not in ('floor', 'ceil'):
         raise ValueError("rounding must be 'floor' or 'ceil', got "
@@ -100,11 +111,16 @@ def shape_adaptor_init_alpha(d_in: float,
         8.0
     """
     _check_range(r_min, r_max)
+    if isinstance(num_modules, bool) or not isinstance(num_modules, Integral):
+        raise TypeError('num_modules must be an integer >= 1, got '
+                        f'{num_modules!r}')
     if num_modules < 1:
         raise ValueError(f'num_modules must be >= 1, got {num_modules!r}')
-    if d_in <= 0 or d_out <= 0:
-        raise ValueError(f'd_in and d_out must be > 0, got {d_in!r}, '
-                         f'{d_out!r}')
+    _check_real('d_in', d_in)
+    _check_real('d_out', d_out)
+    if not (0 < d_in < math.inf and 0 < d_out < math.inf):
+        raise ValueError(f'd_in and d_out must be finite and > 0, got '
+                         f'd_in={d_in!r}, d_out={d_out!r}')
     if d_in * r_min**num_modules > d_out:
         return math.log(INIT_EPS)
     s = (d_out / d_in)**(1.0 / num_modules)
@@ -151,6 +167,20 @@ def set_shape_adaptor_penalty(adaptors: Sequence['ShapeAdaptor'],
     return rho
 
 
+def _check_penalty(value) -> None:
+    # Eq. (8) only ever shrinks (rho = (D_limit / D_cout) ** (1 / N) with
+    # D_cout > D_limit); a rho above 1 would push s(a) beyond r2 and up-sample
+    # (penalty 5 turned 16x16 into 60x60).
+    _check_real('penalty (rho)', value)
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ValueError(f'penalty (rho) must be in (0, 1], got {value!r}')
+
+
+def _check_residual(value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f'residual must be a bool, got {value!r}')
+
+
 def _check_rounding(rounding: str) -> None:
     if rounding not in ROUNDINGS:
         raise ValueError(f'rounding must be one of {ROUNDINGS}, got '
@@ -159,9 +189,47 @@ def _check_rounding(rounding: str) -> None:
 
 def _scaled_size(input_size: Tuple[int, int], s: float,
                  rounding: str = 'floor') -> Tuple[int, int]:
-    # Never below one pixel (both conventions).
-    off = 0.5 if rounding == 'round' else 0.0
-    return tuple(max(int(math.floor(d * s + off)), 1) for d in input_size)
+    """``floor(D * s)`` (or half up) per axis, never below one pixel, in
+    integer arithmetic (``s`` is a fraction ``p / q`` of integers): exact,
+    and an integer expression of a symbolic ``D`` under ``torch.export``
+    or ``torch.jit.trace``."""
+    p, q = float(s).as_integer_ratio()
+    out = []
+    for d in input_size:
+        n = (d * p) // q if rounding == 'floor' else (2 * d * p + q) // (2 * q)
+        if isinstance(n, int):
+            n = max(n, 1)
+        elif isinstance(n, Tensor):  # a size under torch.jit.trace
+            n = n.clamp(min=1)
+        else:
+            n = torch.sym_max(n, 1)
+        out.append(n)
+    return tuple(out)
+
+
+def _mixing_weight(alpha: Tensor, r1: float, r2: float,
+                   penalty: float) -> Tensor:
+    """``a_rho`` of Eq. (6): the penalised mixing weight."""
+    return torch.sigmoid(alpha) * penalty + r1 / (r2 - r1) * (penalty - 1)
+
+
+@torch.compiler.disable
+def _read_scale(a: Tensor, r1: float, r2: float) -> float:
+    """The one host read of a Shape Adaptor call: ``s = (r2 - r1) a + r1``.
+    Opaque to ``torch.compile``, so a new learned size costs no
+    recompilation (the sizes come back as plain ints)."""
+    s = (r2 - r1) * float(a.detach()) + r1
+    if not math.isfinite(s):  # a diverged alpha step gives no size
+        raise ValueError(f'alpha gives no output size (a = {s!r}): it must '
+                         'be finite')
+    return s
+
+
+@torch.compiler.disable
+def _read_size(a: Tensor, r1: float, r2: float, input_size,
+               rounding: str) -> Tuple[int, int]:
+    return _scaled_size(tuple(int(d) for d in input_size),
+                        _read_scale(a, r1, r2), rounding)
 
 
 def shape_adaptor(x1: Tensor,
@@ -186,8 +254,8 @@ def shape_adaptor(x1: Tensor,
         input_size (tuple[int, int]): ``(H_in, W_in)`` of the module's input.
         r1 (float): Scale of branch 1 (the smaller). Default: 0.5.
         r2 (float): Scale of branch 2. Default: 1.0.
-        penalty (float): Memory penalty ``rho`` of Eq. (6)-(8); 1 is none.
-            Default: 1.0.
+        penalty (float): Memory penalty ``rho`` of Eq. (6)-(8), in
+            ``(0, 1]``; 1 is none. Default: 1.0.
         residual (bool): Double the mixing weights, so that ``a = 0.5`` gives
             ``x1 + x2`` like a residual cell. Default: False.
         rounding (str): Output size ``floor(D_in * s)`` (``'floor'``, the
@@ -203,14 +271,27 @@ def shape_adaptor(x1: Tensor,
         >>> shape_adaptor(y, x, torch.tensor(0.), (15, 15)).shape
         torch.Size([1, 4, 11, 11])
     """
-    a = torch.sigmoid(alpha) * penalty + r1 / (r2 - r1) * (penalty - 1)
-    s = (r2 - r1) * float(a.detach()) + r1
+    _check_penalty(penalty)
+    _check_residual(residual)
     _check_rounding(rounding)
-    size = _scaled_size(input_size, s, rounding)
+    a = _mixing_weight(alpha, r1, r2, penalty)
+    if torch.jit.is_tracing():
+        # A trace is an inference graph: alpha's value is frozen into it,
+        # the sizes follow the traced input size.
+        size = _scaled_size(input_size, _read_scale(a, r1, r2), rounding)
+    else:
+        size = _read_size(a, r1, r2, input_size, rounding)
+    return _mix(x1, x2, a, size, residual)
+
+
+def _mix(x1: Tensor, x2: Tensor, a, size, residual: bool,
+         symbolic: bool = False) -> Tensor:
     # A branch already at the target size needs no resize (an
-    # align_corners=True resize to the same size is the identity).
-    y1, y2 = (t if tuple(t.shape[-2:]) == size else F.interpolate(
-        t, size=size, mode='bilinear', align_corners=True) for t in (x1, x2))
+    # align_corners=True resize to the same size is the identity), but with
+    # symbolic sizes (export) comparing them would guard on their values.
+    y1, y2 = (t if not symbolic and tuple(t.shape[-2:]) == tuple(size) else
+              F.interpolate(t, size=size, mode='bilinear', align_corners=True)
+              for t in (x1, x2))
     out = (1 - a) * y1 + a * y2
     return 2 * out if residual else out
 
@@ -253,14 +334,14 @@ class ShapeAdaptor(nn.Module):
         fixed (bool): Freeze ``alpha`` (still a parameter, so checkpoint
             keys stay; :class:`ShapeAdaptorHook` leaves it alone): "Fix
             (Final)", a learned shape retrained. Default: False.
-        penalty (float): Initial memory penalty ``rho`` (Eq. 6-8), e.g. the
-            one a learned shape ended with. Default: 1.0.
+        penalty (float): Initial memory penalty ``rho`` (Eq. 6-8), in
+            ``(0, 1]``, e.g. the one a learned shape ended with. Default: 1.0.
         device (torch.device, optional): Device of ``alpha``.
         dtype (torch.dtype, optional): Dtype of ``alpha``.
 
     Attributes:
-        penalty (float): Memory penalty ``rho`` (Eq. 6-8), set from outside
-            (e.g. by a hook every iteration). Default: 1.0.
+        penalty (float): Memory penalty ``rho`` (Eq. 6-8) in ``(0, 1]``,
+            set from outside (e.g. by a hook every iteration). Default: 1.0.
 
     Example:
         >>> sa = ShapeAdaptor(init_alpha=0.0)
@@ -284,6 +365,7 @@ class ShapeAdaptor(nn.Module):
         _check_range(r1, r2)
         _check_rounding(rounding)
         self.rounding = rounding
+        _check_real('init_alpha', init_alpha)
         if not math.isfinite(init_alpha):
             raise ValueError(f'init_alpha must be finite, got {init_alpha!r}')
         self.branch1 = _build_branch(branch1, nn.MaxPool2d(2, 2))
@@ -294,6 +376,7 @@ class ShapeAdaptor(nn.Module):
         self.penalty = penalty
         self.alpha = nn.Parameter(torch.empty((), device=device, dtype=dtype))
         self.reset_parameters()
+        self.deploy = False
         self.fixed = fixed
 
     @property
@@ -307,6 +390,8 @@ class ShapeAdaptor(nn.Module):
     def fixed(self, value: bool) -> None:
         if not isinstance(value, bool):
             raise TypeError(f'fixed must be a bool, got {value!r}')
+        if getattr(self, 'deploy', False) and not value:
+            raise RuntimeError('a deployed ShapeAdaptor cannot learn again')
         self._fixed = value
         self.alpha.requires_grad_(not value)
 
@@ -315,14 +400,22 @@ class ShapeAdaptor(nn.Module):
             self.alpha.fill_(self.init_alpha)
 
     @property
+    def residual(self) -> bool:
+        """Double the mixing weights (the ResNet cell)."""
+        return self._residual
+
+    @residual.setter
+    def residual(self, value: bool) -> None:
+        _check_residual(value)
+        self._residual = value
+
+    @property
     def penalty(self) -> float:
         return self._penalty
 
     @penalty.setter
     def penalty(self, value: float) -> None:
-        if not (math.isfinite(value) and value > 0):
-            raise ValueError(f'penalty (rho) must be finite and > 0, got '
-                             f'{value!r}')
+        _check_penalty(value)
         self._penalty = float(value)
 
     @property
@@ -353,9 +446,26 @@ class ShapeAdaptor(nn.Module):
                              f'{tuple(x.shape)}')
         if branch_outputs is None:
             branch_outputs = (self.branch1(x), self.branch2(x))
+        if self.deploy:
+            a, s = self._deploy_values
+            return _mix(*branch_outputs, a,
+                        _scaled_size(x.shape[-2:], s, self.rounding),
+                        self.residual, symbolic=True)
         return shape_adaptor(*branch_outputs, self.alpha, x.shape[-2:],
                              self.r1, self.r2, self.penalty, self.residual,
                              self.rounding)
+
+    def switch_to_deploy(self) -> None:
+        """Deployment mode (mmpretrain's ``switch_to_deploy`` convention):
+        the mixing weight and the scale become Python numbers (at the
+        current penalty), the output size an integer expression of the input
+        size, the forward plain ATen ops for ``torch.export`` and ONNX.
+        Irreversible; ``alpha`` stays a (frozen) parameter."""
+        self.fixed = True
+        a = _mixing_weight(self.alpha.detach(), self.r1, self.r2,
+                           self.penalty)
+        self._deploy_values = (float(a), _read_scale(a, self.r1, self.r2))
+        self.deploy = True
 
     def extra_repr(self) -> str:
         return (f'r=({self.r1:g}, {self.r2:g}), scale={self.scale:.4g}, '

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmdynopool.models import (ShapeAdaptor, shape_adaptor_init_alpha,
+from mmdynopool.models import (ShapeAdaptor, shape_adaptor,
+                               shape_adaptor_init_alpha,
                                shape_adaptor_num_modules)
 
 
@@ -200,3 +201,135 @@ def test_fixed_is_a_final_shape_not_a_frozen_alpha():
     assert not frozen.fixed
     with pytest.raises(TypeError, match='fixed must be a bool'):
         sa.fixed = 1
+
+
+@pytest.mark.parametrize('kwargs,error,match', [
+    (dict(penalty=5), ValueError, r'penalty.*\(0, 1\].*5'),
+    (dict(penalty=1.5), ValueError, r'penalty.*\(0, 1\]'),
+    (dict(penalty=0), ValueError, 'penalty'),
+    (dict(penalty='a'), TypeError, r"penalty.*'a'"),
+    (dict(penalty=None), TypeError, 'penalty'),
+    (dict(penalty=True), TypeError, 'penalty'),
+    (dict(residual='no'), TypeError, r"residual must be a bool.*'no'"),
+    (dict(residual=1), TypeError, 'residual'),
+    (dict(r1='a'), TypeError, r"r1.*'a'"),
+    (dict(r2=None), TypeError, 'r2.*None'),
+    (dict(r1=True), TypeError, 'r1'),
+    (dict(init_alpha='x'), TypeError, r"init_alpha.*'x'"),
+    (dict(init_alpha=None), TypeError, 'init_alpha.*None'),
+    (dict(init_alpha=True), TypeError, 'init_alpha'),
+])
+def test_arguments_are_checked_by_name(kwargs, error, match):
+    """rho <= 1 (Eq. 8 only ever shrinks); a penalty of 5 used to turn 16x16
+    into 60x60, ``residual='no'`` doubled the output, and junk numbers ended
+    in ``must be real number, not str``."""
+    with pytest.raises(error, match=match):
+        ShapeAdaptor(**kwargs)
+
+
+def test_setters_are_checked_and_the_functional_residual_too():
+    sa = ShapeAdaptor()
+    with pytest.raises(ValueError, match='penalty'):
+        sa.penalty = 2.0
+    with pytest.raises(TypeError, match='residual'):
+        sa.residual = 'yes'
+    sa.residual = True  # what the ResNet cell sets after construction
+    assert sa.residual is True
+    x = torch.rand(1, 1, 8, 8)
+    with pytest.raises(TypeError, match='residual'):
+        shape_adaptor(x, x, torch.tensor(0.), (8, 8), residual='no')
+    with pytest.raises(ValueError, match='penalty'):
+        shape_adaptor(x, x, torch.tensor(0.), (8, 8), penalty=5)
+
+
+def test_a_non_finite_alpha_is_named():
+    """A NaN alpha used to end in ``cannot convert float NaN to integer``."""
+    sa = ShapeAdaptor()
+    with torch.no_grad():
+        sa.alpha.fill_(float('nan'))
+    with pytest.raises(ValueError, match='alpha.*nan.*finite'):
+        sa(torch.rand(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize('args,error,match', [
+    (('32', 2), TypeError, "d_in must be a real number, got '32'"),
+    ((32, '2'), TypeError, 'd_last'),
+    ((float('inf'), 2), ValueError, 'd_in'),
+])
+def test_num_modules_arguments_are_named(args, error, match):
+    with pytest.raises(error, match=match):
+        shape_adaptor_num_modules(*args)
+
+
+@pytest.mark.parametrize('args,error,match', [
+    ((32, 8, 2.5), TypeError, 'num_modules must be an integer >= 1, got 2.5'),
+    ((32, 8, '4'), TypeError, 'num_modules'),
+    (('32', 8, 4), TypeError, 'd_in'),
+    ((32, None, 4), TypeError, 'd_out'),
+])
+def test_init_alpha_arguments_are_named(args, error, match):
+    with pytest.raises(error, match=match):
+        shape_adaptor_init_alpha(*args)
+
+
+class TestShapeAdaptorPaths:
+    """The treatment DynOPool's op gets, where it applies: one host read a
+    call, no recompilation per learned size, a plain-ATen deployment form
+    whose size follows the input size."""
+
+    def test_one_host_read_per_call(self, count_host_reads):
+        sa = ShapeAdaptor(init_alpha=0.3)
+        x = torch.rand(2, 4, 30, 30, requires_grad=True)
+        with count_host_reads() as reads:
+            y = sa(x)
+            assert len(reads) == 1
+            reads.clear()
+            y.sum().backward()
+            assert reads == []
+
+    def test_compile_without_recompiling_per_size(self):
+        from torch._dynamo.testing import CompileCounterWithBackend
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), ShapeAdaptor(),
+                            nn.Conv2d(4, 2, 1))
+        counter = CompileCounterWithBackend('aot_eager')
+        compiled = torch.compile(net, backend=counter)
+        x = torch.rand(2, 3, 40, 40)
+        frames = []
+        for alpha in (-2.0, -1.0, 0.0, 0.5, 1.0, 2.0):
+            with torch.no_grad():
+                net[1].alpha.fill_(alpha)
+            out = compiled(x)
+            torch.testing.assert_close(out, net(x))
+            frames.append(counter.frame_count)
+        assert len({tuple(net(x).shape) for _ in (0, )}) == 1
+        assert frames[-1] <= frames[0] + 2, frames
+
+    @pytest.mark.parametrize('rounding', ['floor', 'round'])
+    def test_deploy_form(self, rounding):
+        torch.manual_seed(0)
+        sa = ShapeAdaptor(init_alpha=0.7, rounding=rounding, penalty=0.9)
+        sizes = ((30, 30), (17, 41))
+        ref = {s: sa(torch.ones(1, 2, *s)) for s in sizes}
+        sa.switch_to_deploy()
+        assert sa.deploy and sa.fixed
+        for s in sizes:
+            torch.testing.assert_close(sa(torch.ones(1, 2, *s)), ref[s])
+        with pytest.raises(RuntimeError, match='deployed'):
+            sa.fixed = False
+        h = torch.export.Dim('h', min=4, max=256)
+        w = torch.export.Dim('w', min=4, max=256)
+        x = torch.rand(1, 2, 30, 30)
+        program = torch.export.export(sa, (x, ),
+                                      dynamic_shapes={'x': {2: h, 3: w}})
+        for s in sizes:
+            x = torch.rand(1, 2, *s)
+            torch.testing.assert_close(program.module()(x), sa(x))
+
+    def test_exact_sizes(self):
+        # floor(D * s) in integer arithmetic: s = 0.75 on 4k + 1 pixels.
+        from mmdynopool.models.layers.shape_adaptor import _scaled_size
+        assert _scaled_size((17, 1), 0.75) == (12, 1)
+        assert _scaled_size((17, 1), 0.75, 'round') == (13, 1)
+        assert _scaled_size((1, 2), 0.1) == (1, 1)
