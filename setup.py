@@ -82,9 +82,11 @@ if __name__ == '__main__':
             'demo': parse_requirements('demo.txt'),
             'tensorboard': parse_requirements('tensorboard.txt'),
             'deploy': parse_requirements('deploy.txt'),
+            'detection': parse_requirements('detection.txt'),
             'all': parse_requirements('tests.txt') +
             parse_requirements('demo.txt') +
             parse_requirements('tensorboard.txt') +
-            parse_requirements('deploy.txt'),
+            parse_requirements('deploy.txt') +
+            parse_requirements('detection.txt'),
         },
         zip_safe=False)

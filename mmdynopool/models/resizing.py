@@ -7,16 +7,39 @@
 
 Backbones, the converter, the hooks and the analysis tools all ask here.
 """
-from typing import Tuple
+import contextvars
+from typing import Optional, Tuple
 
+import torch
 from torch import nn
 
 from .layers import DynOPool2d, PooledConv2d, ShapeAdaptor
 
 __all__ = [
     'LEARNABLE_RESIZERS', 'is_learnable_resizer', 'is_strided', 'stride_of',
-    'is_resizing_layer', 'resizer_scale', 'switch_to_deploy'
+    'is_resizing_layer', 'resizer_scale', 'switch_to_deploy',
+    'record_input_shape', 'current_input_shape'
 ]
+
+#: ``(H, W)`` of the latest input a resizing backbone saw in this context:
+#: what detection heads need to turn learned feature-map sizes into strides
+#: (``mmdynopool.models.task_modules``).
+_INPUT_SHAPE: contextvars.ContextVar = contextvars.ContextVar(
+    'mmdynopool_input_shape', default=None)
+
+
+def record_input_shape(x: torch.Tensor) -> None:
+    """Remember ``x``'s ``(H, W)`` as the current input shape (called by
+    every resizing backbone's forward; not while compiling or exporting,
+    where the generators' configured strides are used)."""
+    if not torch.compiler.is_compiling() and not torch.jit.is_tracing():
+        _INPUT_SHAPE.set((int(x.shape[-2]), int(x.shape[-1])))
+
+
+def current_input_shape() -> Optional[Tuple[int, int]]:
+    """``(H, W)`` of the latest resizing-backbone input in this context (a
+    thread or task), or None if no resizing backbone ran."""
+    return _INPUT_SHAPE.get()
 
 LEARNABLE_RESIZERS = (DynOPool2d, ShapeAdaptor)
 

@@ -19,6 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from torch import nn
 
+from ..resizing import record_input_shape
 from ..layers import (DynOPool2d, ShapeAdaptor, shape_adaptor_init_alpha,
                       shape_adaptor_num_modules)
 
@@ -92,6 +93,12 @@ class ResizingBackboneMixin:
 
     def _insert_resizers(self) -> Tuple[list, list]:
         raise NotImplementedError
+
+    def forward(self, x, *args, **kwargs):
+        # Detection heads turn the learned feature-map sizes into strides
+        # relative to this input (models/task_modules).
+        record_input_shape(x)
+        return super().forward(x, *args, **kwargs)
 
     def switch_to_deploy(self) -> None:
         """Deployment form of every resizing layer (mmpretrain's

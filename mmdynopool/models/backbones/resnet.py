@@ -121,10 +121,12 @@ class DynOPoolResNet(_DynOPoolResNetMixin, ResNet):
 
 @SEG_MODELS.register_module(name='DynOPoolResNet')
 class SegDynOPoolResNet(DynOPoolResNet):
-    """:class:`DynOPoolResNet` as mmseg's registry builds it
-    (``type='DynOPoolResNet'`` in an mmseg config): every stage's features
-    by default, ``out_indices=(0, 1, 2, 3)`` like mmseg's ``ResNet`` (a
-    decode head takes them), instead of mmpretrain's ``(3, )``.
+    """:class:`DynOPoolResNet` as mmseg's and mmdet's registries build it
+    (``type='DynOPoolResNet'`` in an mmseg or mmdet config): every stage's
+    features by default, ``out_indices=(0, 1, 2, 3)`` like their ``ResNet``
+    (a decode head or an FPN takes them), instead of mmpretrain's ``(3, )``.
+    Its checkpoint keys are those of mmdet's and mmseg's ``ResNet`` plus
+    ``dynopools.<i>.alpha``.
 
     Args:
         depth (int): 18, 34, 50, 101 or 152.
@@ -143,6 +145,15 @@ class SegDynOPoolResNet(DynOPoolResNet):
     def __init__(self, depth: int, *args, out_indices=(0, 1, 2, 3),
                  **kwargs) -> None:
         super().__init__(depth, *args, out_indices=out_indices, **kwargs)
+
+
+try:  # detection is optional (the 'detection' extra)
+    from mmdet.registry import MODELS as DET_MODELS
+except ImportError:
+    pass
+else:
+    DET_MODELS.register_module(name='DynOPoolResNet',
+                               module=SegDynOPoolResNet)
 
 
 @MODELS.register_module()

@@ -1,0 +1,8 @@
+# The human baseline of the DynOPool RetinaNet: mmdet's RetinaNet R-50-FPN
+# 1x on COCO as mmdet ships it (8 GPUs x 2 images, 12 epochs).
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['mmdynopool'], allow_failed_imports=False)
+# No download at run time: mmdet's config starts from torchvision's
+# ImageNet ResNet-50; point init_cfg (or load_from) at a local copy of it.
+model = dict(backbone=dict(init_cfg=None))
+randomness = dict(seed=0)
