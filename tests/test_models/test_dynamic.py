@@ -326,3 +326,35 @@ def test_converting_twice_is_a_clear_error():
         convert_to_dynamic(model)
     with pytest.raises(TypeError, match='follow_at_trained_stride'):
         convert_to_dynamic(ResNet(18), follow_at_trained_stride='yes')
+
+
+def test_an_option_exports_and_compiles_as_plain_aten():
+    """What DynOPool's op gets, where it applies to the dynamic layers: an
+    option is Python state and the layers plain ATen ops, so a converted
+    network exports and compiles into one graph, equal to eager. (At the
+    trained option the input size may be dynamic; at other strides
+    torch.export cannot prove that the residual paths' ceil divisions agree
+    for every size, so those export at a fixed size.)"""
+    import torchvision
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18()
+    layers = convert_to_dynamic(net)
+    net.eval()
+    h = torch.export.Dim('h', min=64, max=512)
+    w = torch.export.Dim('w', min=64, max=512)
+    x = torch.rand(2, 3, 64, 80)
+    dynamic = torch.export.export(net, (x, ),
+                                  dynamic_shapes={'x': {2: h, 3: w}})
+    y = torch.rand(2, 3, 96, 112)
+    with torch.no_grad():
+        torch.testing.assert_close(dynamic.module()(y), net(y))
+    perms = layers.permutations()
+    layers.apply(perms[len(perms) // 3])
+    assert layers.default() != perms[len(perms) // 3]
+    static = torch.export.export(net, (y, ))
+    torch._dynamo.reset()
+    compiled = torch.compile(net, fullgraph=True, backend='aot_eager')
+    with torch.no_grad():
+        ref = net(y)
+        torch.testing.assert_close(static.module()(y), ref)
+        torch.testing.assert_close(compiled(y), ref)
