@@ -15,6 +15,7 @@ is ``dynopools.1``'s map: after the stem pool and the first stream pool,
 24x24 in the human design at 96x96).
 """
 import json
+import math
 import os
 import os.path as osp
 from typing import Dict, List, Optional
@@ -193,9 +194,19 @@ def _transposition(runs) -> List[str]:
             f'| {s} | {" ".join(f"{a}x{b}" for a, b in pv)} | {ov} | '
             f'{" ".join(f"{a}x{b}" for a, b in ph)} | {oh} | '
             f'{"yes" if ok else "no"} |')
+    # The weaker, relative reading: the stretch-v map's h / w below the
+    # stretch-h one's in the same seed (one-sided sign test).
+    lower = sum(pool_sizes(v[s])[1][0] / pool_sizes(v[s])[1][1] <
+                pool_sizes(h[s])[1][0] / pool_sizes(h[s])[1][1]
+                for s in seeds)
+    sign_p = sum(math.comb(len(seeds), k) for k in range(lower, len(seeds)
+                                                        + 1)) / 2**len(seeds)
     lines.append(f'\nStream 1 wider than tall on stretch-v and taller than '
                  f'wide on stretch-h: **{flipped} of {len(seeds)} seeds** '
-                 f'(seeds with both runs finished).')
+                 f'(seeds with both runs finished). Relative reading: stream '
+                 f'1 flatter (lower h / w) on stretch-v than on stretch-h in '
+                 f'{lower} of {len(seeds)} seeds (one-sided sign test '
+                 f'p={sign_p:.2g}).')
     return lines
 
 
