@@ -2,10 +2,10 @@
 # ImageNet DynOPool ResNet-50: a shared alpha per strided stage, the stem's
 # conv at stride 1 + one DynOPool of 0.25) and priors that follow the learned
 # sizes (DynamicStrideAnchorGenerator). Alpha: the ResNet-50 ImageNet recipe
-# (DynOPool Table B: its lr 0.05x the weights', no weight decay; lambda 8e-5
-# of Table A per batch). The human model's checkpoints load with only the
-# dynopools.<i>.alpha keys missing.
-# _scope_: these types live in mmdet's registries (see configs/README).
+# (DynOPool Table B: its lr 0.05x the weights', no weight decay; lambda 8e-5 of
+# Table A per batch). The human model's checkpoints load with only the
+# dynopools.<i>.alpha keys missing. _scope_: these types live in mmdet's
+# registries (see docs/user_guides/use_in_your_project.md).
 _base_ = './retinanet_r50_fpn_human_1x_coco.py'
 model = dict(
     backbone=dict(type='DynOPoolResNet', _scope_='mmdet'),

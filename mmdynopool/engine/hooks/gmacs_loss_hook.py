@@ -11,7 +11,10 @@ from ...utils.inspection import unwrap_model
 from ..cost_target import GMACsTarget
 from ..gmacs import GMACsCounter
 
-__all__ = ['GMACsLossHook', 'gmacs_loss_hooks']
+__all__ = [
+    'GMACsLossHook', 'gmacs_loss_hooks', 'gmacs_loss_hook',
+    'set_gmacs_loss_weight'
+]
 
 #: What ``GMACs[l]`` of Eq. (7) counts (see :class:`GMACsLossHook`).
 COUNTS = ('batch', 'image')
@@ -35,33 +38,19 @@ class GMACsLossHook(Hook):
     does not say of what input. ``'batch'`` (default) counts the GMACs of
     the training batch this process runs (per-image GMACs times the batch
     size, as a FLOP counter run on that batch reports them); ``'image'``
-    counts one image. The paper's lambdas only behave as in the paper under
-    ``'batch'``. VGG-16 / CIFAR-100 (Table A) separates DynOPool-S from -B
-    by lambda alone (2.2e-4 vs 1.59e-5, same initial scales), and their
-    first layers end 0.66 (h) and 1.29 (w) apart in alpha. Per image,
-    ``lambda * L_0 = 2.2e-4 * 0.313 = 6.9e-5``. The first layer governs about
-    90 % of the GMACs, so the loss's gradient on its alpha is
-    ``lambda * 0.9 * L_0 / alpha = 3.1e-5``. At the paper's alpha
-    learning rate (1e-2, cosine, mean 5e-3) with momentum 0.9 (x10) over
-    97,750 steps, the GMACs loss alone can move that alpha by at most
-    ``97750 * 5e-3 * 10 * 3.1e-5 = 0.15``. That is too little to separate
-    S from B. Per batch (x128), the bound is 19. The initial penalty
-    ``lambda * L_0`` is then 9e-3 (CIFAR VGG-16-S), 0.098 (ImageNet VGG-16-S,
-    64 images per GPU) and 0.092 (HRNet-W48 VOC, batch 16): a few per cent of
-    the task loss, where a regulariser usually sits. In mega-MACs, the other
-    reading that passes the bound, VOC's penalty would be 5.8, above the
-    cross-entropy itself. The toy study in the docs measures both settings.
+    counts one image. Only ``'batch'`` lets the paper's lambdas act as they
+    do in the paper: the argument is in ``docs/conventions.md`` ("What
+    GMACs[l] counts").
 
-    **Cost target** (``target_gmacs``, beyond the paper). With a target
-    ``X`` (GMACs of one image at ``input_size``) lambda starts at
-    ``loss_weight`` and adapts every step,
-    ``lambda_t = loss_weight * m_t * (C_t / X) ** p_gain``,
+    **Cost target** (``target_gmacs``, beyond the paper). With a target ``X``
+    (GMACs of one image at ``input_size``) lambda starts at ``loss_weight`` and
+    adapts every step, ``lambda_t = loss_weight * m_t * (C_t / X) ** p_gain``,
     ``m_{t+1} = m_t (C_t / X) ** gain``; at ``settle`` of the schedule the
     sizes are settled within ``target_tolerance`` of ``X`` and the alphas
-    frozen for the rest of the run (:mod:`mmdynopool.engine.cost_target`
-    argues the design). The run then ends at ``X`` whatever the seed, with
-    no lambda sweep. Every ``log_interval`` steps (default: the
-    LoggerHook's) it logs ``train/gmacs``, ``train/gmacs_gap``
+    frozen for the rest of the run (:mod:`mmdynopool.engine.cost_target`; the
+    design's reasoning is in ``docs/conventions.md``). The run then ends at
+    ``X`` whatever the seed, with no lambda sweep. Every ``log_interval`` steps
+    (default: the LoggerHook's) it logs ``train/gmacs``, ``train/gmacs_gap``
     (``C_t / X - 1``) and ``train/gmacs_lambda``; the multiplier and the
     settled state go into checkpoints, so a resumed run continues exactly.
     Configs that reproduce a paper number keep ``target_gmacs=None``.
@@ -107,16 +96,16 @@ class GMACsLossHook(Hook):
                  p_gain: float = 4.0,
                  target_tolerance: float = 0.02,
                  log_interval: Optional[int] = None) -> None:
-        if isinstance(loss_weight, bool) or not isinstance(loss_weight,
-                                                           Real):
+        if isinstance(loss_weight, bool) or not isinstance(loss_weight, Real):
             raise TypeError('loss_weight (lambda) must be a real number, got '
                             f'{loss_weight!r}')
         if not (math.isfinite(loss_weight) and loss_weight >= 0):
             raise ValueError('loss_weight (lambda) must be finite and >= 0, '
                              f'got {loss_weight!r}')
         if not (isinstance(input_size, Sequence) and len(input_size) == 2
-                and all(isinstance(v, Integral) and not isinstance(v, bool)
-                        and v >= 1 for v in input_size)):
+                and all(
+                    isinstance(v, Integral) and not isinstance(v, bool)
+                    and v >= 1 for v in input_size)):
             raise ValueError('input_size must be (H, W) with two integers '
                              f'>= 1, got {input_size!r}')
         if isinstance(in_channels, bool) or not isinstance(
@@ -139,12 +128,13 @@ class GMACsLossHook(Hook):
                                  'adaptive lambda starts there, got 0')
             for name, v, hi in (('settle', settle, 1), ('gain', gain, 1),
                                 ('target_tolerance', target_tolerance, 0.5)):
-                if isinstance(v, bool) or not isinstance(v, Real) or not (
-                        0 < v <= hi):
+                if isinstance(
+                        v,
+                        bool) or not isinstance(v, Real) or not (0 < v <= hi):
                     raise ValueError(f'{name} must be a number in (0, {hi}],'
                                      f' got {v!r}')
-        if isinstance(p_gain, bool) or not isinstance(p_gain, Real) or not (
-                0 <= p_gain <= 16):
+        if isinstance(p_gain, bool) or not isinstance(
+                p_gain, Real) or not (0 <= p_gain <= 16):
             raise ValueError(f'p_gain must be a number in [0, 16], got '
                              f'{p_gain!r}')
         if log_interval is not None and (isinstance(log_interval, bool)
@@ -184,9 +174,10 @@ class GMACsLossHook(Hook):
         max_iters = getattr(runner.train_loop, 'max_iters', None) if \
             not isinstance(runner._train_loop, (dict, type(None))) else None
         if self.target_gmacs is not None and max_iters is not None:
-            self.target = GMACsTarget(
-                self.counter, self.target_gmacs, self.loss_weight, max_iters,
-                self.settle, self.gain, self.p_gain, self.target_tolerance)
+            self.target = GMACsTarget(self.counter, self.target_gmacs,
+                                      self.loss_weight, max_iters, self.settle,
+                                      self.gain, self.p_gain,
+                                      self.target_tolerance)
             runner.logger.info(
                 f'GMACsLossHook: target {self.target_gmacs:g} GMACs, lambda '
                 f'adapts from {self.loss_weight:g}, sizes settle after '
@@ -208,17 +199,22 @@ class GMACsLossHook(Hook):
         if self.count == 'batch':
             inputs = args[0] if args else kwargs.get('inputs')
             loss = loss * _batch_size(inputs)
-        output[self.loss_name] = loss.to(next(iter(output.values())).device)
+        # (mmdet's loss dicts hold lists per level: the device is the
+        # model's, where the alphas and so the loss already are.)
+        output[self.loss_name] = loss
         return output
 
     def before_train(self, runner) -> None:
         if self.target is not None and self.log_interval is None:
             from mmengine.hooks import LoggerHook
             self.log_interval = next(
-                (h.interval for h in runner.hooks
-                 if isinstance(h, LoggerHook)), 50)
+                (h.interval
+                 for h in runner.hooks if isinstance(h, LoggerHook)), 50)
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         if self.target is None:
             return
@@ -230,11 +226,11 @@ class GMACsLossHook(Hook):
                 f': {settled["gmacs_before"]:.5g} -> {settled["gmacs"]:.5g} '
                 f'GMACs ({100 * settled["gap"]:+.2f} % of the target), '
                 f'alphas x {math.exp(settled["shift"]):.4f}, now fixed')
-        if gap is not None and self.every_n_train_iters(runner,
-                                                        self.log_interval):
+        if gap is not None and self.every_n_train_iters(
+                runner, self.log_interval):
             hub = runner.message_hub
-            hub.update_scalar('train/gmacs', self.target_gmacs *
-                              (1 + float(gap)))
+            hub.update_scalar('train/gmacs',
+                              self.target_gmacs * (1 + float(gap)))
             hub.update_scalar('train/gmacs_gap', float(gap))
             hub.update_scalar('train/gmacs_lambda', float(lam))
 
@@ -301,6 +297,53 @@ def gmacs_loss_hooks(cfg, remove: bool = False) -> List[dict]:
         if h.get('type') in (GMACsLossHook.__name__, GMACsLossHook)
     ]
     if remove and found:
-        cfg.custom_hooks = [h for h in hooks if not any(
-            h is f for f in found)]
+        cfg.custom_hooks = [h for h in hooks if not any(h is f for f in found)]
     return found
+
+
+def gmacs_loss_hook(cfg) -> dict:
+    """The one ``GMACsLossHook`` dict of ``cfg.custom_hooks`` (editing it
+    edits ``cfg``).
+
+    Args:
+        cfg (Config): A DynOPool config.
+
+    Returns:
+        dict: The hook's config dict.
+
+    Raises:
+        ValueError: If ``cfg`` has no ``GMACsLossHook`` or several.
+
+    Example:
+        >>> from mmengine.config import Config
+        >>> from mmdynopool.engine import gmacs_loss_hook
+        >>> cfg = Config(dict(custom_hooks=[dict(
+        ...     type='GMACsLossHook', loss_weight=0.1, input_size=(32, 32))]))
+        >>> gmacs_loss_hook(cfg)['input_size']
+        (32, 32)
+    """
+    hooks = gmacs_loss_hooks(cfg)
+    if len(hooks) != 1:
+        raise ValueError('the DynOPool config must have exactly one '
+                         f'GMACsLossHook in custom_hooks, found {len(hooks)}')
+    return hooks[0]
+
+
+def set_gmacs_loss_weight(cfg, loss_weight: float):
+    """A copy of ``cfg`` whose ``GMACsLossHook`` has ``loss_weight``.
+
+    Args:
+        cfg (Config): A DynOPool config with one ``GMACsLossHook``; not
+            modified.
+        loss_weight (float): lambda, >= 0.
+
+    Returns:
+        Config: The changed copy.
+    """
+    import copy
+    if not loss_weight >= 0:
+        raise ValueError(f'lambda (GMACsLossHook loss_weight) must be >= 0, '
+                         f'got {loss_weight!r}')
+    cfg = copy.deepcopy(cfg)
+    gmacs_loss_hook(cfg)['loss_weight'] = float(loss_weight)
+    return cfg

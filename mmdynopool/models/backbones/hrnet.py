@@ -6,10 +6,51 @@ from torch import nn
 from ..layers import PooledConv2d
 from .base import DynOPoolMixin
 
-__all__ = ['DynOPoolHRNet']
+__all__ = ['DynOPoolHRNet', 'hrnet_extra']
 
 _STAGE_KEYS = ('num_modules', 'num_branches', 'block', 'num_blocks',
                'num_channels')
+
+
+def hrnet_extra(width: int,
+                blocks: int = 4,
+                modules=(1, 1, 4, 3),
+                stage1_channels: int = 64) -> dict:
+    """The ``extra`` stage settings of mmseg's HRNet-W``width`` (W18, W32,
+    W48: the ``fcn_hr*`` configs').
+
+    Args:
+        width (int): Channels of stream 0; stream ``i`` has ``2 ** i`` times
+            as many.
+        blocks (int): Residual blocks per branch. Default: 4.
+        modules (Sequence[int]): HR modules of stages 1-4.
+            Default: (1, 1, 4, 3).
+        stage1_channels (int): Channels of stage 1's bottleneck branch.
+            Default: 64.
+
+    Returns:
+        dict: ``stage1`` ... ``stage4``, as ``HRNet(extra=...)`` takes them.
+
+    Example:
+        >>> extra = hrnet_extra(48)
+        >>> extra['stage4']['num_channels'], extra['stage3']['num_modules']
+        ((48, 96, 192, 384), 4)
+    """
+    stages = dict(
+        stage1=dict(
+            num_modules=modules[0],
+            num_branches=1,
+            block='BOTTLENECK',
+            num_blocks=(blocks, ),
+            num_channels=(stage1_channels, )))
+    for i in (2, 3, 4):
+        stages[f'stage{i}'] = dict(
+            num_modules=modules[i - 1],
+            num_branches=i,
+            block='BASIC',
+            num_blocks=(blocks, ) * i,
+            num_channels=tuple(width * 2**b for b in range(i)))
+    return stages
 
 
 def check_hrnet_extra(extra: dict) -> None:
@@ -134,9 +175,9 @@ class DynOPoolHRNet(DynOPoolMixin, HRNet):
         self.conv1 = PooledConv2d.from_conv(self.conv1, pools[0])
         self.conv2 = PooledConv2d.from_conv(self.conv2, streams[0])
         for k in (1, 2, 3):
-            _convert_transition(getattr(self, f'transition{k}'),
-                                self.extra[f'stage{k}']['num_branches'],
-                                streams)
+            _convert_transition(
+                getattr(self, f'transition{k}'),
+                self.extra[f'stage{k}']['num_branches'], streams)
         for stage in (self.stage2, self.stage3, self.stage4):
             for hr_module in stage:
                 _convert_fuse_layers(hr_module, streams)
@@ -144,5 +185,36 @@ class DynOPoolHRNet(DynOPoolMixin, HRNet):
         # j's pool first appears in transition j, which mmseg freezes with
         # stage j.
         anchors = [self.conv1, self.conv2] + [
-            getattr(self, f'transition{j}')[j] for j in range(1, num_streams)]
+            getattr(self, f'transition{j}')[j] for j in range(1, num_streams)
+        ]
         return pools, anchors
+
+
+class DetDynOPoolHRNet(DynOPoolHRNet):
+    """:class:`DynOPoolHRNet` as mmdet's registry builds it
+    (``type='DynOPoolHRNet'`` in an mmdet config, e.g. with ``HRFPN``):
+    mmdet's ``HRNet`` defaults (``norm_eval=True``). mmdet's and mmseg's
+    ``HRNet`` have the same modules and checkpoint keys, so an mmdet HRNet
+    checkpoint loads with only ``dynopools.<i>.alpha`` missing.
+
+    Args:
+        extra (dict): HRNet stage configuration, as for ``HRNet``.
+        norm_eval (bool): Keep the norm layers in eval mode while training
+            (mmdet's default). Default: True.
+        **kwargs: Passed to :class:`DynOPoolHRNet`.
+    """
+
+    def __init__(self,
+                 extra: dict,
+                 *args,
+                 norm_eval: bool = True,
+                 **kwargs) -> None:
+        super().__init__(extra, *args, norm_eval=norm_eval, **kwargs)
+
+
+try:  # detection is optional (the 'detection' extra)
+    from mmdet.registry import MODELS as DET_MODELS
+except ImportError:
+    pass
+else:
+    DET_MODELS.register_module(name='DynOPoolHRNet', module=DetDynOPoolHRNet)
