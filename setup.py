@@ -1,7 +1,7 @@
-"""mmdynopool: learnable feature-map resizing (DynOPool, Shape Adaptor) for OpenMMLab."""
+"""mmdynopool: learnable feature-map resizing (DynOPool, Shape Adaptor) for
+OpenMMLab."""
 import os.path as osp
 import shutil
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -14,7 +14,8 @@ def readme():
 
 def get_version():
     ns = {}
-    with open(osp.join(HERE, 'mmdynopool', 'version.py'), encoding='utf-8') as f:
+    with open(
+            osp.join(HERE, 'mmdynopool', 'version.py'), encoding='utf-8') as f:
         exec(compile(f.read(), 'version.py', 'exec'), ns)
     return ns['__version__']
 
@@ -70,23 +71,34 @@ if __name__ == '__main__':
         packages=find_packages(exclude=('configs', 'tools', 'tests')),
         include_package_data=True,
         package_data={
-            'mmdynopool':
-            ['.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml',
-             'ops/csrc/*.cpp']
+            'mmdynopool': [
+                '.mim/configs/**/*', '.mim/tools/**/*', '.mim/model-index.yml',
+                'ops/csrc/*.cpp'
+            ]
         },
         python_requires='>=3.8',
         install_requires=parse_requirements('runtime.txt') +
         parse_requirements('mminstall.txt'),
         extras_require={
-            'tests': parse_requirements('tests.txt'),
-            'demo': parse_requirements('demo.txt'),
-            'tensorboard': parse_requirements('tensorboard.txt'),
-            'deploy': parse_requirements('deploy.txt'),
-            'detection': parse_requirements('detection.txt'),
-            'all': parse_requirements('tests.txt') +
-            parse_requirements('demo.txt') +
+            'tests':
+            parse_requirements('tests.txt'),
+            'demo':
+            parse_requirements('demo.txt'),
+            'tensorboard':
+            parse_requirements('tensorboard.txt'),
+            'deploy':
+            parse_requirements('deploy.txt'),
+            'detection':
+            parse_requirements('detection.txt'),
+            'analysis':
+            parse_requirements('analysis.txt'),
+            'lint':
+            parse_requirements('lint.txt'),
+            'all':
+            parse_requirements('tests.txt') + parse_requirements('demo.txt') +
             parse_requirements('tensorboard.txt') +
             parse_requirements('deploy.txt') +
-            parse_requirements('detection.txt'),
+            parse_requirements('detection.txt') +
+            parse_requirements('analysis.txt'),
         },
         zip_safe=False)

@@ -30,6 +30,7 @@ from mmseg.models.backbones import HRNet
 
 from mmdynopool.analysis import count_macs
 from mmdynopool.models import DynOPoolHRNet, DynOPoolResNet
+from mmdynopool.models.backbones.hrnet import hrnet_extra
 from mmdynopool.models.layers.dynopool import dynopool2d
 from mmdynopool.ops import kernel
 
@@ -43,22 +44,14 @@ SHAPES = [
     (16, 128, 28, 20, (0.7, 0.45)),
     (1, 256, 14, 14, 0.5),
 ]
-W48 = dict(
-    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
-                num_blocks=(4, ), num_channels=(64, )),
-    stage2=dict(num_modules=1, num_branches=2, block='BASIC',
-                num_blocks=(4, 4), num_channels=(48, 96)),
-    stage3=dict(num_modules=4, num_branches=3, block='BASIC',
-                num_blocks=(4, 4, 4), num_channels=(48, 96, 192)),
-    stage4=dict(num_modules=3, num_branches=4, block='BASIC',
-                num_blocks=(4, 4, 4, 4), num_channels=(48, 96, 192, 384)))
+W48 = hrnet_extra(48)
 
 
 def reference(x, alpha, mode='max'):
     """The paper's formulation: four grid_sample calls on the 2x query grid
     (one call here: the queries are that grid's centres)."""
-    h, w = (int(round(max(d / float(a), 1.5) + 1e-9)) for d, a in zip(
-        x.shape[-2:], alpha.detach()))
+    h, w = (int(round(max(d / float(a), 1.5) + 1e-9))
+            for d, a in zip(x.shape[-2:], alpha.detach()))
     size = torch.stack([x.shape[-2] / alpha[0], x.shape[-1] / alpha[1]])
     size = torch.tensor([h, w], dtype=size.dtype) + (size - size.detach())
     k_h = torch.arange(2 * h, dtype=x.dtype)
@@ -66,9 +59,12 @@ def reference(x, alpha, mode='max'):
     ys = -1 + (2 * k_h + 1) / (2 * size[0])
     xs = -1 + (2 * k_w + 1) / (2 * size[1])
     grid = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), -1)
-    samples = F.grid_sample(x, grid.expand(x.shape[0], -1, -1, -1),
-                            mode='bilinear', padding_mode='border',
-                            align_corners=False)
+    samples = F.grid_sample(
+        x,
+        grid.expand(x.shape[0], -1, -1, -1),
+        mode='bilinear',
+        padding_mode='border',
+        align_corners=False)
     return F.max_pool2d(samples, 2)
 
 
@@ -123,11 +119,13 @@ def peak_bytes(fn, *inputs):
     for t in inputs:
         t.grad = None
     with open(os.devnull, 'w') as null, contextlib.redirect_stderr(null):
-        with profile(activities=[ProfilerActivity.CPU],
-                     profile_memory=True) as prof:
+        with profile(
+                activities=[ProfilerActivity.CPU],
+                profile_memory=True) as prof:
             fn(*inputs).sum().backward()
     events = sorted((e for e in prof.profiler.kineto_results.events()
-                     if e.name() == '[memory]'), key=lambda e: e.start_ns())
+                     if e.name() == '[memory]'),
+                    key=lambda e: e.start_ns())
     live = peak = 0
     for e in events:
         live += e.nbytes()
@@ -188,8 +186,8 @@ def layers(repeat):
                                alpha) / size
         times['max_pool'] = bench(mp, (x, alpha), reps)
         mem_mp = peak_bytes(mp, x, alpha) / size
-        times['ref'] = float('nan') if big else bench(reference, (x, alpha),
-                                                      reps)
+        times['ref'] = float('nan') if big else bench(reference,
+                                                      (x, alpha), reps)
         print(f'{str((n, c, h, w)):<20}{str(scale):<13}'
               f'{times["fused"] * 1e3:8.2f}{times["generic"] * 1e3:9.2f}'
               f'{times["max_pool"] * 1e3:10.2f}{times["ref"] * 1e3:9.2f}'
@@ -204,11 +202,11 @@ def models(repeat, quick):
           'batch 2')
     print(f'{"model":<28}{"GMACs":>8}{"s/iter":>9}{"s/GMAC":>9}'
           f'{"ratio":>8}{"saved MB":>10}')
-    cases = [('ResNet-50 224', ResNet, DynOPoolResNet, dict(depth=50),
-              (224, 224)),
-             ('HRNet-W48 256' if quick else 'HRNet-W48 512', HRNet,
-              DynOPoolHRNet, dict(extra=W48),
-              (256, 256) if quick else (512, 512))]
+    cases = [
+        ('ResNet-50 224', ResNet, DynOPoolResNet, dict(depth=50), (224, 224)),
+        ('HRNet-W48 256' if quick else 'HRNet-W48 512', HRNet, DynOPoolHRNet,
+         dict(extra=W48), (256, 256) if quick else (512, 512))
+    ]
     for name, human_cls, dyno_cls, kwargs, size in cases:
         x = torch.randn(2, 3, *size)
         rows = []
@@ -235,10 +233,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--repeat', type=int, default=20)
-    parser.add_argument('--quick', action='store_true',
-                        help='HRNet-W48 at 256x256 instead of 512x512')
-    parser.add_argument('--part', choices=('all', 'layers', 'models'),
-                        default='all')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='HRNet-W48 at 256x256 instead of 512x512')
+    parser.add_argument(
+        '--part', choices=('all', 'layers', 'models'), default='all')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

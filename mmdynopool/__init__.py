@@ -5,7 +5,7 @@ from .version import __version__
 # mmengine resolves `_base_ = 'pkg::dir/file.py'` only for the packages in
 # this table, so `mmdynopool::` works in any process that has imported
 # mmdynopool before parsing the config (our tools, scripts; in mmseg's or
-# mmpretrain's own tools see the README, "Use in your own project"). The
+# mmpretrain's own tools see docs/user_guides/use_in_your_project.md). The
 # value names a module, not the distribution: mmengine asks pkg_resources
 # for that name first and falls back to the module's folder. The
 # distribution's location is site-packages for an editable install (wrong:

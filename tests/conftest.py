@@ -48,8 +48,7 @@ def tiny_demo_config(data_root, work_dir, iters=4, gmacs=0.1):
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint.interval = 2
     cfg.custom_hooks = [
-        dict(type='GMACsLossHook', loss_weight=gmacs,
-             input_size=(96, 96)),
+        dict(type='GMACsLossHook', loss_weight=gmacs, input_size=(96, 96)),
         dict(type='ShapeLoggingHook', interval=2, input_size=(96, 96)),
     ]
     cfg.log_level = 'WARNING'
@@ -63,10 +62,10 @@ def tiny_classifier_cfg():
     ``ToyDigits`` gives them)."""
     return dict(
         type='ImageClassifier',
-        data_preprocessor=dict(num_classes=10, mean=[33.3] * 3,
-                               std=[78.6] * 3),
-        backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=4,
-                      base_channels=4),
+        data_preprocessor=dict(
+            num_classes=10, mean=[33.3] * 3, std=[78.6] * 3),
+        backbone=dict(
+            type='ResNet_CIFAR', depth=18, stem_channels=4, base_channels=4),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(type='LinearClsHead', num_classes=10, in_channels=32))
 
@@ -85,8 +84,8 @@ def isolated_default_scope():
 # Devices and dtypes of the layer tests. A CUDA case carries a skipif mark,
 # so on a machine without CUDA it is reported as skipped before any fixture
 # runs (it costs nothing there) and runs unchanged where CUDA is present.
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
-                                   reason='needs a CUDA device')
+requires_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='needs a CUDA device')
 
 
 @pytest.fixture(params=[
@@ -158,9 +157,8 @@ class LayerCase:
         explicit tolerances apply to every case."""
         if not tolerance and actual.dtype != expected.dtype:
             tolerance = self.FP32_TOLERANCE
-        torch.testing.assert_close(
-            actual.detach().to('cpu', expected.dtype), expected.detach(),
-            **tolerance)
+        torch.testing.assert_close(actual.detach().to('cpu', expected.dtype),
+                                   expected.detach(), **tolerance)
 
 
 @pytest.fixture
@@ -175,8 +173,8 @@ def count_host_reads():
     (``tolist``, ``item``, ``bool()`` ...) made from Python, forward and
     backward alike (the Tensor methods themselves are wrapped)."""
     import contextlib
-    names = ('tolist', 'item', '__bool__', '__int__', '__float__',
-             '__index__', 'numpy')
+    names = ('tolist', 'item', '__bool__', '__int__', '__float__', '__index__',
+             'numpy')
 
     @contextlib.contextmanager
     def counting():

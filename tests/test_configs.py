@@ -8,8 +8,9 @@ from mmengine.registry import init_default_scope
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
-    p for p in glob.glob(osp.join(ROOT, 'configs', '**', '*.py'),
-                         recursive=True) if '_base_' not in p)
+    p for p in glob.glob(
+        osp.join(ROOT, 'configs', '**', '*.py'), recursive=True)
+    if '_base_' not in p)
 
 
 def test_every_config_is_listed():
@@ -31,8 +32,8 @@ def test_downstream_inheritance(base, tmp_path):
     assert cfg.custom_hooks[0].type == 'GMACsLossHook'
 
 
-@pytest.mark.parametrize('path', CONFIGS,
-                         ids=[osp.relpath(p, ROOT) for p in CONFIGS])
+@pytest.mark.parametrize(
+    'path', CONFIGS, ids=[osp.relpath(p, ROOT) for p in CONFIGS])
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports.imports == ['mmdynopool']
@@ -54,16 +55,18 @@ def test_config_builds(path):
             assert 'dynopool' in name
 
 
-@pytest.mark.parametrize('name,size,paper', [
-    ('cifar100/vgg16_human_1xb128-200e_cifar100.py', 32, 0.31),
-    ('cifar100/resnet50_human_1xb128-200e_cifar100.py', 32, 1.31),
-    ('cifar100/mobilenet-v2_human_1xb128-200e_cifar100.py', 32, 0.09),
-    ('imagenet/vgg16_human_4xb64-100e_in1k.py', 224, 15.39),
-    ('imagenet/resnet50_human_4xb64-100e_in1k.py', 224, 4.11),
-    ('imagenet/mobilenet-v2_human_4xb64-100e_in1k.py', 224, 0.31),
-    # DynOPool Table 4, FCN HRNet-W48 on VOC at the configs' 480x480 crop.
-    ('voc/fcn_hr48_human_1xb16-100e_voc12aug-480x480.py', 480, 82.55),
-])
+@pytest.mark.parametrize(
+    'name,size,paper',
+    [
+        ('cifar100/vgg16_human_1xb128-200e_cifar100.py', 32, 0.31),
+        ('cifar100/resnet50_human_1xb128-200e_cifar100.py', 32, 1.31),
+        ('cifar100/mobilenet-v2_human_1xb128-200e_cifar100.py', 32, 0.09),
+        ('imagenet/vgg16_human_4xb64-100e_in1k.py', 224, 15.39),
+        ('imagenet/resnet50_human_4xb64-100e_in1k.py', 224, 4.11),
+        ('imagenet/mobilenet-v2_human_4xb64-100e_in1k.py', 224, 0.31),
+        # DynOPool Table 4, FCN HRNet-W48 on VOC at the configs' 480x480 crop.
+        ('voc/fcn_hr48_human_1xb16-100e_voc12aug-480x480.py', 480, 82.55),
+    ])
 def test_human_gmacs_match_the_paper(name, size, paper):
     """DynOPool Table 1's GMACs of the human models (conv + linear MACs,
     one image, FlopCounterMode), within 4 %: the configs build the papers'
@@ -76,13 +79,14 @@ def test_human_gmacs_match_the_paper(name, size, paper):
     from mmengine.registry import MODELS
     model = MODELS.build(cfg.model).eval()
     x = torch.zeros(1, 3, size, size)
-    gmacs = sum(count_macs(model, x,
-                           lambda t: model(t, mode='tensor')).values()) / 1e9
+    gmacs = sum(
+        count_macs(model, x, lambda t: model(t, mode='tensor')).values()) / 1e9
     assert gmacs == pytest.approx(paper, rel=0.04)
 
 
-SUB_CONFIGS = [p for p in CONFIGS
-               if osp.dirname(osp.relpath(p, ROOT)) != 'configs']
+SUB_CONFIGS = [
+    p for p in CONFIGS if osp.dirname(osp.relpath(p, ROOT)) != 'configs'
+]
 
 
 def _registry_for(path: str):
@@ -94,8 +98,8 @@ def _registry_for(path: str):
              ('pipeline', R.TRANSFORMS), ('dataset', R.DATASETS),
              ('sampler', R.DATA_SAMPLERS), ('evaluator', R.METRICS),
              ('hooks', R.HOOKS), ('vis_backends', R.VISBACKENDS),
-             ('visualizer', R.VISUALIZERS), ('param_scheduler',
-                                             R.PARAM_SCHEDULERS),
+             ('visualizer', R.VISUALIZERS),
+             ('param_scheduler', R.PARAM_SCHEDULERS),
              ('optimizer', R.OPTIMIZERS), ('optim_wrapper', R.OPTIM_WRAPPERS),
              ('_cfg', R.LOOPS), ('log_processor', R.LOG_PROCESSORS)]
     for key, reg in table:
@@ -121,8 +125,8 @@ def _typed_dicts(x, path, scope, out):
             _typed_dicts(v, f'{path}[{i}]', scope, out)
 
 
-@pytest.mark.parametrize('path', SUB_CONFIGS,
-                         ids=[osp.relpath(p, ROOT) for p in SUB_CONFIGS])
+@pytest.mark.parametrize(
+    'path', SUB_CONFIGS, ids=[osp.relpath(p, ROOT) for p in SUB_CONFIGS])
 def test_every_config_inherits_through_package_scope(path, tmp_path):
     """A user's `_base_ = 'mmdynopool::<config>'`: every typed dict must
     resolve in the registry the Runner builds it from, under the scope
@@ -134,8 +138,7 @@ def test_every_config_inherits_through_package_scope(path, tmp_path):
     mine.write_text(f"_base_ = 'mmdynopool::{rel}'\n")
     cfg = Config.fromfile(str(mine))
     found = []
-    _typed_dicts(cfg._cfg_dict.to_dict(), '', cfg.get('default_scope'),
-                 found)
+    _typed_dicts(cfg._cfg_dict.to_dict(), '', cfg.get('default_scope'), found)
     assert found
     missing = []
     for where, type_name, scope in found:
@@ -144,9 +147,9 @@ def test_every_config_inherits_through_package_scope(path, tmp_path):
         # dicts inside a *_cfg (op specs such as mmdet's tta_cfg.nms), and
         # top-level *_cfg other than the loops.
         if where.startswith(('model.', 'data_preprocessor')) or any(
-                p.endswith('_cfg') for p in parts[1:]) or (
-                    '_cfg' in parts[0] and parts[0] not in (
-                        'train_cfg', 'val_cfg', 'test_cfg')):
+                p.endswith('_cfg')
+                for p in parts[1:]) or ('_cfg' in parts[0] and parts[0] not in
+                                        ('train_cfg', 'val_cfg', 'test_cfg')):
             continue
         registry = _registry_for(where)
         assert registry is not None, where
@@ -169,12 +172,15 @@ PROTOCOL = {
     'imagenet': (100, 120, 1500, 15, 1e-4),
     'aircraft': (200, 250, 20, 30, 5e-4),
 }
-PROTOCOL_CONFIGS = [p for p in CONFIGS
-                    if osp.basename(osp.dirname(p)) in PROTOCOL]
+PROTOCOL_CONFIGS = [
+    p for p in CONFIGS if osp.basename(osp.dirname(p)) in PROTOCOL
+]
 
 
-@pytest.mark.parametrize('path', PROTOCOL_CONFIGS,
-                         ids=[osp.relpath(p, ROOT) for p in PROTOCOL_CONFIGS])
+@pytest.mark.parametrize(
+    'path',
+    PROTOCOL_CONFIGS,
+    ids=[osp.relpath(p, ROOT) for p in PROTOCOL_CONFIGS])
 def test_papers_protocol(path):
     cfg = Config.fromfile(path)
     name = osp.basename(path)
@@ -189,8 +195,7 @@ def test_papers_protocol(path):
     assert cfg.optim_wrapper.optimizer.nesterov is True
     decay = 4e-5 if name.startswith('mobilenet') else sa_decay
     assert cfg.optim_wrapper.optimizer.weight_decay == decay
-    hook = next(h for h in cfg.custom_hooks
-                if h.type == 'ShapeAdaptorHook')
+    hook = next(h for h in cfg.custom_hooks if h.type == 'ShapeAdaptorHook')
     assert hook.alpha_interval == interval
     assert hook.get('d_limit') == d_limit
     assert 'alpha_optimizer' not in hook  # the authors' Nesterov SGD
@@ -204,14 +209,12 @@ def test_untapped_efficiency_preset_is_the_papers():
         osp.join(ROOT, 'configs', 'untapped',
                  'resnet50_untapped-efficiency_8xb32-100e_in1k.py'))
     assert cfg.oracle.attributes == ('stride', 'kernel_size')
-    assert cfg.oracle.options == dict(stride=(1, 2, 3, 4),
-                                      kernel_size=(1, 3))
+    assert cfg.oracle.options == dict(stride=(1, 2, 3, 4), kernel_size=(1, 3))
 
 
 @pytest.mark.parametrize('target,human,size,scope', [
     ('demo/fcn_hr16-slim_dynopool-target_1xb8-600iter_digits-voc-96x96.py',
-     'demo/fcn_hr16-slim_human_1xb8-600iter_digits-voc-96x96.py', 96,
-     'mmseg'),
+     'demo/fcn_hr16-slim_human_1xb8-600iter_digits-voc-96x96.py', 96, 'mmseg'),
     ('digits_det/retinanet_r18-slim_dynopool_1xb8-1200iter_digits-coco-'
      '128x128.py',
      'digits_det/retinanet_r18-slim_human_1xb8-1200iter_digits-coco-'
@@ -225,7 +228,6 @@ def test_target_configs_name_the_human_cost(target, human, size, scope):
     cfg = Config.fromfile(osp.join(ROOT, 'configs', target))
     hook = next(h for h in cfg.custom_hooks if h.type == 'GMACsLossHook')
     assert tuple(hook.input_size) == (size, size)
-    cost = exact_config_gmacs(Config.fromfile(osp.join(ROOT, 'configs',
-                                                       human)),
-                              (size, size), scope)
+    cost = exact_config_gmacs(
+        Config.fromfile(osp.join(ROOT, 'configs', human)), (size, size), scope)
     assert hook.target_gmacs == pytest.approx(cost, rel=1e-6)

@@ -21,7 +21,7 @@ TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
 CACHE=${MMDYNOPOOL_CACHE:-$HOME/.cache/mmdynopool}
 WHEELS="$CACHE/wheels/mmcv-$MMCV_VERSION-torch-$TORCH_VERSION"
-EXTRAS=${EXTRAS:-tests,demo,tensorboard,deploy,detection}
+EXTRAS=${EXTRAS:-tests,demo,tensorboard,deploy,detection,analysis,lint}
 
 stamp_src=$(cat setup.py requirements/*.txt tools/setup_env.sh | sha1sum | cut -c1-12)
 STAMP="$VENV/.mmdynopool-$stamp_src-${EXTRAS//,/_}"

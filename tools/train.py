@@ -14,6 +14,7 @@ import os
 from mmengine.config import DictAction
 
 from mmdynopool.engine.runner import train
+from mmdynopool.utils import close_distributed
 
 
 def parse_args():
@@ -50,6 +51,7 @@ def main():
     args = parse_args()
     train(args.config, args.work_dir, args.cfg_options, args.launcher,
           args.resume, args.amp)
+    close_distributed()
 
 
 if __name__ == '__main__':

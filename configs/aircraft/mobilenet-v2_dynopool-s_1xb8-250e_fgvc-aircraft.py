@@ -3,8 +3,7 @@
 _base_ = './mobilenet-v2_human_1xb8-200e_fgvc-aircraft.py'
 model = dict(
     backbone=dict(
-        type='DynOPoolMobileNetV2',
-        init_scales=[0.5, 0.5, 0.5, 0.5, 0.5]))
+        type='DynOPoolMobileNetV2', init_scales=[0.5, 0.5, 0.5, 0.5, 0.5]))
 custom_hooks = [
     dict(type='GMACsLossHook', loss_weight=3e-05, input_size=(224, 224)),
     dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),

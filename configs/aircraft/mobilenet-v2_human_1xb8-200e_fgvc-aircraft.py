@@ -1,5 +1,5 @@
-# Human-designed mobilenet_v2 on FGVC-Aircraft, one FC layer at the end (DynOPool
-# A.1), with Table B's hyper-parameters at the baselines' 200 epochs.
+# Human-designed mobilenet_v2 on FGVC-Aircraft, one FC layer at the end
+# (DynOPool A.1), with Table B's hyper-parameters at the baselines' 200 epochs.
 _base_ = [
     '../_base_/models/mobilenet_v2_imagenet.py',
     '../_base_/datasets/fgvc-aircraft_bs8.py',

@@ -2,9 +2,7 @@
 # Table A (3.99e-05, 0.5).
 _base_ = './resnet50_human_1xb8-200e_fgvc-aircraft.py'
 model = dict(
-    backbone=dict(
-        type='DynOPoolResNet',
-        init_scales=[0.5, 0.5, 0.5, 0.5]))
+    backbone=dict(type='DynOPoolResNet', init_scales=[0.5, 0.5, 0.5, 0.5]))
 custom_hooks = [
     dict(type='GMACsLossHook', loss_weight=3.99e-05, input_size=(224, 224)),
     dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),

@@ -1,9 +1,9 @@
-# DynOPool-S mobilenet_v2 on CIFAR-100: lambda and first-layer scale from Table A.
+# DynOPool-S mobilenet_v2 on CIFAR-100: lambda and first-layer scale from Table
+# A.
 _base_ = './mobilenet-v2_human_1xb128-200e_cifar100.py'
 model = dict(
     backbone=dict(
-        type='DynOPoolMobileNetV2_CIFAR',
-        init_scales=[0.5, 0.5, 0.5]))
+        type='DynOPoolMobileNetV2_CIFAR', init_scales=[0.5, 0.5, 0.5]))
 custom_hooks = [
     dict(type='GMACsLossHook', loss_weight=5e-05, input_size=(32, 32)),
     dict(type='ShapeLoggingHook', interval=500, input_size=(32, 32)),

@@ -1,9 +1,7 @@
 # DynOPool-S vgg16 on CIFAR-100: lambda and first-layer scale from Table A.
 _base_ = './vgg16_human_1xb128-200e_cifar100.py'
 model = dict(
-    backbone=dict(
-        type='DynOPoolVGG',
-        init_scales=[0.5, 0.5, 0.5, 0.5]))
+    backbone=dict(type='DynOPoolVGG', init_scales=[0.5, 0.5, 0.5, 0.5]))
 custom_hooks = [
     dict(type='GMACsLossHook', loss_weight=0.00022, input_size=(32, 32)),
     dict(type='ShapeLoggingHook', interval=500, input_size=(32, 32)),

@@ -7,7 +7,10 @@
 _base_ = './fcn_hr16-slim_dynopool_1xb8-600iter_digits-voc-96x96.py'
 human_gmacs = 0.12174336
 custom_hooks = [
-    dict(type='GMACsLossHook', loss_weight=0.0125, input_size=(96, 96),
-         target_gmacs=human_gmacs),
+    dict(
+        type='GMACsLossHook',
+        loss_weight=0.0125,
+        input_size=(96, 96),
+        target_gmacs=human_gmacs),
     dict(type='ShapeLoggingHook', interval=50, input_size=(96, 96)),
 ]

@@ -26,11 +26,9 @@ model = dict(
             stage1=dict(num_blocks=(1, ), num_channels=(32, )),
             stage2=dict(num_blocks=(1, 1), num_channels=widths[:2]),
             stage3=dict(
-                num_modules=1, num_blocks=(1, 1, 1),
-                num_channels=widths[:3]),
+                num_modules=1, num_blocks=(1, 1, 1), num_channels=widths[:3]),
             stage4=dict(
-                num_modules=1, num_blocks=(1, 1, 1, 1),
-                num_channels=widths))),
+                num_modules=1, num_blocks=(1, 1, 1, 1), num_channels=widths))),
     decode_head=dict(
         in_channels=list(widths),
         channels=sum(widths),
@@ -82,26 +80,30 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4),
     # alpha: half the weights' learning rate, no weight decay (paper A.2).
-    paramwise_cfg=dict(custom_keys={'.alpha': dict(lr_mult=0.5,
-                                                   decay_mult=0.0)}))
+    paramwise_cfg=dict(
+        custom_keys={'.alpha': dict(lr_mult=0.5, decay_mult=0.0)}))
 param_scheduler = [
-    dict(type='PolyLR', power=0.9, eta_min=1e-4, begin=0, end=max_iters,
-         by_epoch=False)
+    dict(
+        type='PolyLR',
+        power=0.9,
+        eta_min=1e-4,
+        begin=0,
+        end=max_iters,
+        by_epoch=False)
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
+train_cfg = dict(
+    type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=25, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False,
-                    interval=max_iters),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters),
     visualization=dict(
         type='SegVisualizationHook', draw=False, _scope_='mmseg'))
 custom_hooks = [
-    # lambda: chosen so that after the demo's 600 iterations the learned
-    # model costs about what the human one does (README). The paper's VOC
-    # penalty (7e-5 x 82.55 GMACs x 16 images) would be 0.1 here, which in
+    # lambda: chosen so that after the demo's 600 iterations the learned model
+    # costs about what the human one does (configs/demo/README.md). The paper's
+    # VOC penalty (7e-5 x 82.55 GMACs x 16 images) would be 0.1 here, which in
     # 600 iterations shrinks the model to a quarter of the human GMACs.
     dict(type='GMACsLossHook', loss_weight=0.0125, input_size=crop_size),
     dict(type='ShapeLoggingHook', interval=50, input_size=crop_size),

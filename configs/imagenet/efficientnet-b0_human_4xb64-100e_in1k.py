@@ -3,7 +3,8 @@
 # baselines' 100 epochs. DynOPool Table 3 reports 71.8 % / 0.42 GMACs.
 _base_ = [
     '../_base_/models/efficientnet-b0_imagenet.py',
-    '../_base_/datasets/imagenet_bs64.py', '../_base_/schedules/imagenet_100e.py',
+    '../_base_/datasets/imagenet_bs64.py',
+    '../_base_/schedules/imagenet_100e.py',
     'mmpretrain::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdynopool'], allow_failed_imports=False)

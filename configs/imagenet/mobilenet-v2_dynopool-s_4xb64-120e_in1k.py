@@ -1,9 +1,9 @@
-# DynOPool-S mobilenet_v2 on ImageNet: lambda and first-layer scale from Table A.
+# DynOPool-S mobilenet_v2 on ImageNet: lambda and first-layer scale from Table
+# A.
 _base_ = './mobilenet-v2_human_4xb64-100e_in1k.py'
 model = dict(
     backbone=dict(
-        type='DynOPoolMobileNetV2',
-        init_scales=[0.5, 0.5, 0.5, 0.5, 0.5]))
+        type='DynOPoolMobileNetV2', init_scales=[0.5, 0.5, 0.5, 0.5, 0.5]))
 custom_hooks = [
     dict(type='GMACsLossHook', loss_weight=4e-05, input_size=(224, 224)),
     dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),

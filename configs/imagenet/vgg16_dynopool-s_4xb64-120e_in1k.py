@@ -1,9 +1,7 @@
 # DynOPool-S vgg16 on ImageNet: lambda and first-layer scale from Table A.
 _base_ = './vgg16_human_4xb64-100e_in1k.py'
 model = dict(
-    backbone=dict(
-        type='DynOPoolVGG',
-        init_scales=[0.5, 0.5, 0.5, 0.5, 0.5]))
+    backbone=dict(type='DynOPoolVGG', init_scales=[0.5, 0.5, 0.5, 0.5, 0.5]))
 custom_hooks = [
     dict(type='GMACsLossHook', loss_weight=0.0001, input_size=(224, 224)),
     dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),

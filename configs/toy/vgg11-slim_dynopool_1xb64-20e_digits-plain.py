@@ -1,7 +1,7 @@
 # DynOPool slim VGG-11 on the plain 32x32 digits: every max-pool a
 # DynOPool of initial scale 0.5 (the human design at initialisation).
 # lambda: the paper's 2.2e-4 (VGG-16 DynOPool-S on CIFAR-100, Table A)
-# times 242.6 by the toy rule (README, toy studies): lambda * L_GMACs
+# times 242.6 by the toy rule (docs/studies, toy studies): lambda * L_GMACs
 # starts where the paper's does, GMACs[l] counted per batch (0.313 GMACs x
 # 128 images for VGG-16 on CIFAR, 0.00258 x 64 here).
 _base_ = './vgg11-slim_human_1xb64-20e_digits-plain.py'

@@ -1,6 +1,6 @@
 # DynOPool slim VGG-11 on digits-tile.
 # lambda: the paper's 7.21e-5 (CIFAR-tile, supplementary)
-# times 242.6 by the toy rule (README, toy studies): lambda * L_GMACs
+# times 242.6 by the toy rule (docs/studies, toy studies): lambda * L_GMACs
 # starts where the paper's does, GMACs[l] counted per batch (0.313 GMACs x
 # 128 images for VGG-16 on CIFAR, 0.00258 x 64 here).
 _base_ = './vgg11-slim_human_1xb64-20e_digits-tile.py'

@@ -8,11 +8,15 @@ _base_ = './vgg11-slim_human_1xb64-20e_digits-plain.py'
 train_dataloader = dict(
     dataset=dict(
         variant='stretch_v',
-        pipeline=[dict(type='RandomCrop', crop_size=32, _scope_='mmpretrain'),
-                  dict(type='PackInputs', _scope_='mmpretrain')]))
+        pipeline=[
+            dict(type='RandomCrop', crop_size=32, _scope_='mmpretrain'),
+            dict(type='PackInputs', _scope_='mmpretrain')
+        ]))
 val_dataloader = dict(
     dataset=dict(
         variant='stretch_v',
-        pipeline=[dict(type='CenterCrop', crop_size=32, _scope_='mmpretrain'),
-                  dict(type='PackInputs', _scope_='mmpretrain')]))
+        pipeline=[
+            dict(type='CenterCrop', crop_size=32, _scope_='mmpretrain'),
+            dict(type='PackInputs', _scope_='mmpretrain')
+        ]))
 test_dataloader = val_dataloader

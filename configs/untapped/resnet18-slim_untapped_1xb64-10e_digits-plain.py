@@ -22,8 +22,11 @@ model = dict(
     backbone=dict(
         type='ResNet_CIFAR', depth=18, stem_channels=16, base_channels=16),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=128,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+    head=dict(
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=128,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4))
 param_scheduler = dict(type='CosineAnnealingLR', T_max=10, by_epoch=True)

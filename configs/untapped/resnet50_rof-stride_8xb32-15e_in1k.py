@@ -9,6 +9,9 @@ custom_hooks = [dict(type='RandomOptionHook', attributes=('stride', ))]
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=1e-3, momentum=0.9, weight_decay=1e-4))
 param_scheduler = dict(
-    _delete_=True, type='MultiStepLR', by_epoch=True, milestones=[10],
+    _delete_=True,
+    type='MultiStepLR',
+    by_epoch=True,
+    milestones=[10],
     gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=15, val_interval=1)

@@ -95,14 +95,15 @@ def complexity_report(model: nn.Module,
         flops = module_flops(model, x, forward, RESIZE_HANDLES)
     names = dict(model.named_modules())
     macs = resize = 0.0
-    for name, ops in flops.items():
+    for name, per_op in flops.items():
         m = names.get(name)
         if isinstance(m, counted):
             # A PooledConv2d's DynOPool runs inside it: its ops are not the
             # convolution's.
-            macs += sum(v for op, v in ops.items() if op not in RESIZE_HANDLES)
+            macs += sum(v for op, v in per_op.items()
+                        if op not in RESIZE_HANDLES)
         elif is_learnable_resizer(m):
-            resize += sum(ops.values())
+            resize += sum(per_op.values())
     report = resizing_report(backbone, shape)
     return dict(
         gmacs=macs / 2e9,
@@ -117,18 +118,27 @@ def config_complexity(config: str,
                       shape: Sequence[int],
                       checkpoint: Optional[str] = None) -> Dict:
     """:func:`complexity_report` of a config's model, at the learned shape
-    of ``checkpoint`` when given (its alphas are loaded)."""
+    of ``checkpoint`` when given (its alphas are loaded).
+
+    Args:
+        config (str): Config file.
+        shape (Sequence[int]): ``(H, W)`` of the input.
+        checkpoint (str, optional): Its trained weights and alphas. Default:
+            the initial shape.
+
+    Returns:
+        dict: :func:`complexity_report`'s result.
+    """
     from ..utils import build_model_from_cfg
     if len(shape) != 2 or min(shape) < 1:
         raise ValueError(f'shape must be (H, W) with two integers >= 1, got '
                          f'{shape!r}')
     _, model = build_model_from_cfg(config, checkpoint)
-    return complexity_report(model, shape,
-                             forward=lambda t: model(t, mode='tensor'))
+    return complexity_report(
+        model, shape, forward=lambda t: model(t, mode='tensor'))
 
 
-def exact_config_gmacs(cfg, input_size: Sequence[int],
-                       scope: str) -> float:
+def exact_config_gmacs(cfg, input_size: Sequence[int], scope: str) -> float:
     """Exact conv + linear GMACs of a config's model (at its initial
     shape) on one ``input_size`` image
     (:func:`~mmdynopool.engine.cost_target.exact_gmacs`, what
@@ -140,6 +150,9 @@ def exact_config_gmacs(cfg, input_size: Sequence[int],
         cfg (Config): A config with ``model``.
         input_size (Sequence[int]): ``(H, W)``.
         scope (str): ``'mmseg'``, ``'mmpretrain'``, ...
+
+    Returns:
+        float: GMACs of one image.
     """
     from mmengine.registry import MODELS, init_default_scope
 
@@ -147,12 +160,20 @@ def exact_config_gmacs(cfg, input_size: Sequence[int],
     init_default_scope(scope)
     with torch.random.fork_rng():
         model = MODELS.build(cfg.model)
-    return exact_gmacs(model, tuple(input_size),
-                       forward=lambda t: model(t, mode='tensor'))
+    return exact_gmacs(
+        model, tuple(input_size), forward=lambda t: model(t, mode='tensor'))
 
 
 def format_complexity_report(r: Dict, title: str = '') -> str:
-    """The report as text: totals, stage sizes, resizing layers."""
+    """The report as text: totals, stage sizes, resizing layers.
+
+    Args:
+        r (dict): :func:`complexity_report`'s result.
+        title (str): A first line. Default: none.
+
+    Returns:
+        str: The text.
+    """
     share = 100 * r['resize_gmacs'] / max(r['gmacs'], 1e-12)
     lines = [
         title,
@@ -162,8 +183,7 @@ def format_complexity_report(r: Dict, title: str = '') -> str:
         f'parameters: {r["params"]:.3f} M',
         'feature map sizes: ' + ' '.join(f'[{h},{w}]'
                                          for h, w in r['resolutions']),
-        'backbone outputs: ' + ' '.join(f'[{h},{w}]'
-                                        for h, w in r['stages']),
+        'backbone outputs: ' + ' '.join(f'[{h},{w}]' for h, w in r['stages']),
         f'{"resizing layer":<40}{"type":<14}{"scale (h, w)":<18}'
         f'{"in":<12}out',
     ]

@@ -1,4 +1,4 @@
-"""Train-and-measure runs: one experiment, a lambda sweep, their rows.
+"""Train-and-measure runs.
 
 :func:`run_experiment` trains one config with mmengine's ``Runner`` in its
 own work dir and measures what the DynOPool paper reports: the validation
@@ -7,33 +7,23 @@ val loop), the GMACs at the learned shape (:func:`complexity_report`) and the
 feature-map sizes. It is resumable: a finished run leaves ``result.json``
 and is not run again, an interrupted one resumes from its latest checkpoint.
 
-:func:`lambda_sweep` does this for several ``GMACsLossHook`` weights and for
-the human model trained at several input resolutions (the paper's Fig. 5:
-"human-designed models are trained by varying input resolutions");
-:func:`write_rows` writes the results as JSON and CSV and
-:func:`~mmdynopool.analysis.plot_tradeoff` draws them.
-:func:`run_lambda_sweep` does all three from config files.
+The lambda sweep (``tools/analysis/lambda_sweep.py``), the toy and
+segmentation studies and the demo (``tools/repro/``) are built on it.
 """
 import copy
-import csv
 import json
-import os
 import os.path as osp
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
+from ..engine.config_surgery import export_fixed_config
 from ..utils.inspection import unwrap_model
 from .complexity import complexity_report
-from .config_surgery import (export_fixed_config, gmacs_loss_hook,
-                             set_gmacs_loss_weight, set_input_resolution)
 
-__all__ = [
-    'run_experiment', 'lambda_sweep', 'run_lambda_sweep', 'format_sweep_rows',
-    'write_rows', 'METRIC_KEYS'
-]
+__all__ = ['run_experiment', 'METRIC_KEYS', 'RESULT_FILE']
 
 RESULT_FILE = 'result.json'
 # The first of these the val loop reports is "the" metric of a run.
@@ -65,9 +55,12 @@ class _ExportFixed(Hook):
         key = 'init_alphas' if 'init_alphas' in backbone else 'init_scales'
         field = 'adaptor_cfg' if key == 'init_alphas' else 'dynopool_cfg'
         self.backbone = {
-            key: [list(v) if isinstance(v, (tuple, list)) else v
-                  for v in backbone[key]],
-            field: dict(backbone[field])
+            key: [
+                list(v) if isinstance(v, (tuple, list)) else v
+                for v in backbone[key]
+            ],
+            field:
+            dict(backbone[field])
         }
 
 
@@ -161,14 +154,22 @@ def run_experiment(cfg: Config,
     result = dict(
         metric=key,
         value=float(metrics[key]),
-        metrics={k: float(v) for k, v in metrics.items()},
+        metrics={
+            k: float(v)
+            for k, v in metrics.items()
+        },
         gmacs=report['gmacs'],
         resize_gmacs=report['resize_gmacs'],
         params=report['params'],
         resolutions=[list(s) for s in report['resolutions']],
         scales=[list(r['scale']) for r in report['layers']],
-        layers=[dict(r, scale=list(r['scale']), out=list(r['out']),
-                     **{'in': list(r['in'])}) for r in report['layers']],
+        layers=[
+            dict(
+                r,
+                scale=list(r['scale']),
+                out=list(r['out']),
+                **{'in': list(r['in'])}) for r in report['layers']
+        ],
         input_size=list(input_size),
         train_seconds=round(seconds, 1),
         work_dir=work_dir,
@@ -178,121 +179,3 @@ def run_experiment(cfg: Config,
     with open(result_file, 'w') as f:
         json.dump(result, f, indent=1)
     return result
-
-
-def lambda_sweep(cfg: Config,
-                 lambdas: Sequence[float],
-                 work_dir: str,
-                 input_size: Optional[Sequence[int]] = None,
-                 human_cfg: Optional[Config] = None,
-                 resolutions: Sequence[int] = (),
-                 metric: Optional[str] = None) -> Dict[str, List[Dict]]:
-    """Train one run per lambda, and the human model per input resolution.
-
-    Args:
-        cfg (Config): A DynOPool config with one ``GMACsLossHook``.
-        lambdas (Sequence[float]): ``loss_weight`` values (>= 0).
-        work_dir (str): Runs go to ``lambda_<value>/`` and
-            ``human_<res>/`` below it.
-        input_size (Sequence[int], optional): ``(H, W)`` of the DynOPool
-            runs' inputs, where GMACs are counted. Default: the hook's
-            ``input_size``.
-        human_cfg (Config, optional): The human-designed model's config,
-            trained once per resolution (square ``res x res`` inputs).
-        resolutions (Sequence[int]): Input sizes for ``human_cfg``.
-        metric (str, optional): See :func:`run_experiment`.
-
-    Returns:
-        dict: ``dynopool`` and ``human``: lists of :func:`run_experiment`
-        results (with ``lambda`` / ``resolution`` added).
-    """
-    if not lambdas:
-        raise ValueError('lambdas must hold at least one value, got '
-                         f'{lambdas!r}')
-    if resolutions and human_cfg is None:
-        raise ValueError('resolutions need human_cfg (the human-designed '
-                         'model to train at each resolution)')
-    if input_size is None:
-        try:
-            input_size = gmacs_loss_hook(cfg)['input_size']
-        except ValueError as e:
-            raise ValueError(f'input_size is needed: {e}') from None
-    out = dict(dynopool=[], human=[])
-    for lam in lambdas:
-        out['dynopool'].append(run_experiment(
-            set_gmacs_loss_weight(cfg, lam),
-            osp.join(work_dir, f'lambda_{lam:g}'), input_size, metric,
-            extra=dict(kind='dynopool', **{'lambda': float(lam)})))
-    for res in resolutions:
-        if not int(res) >= 1:
-            raise ValueError(f'resolutions must be >= 1, got {res!r}')
-        out['human'].append(run_experiment(
-            set_input_resolution(human_cfg, (res, res)),
-            osp.join(work_dir, f'human_{res}'), (res, res), metric,
-            extra=dict(kind='human', resolution=int(res))))
-    return out
-
-
-def write_rows(rows: Sequence[Dict], prefix: str) -> List[str]:
-    """``rows`` as ``prefix.json`` and ``prefix.csv`` (scalar columns)."""
-    with open(prefix + '.json', 'w') as f:
-        json.dump(list(rows), f, indent=1)
-    cols = []
-    for r in rows:
-        cols += [k for k, v in r.items() if not isinstance(v, (dict, list))
-                 and k not in cols]
-    with open(prefix + '.csv', 'w', newline='') as f:
-        writer = csv.DictWriter(f, cols, extrasaction='ignore')
-        writer.writeheader()
-        writer.writerows(rows)
-    return [prefix + '.json', prefix + '.csv']
-
-
-def run_lambda_sweep(config: str,
-                     lambdas: Sequence[float],
-                     work_dir: str,
-                     human_config: Optional[str] = None,
-                     resolutions: Sequence[int] = (),
-                     input_size: Optional[Sequence[int]] = None,
-                     metric: Optional[str] = None,
-                     cfg_options: Optional[dict] = None) -> Dict:
-    """:func:`lambda_sweep` from config files (``cfg_options`` merged into
-    both), its rows written by :func:`write_rows` to ``work_dir/sweep.*``
-    and drawn to ``work_dir/sweep.png``.
-
-    Returns:
-        dict: ``rows`` (the DynOPool runs, then the human ones) and
-        ``files`` (written).
-    """
-    from .plots import plot_tradeoff
-
-    def load(path):
-        cfg = Config.fromfile(path)
-        if cfg_options:
-            cfg.merge_from_dict(cfg_options)
-        return cfg
-
-    work_dir = osp.abspath(work_dir)
-    os.makedirs(work_dir, exist_ok=True)
-    sweep = lambda_sweep(
-        load(config), lambdas, work_dir, input_size=input_size,
-        human_cfg=load(human_config) if human_config else None,
-        resolutions=resolutions, metric=metric)
-    rows = sweep['dynopool'] + sweep['human']
-    files = write_rows(rows, osp.join(work_dir, 'sweep'))
-    files.append(plot_tradeoff(
-        sweep, osp.join(work_dir, 'sweep.png'),
-        osp.splitext(osp.basename(config))[0]))
-    return dict(rows=rows, files=files)
-
-
-def format_sweep_rows(rows: Sequence[Dict]) -> str:
-    """One line per run: name, metric, GMACs and feature-map sizes."""
-    lines = [f'{"run":<14}{rows[0]["metric"]:>14}{"GMACs":>12}  sizes']
-    for r in rows:
-        name = (f'lambda {r["lambda"]:g}' if r['kind'] == 'dynopool' else
-                f'human {r["resolution"]}px')
-        sizes = ' '.join(f'{h}x{w}' for h, w in r['resolutions'])
-        lines.append(f'{name:<14}{r["value"]:>14.2f}{r["gmacs"]:>12.5f}  '
-                     f'{sizes}')
-    return '\n'.join(lines)

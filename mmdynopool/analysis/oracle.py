@@ -1,7 +1,8 @@
 """Comprehensive ("oracle") evaluation of inference-time dynamic models
 (*The Untapped Potential of Off-the-Shelf CNNs*, WACV 2022, Sec. 3.3-4.6):
-the scores and the evaluation loop. :mod:`.oracle_study` runs a whole study
-from a config; :func:`~mmdynopool.analysis.plot_oracle` draws it.
+the scores, the evaluation loop and the cost of each permutation.
+``tools/analysis/oracle.py`` runs a whole study from a config;
+:func:`~mmdynopool.analysis.plot_oracle` draws it.
 
 Every sample is run through every option permutation. For classification
 the quality of permutation ``c`` on sample ``(x, y)`` is Eq. (1)::
@@ -30,18 +31,26 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
+from ..engine.gmacs import count_macs
 from ..models.dynamic import DynamicLayers, permutation_key
 
 __all__ = [
     'classification_quality', 'ranked_permutations', 'oracle_summary',
     'greedy_accumulation', 'combine_permutations', 'efficiency_search',
-    'run_oracle'
+    'run_oracle', 'permutation_macs', 'efficiency_summary'
 ]
 
 
 def classification_quality(probs: torch.Tensor,
                            labels: torch.Tensor) -> torch.Tensor:
     """Eq. (1): ``p(true class) + 1[correct]`` per sample, shape ``(N, )``.
+
+    Args:
+        probs (Tensor): Class probabilities, ``(N, C)``.
+        labels (Tensor): True classes, ``(N, )``.
+
+    Returns:
+        Tensor: The quality per sample, ``(N, )``.
 
     Example:
         >>> import torch
@@ -59,6 +68,13 @@ def ranked_permutations(q: np.ndarray) -> Dict[str, np.ndarray]:
     and ``worst`` permutation; ties go to the first column (the module
     docstring's rule).
 
+    Args:
+        q (np.ndarray): Quality per sample and permutation, ``(N, P)``.
+
+    Returns:
+        dict: ``best``, ``median`` and ``worst``: a column index per sample,
+        ``(N, )`` each.
+
     Example:
         >>> import numpy as np
         >>> from mmdynopool.analysis import ranked_permutations
@@ -68,8 +84,10 @@ def ranked_permutations(q: np.ndarray) -> Dict[str, np.ndarray]:
     """
     # A stable sort keeps equal qualities in permutation order.
     order = np.argsort(q, axis=1, kind='stable')
-    return dict(best=np.asarray(q).argmax(1),
-                median=order[:, (q.shape[1] - 1) // 2], worst=order[:, 0])
+    return dict(
+        best=np.asarray(q).argmax(1),
+        median=order[:, (q.shape[1] - 1) // 2],
+        worst=order[:, 0])
 
 
 def oracle_summary(q: np.ndarray,
@@ -101,16 +119,18 @@ def oracle_summary(q: np.ndarray,
         score = (pred == labels[:, None]).astype(np.float64)
     else:
         score = q.astype(np.float64)
-    summary = dict(num_samples=int(q.shape[0]),
-                   num_permutations=int(q.shape[1]),
-                   static=float(score[:, default_index].mean() * 100))
+    summary = dict(
+        num_samples=int(q.shape[0]),
+        num_permutations=int(q.shape[1]),
+        static=float(score[:, default_index].mean() * 100))
     ranked = ranked_permutations(q)
     for case, idx in ranked.items():
         summary[case] = float(score[rows, idx].mean() * 100)
     preferences = {}
     for i, name in enumerate(layer_names):
-        chosen = [permutation_key([permutations[j][i]])
-                  for j in ranked['best']]
+        chosen = [
+            permutation_key([permutations[j][i]]) for j in ranked['best']
+        ]
         values, counts = np.unique(chosen, return_counts=True)
         preferences[name] = {
             str(v): round(float(c) / len(chosen) * 100, 2)
@@ -121,7 +141,8 @@ def oracle_summary(q: np.ndarray,
         uniq = np.array([len(np.unique(p)) for p in pred])
         values, counts = np.unique(uniq, return_counts=True)
         summary['unique_predictions'] = {
-            int(v): int(c) for v, c in zip(values, counts)
+            int(v): int(c)
+            for v, c in zip(values, counts)
         }
     return summary
 
@@ -190,13 +211,15 @@ def combine_permutations(ranked: Sequence[Sequence[tuple]],
     per = int(np.floor(budget**(1 / m) + 1e-9))
     combined = []
     for parts in np.ndindex(*([per] * m)):
-        chosen = [ranked[a][parts[a]] for a in range(m)
-                  if parts[a] < len(ranked[a])]
+        chosen = [
+            ranked[a][parts[a]] for a in range(m) if parts[a] < len(ranked[a])
+        ]
         if len(chosen) < m:
             continue
-        combined.append(tuple(
-            tuple(v for p in chosen for v in p[layer])
-            for layer in range(len(chosen[0]))))
+        combined.append(
+            tuple(
+                tuple(v for p in chosen for v in p[layer])
+                for layer in range(len(chosen[0]))))
     return combined
 
 
@@ -219,10 +242,10 @@ def efficiency_search(pred: np.ndarray, macs: np.ndarray,
     choice = cost.argmin(1)
     best = cost[np.arange(len(choice)), choice]
     ok = np.isfinite(best)
-    return dict(choice=choice.tolist(),
-                mean_gmacs=float(best[ok].mean() / 1e9) if ok.any() else
-                float('nan'),
-                matched=float(ok.mean() * 100))
+    return dict(
+        choice=choice.tolist(),
+        mean_gmacs=float(best[ok].mean() / 1e9) if ok.any() else float('nan'),
+        matched=float(ok.mean() * 100))
 
 
 def _segmentation_quality(samples, num_classes: int, ignore_index: int):
@@ -236,8 +259,8 @@ def _segmentation_quality(samples, num_classes: int, ignore_index: int):
         i, u, _, _ = metric.intersect_and_union(pred, label, num_classes,
                                                 ignore_index)
         present = u > 0
-        quality.append(float((i[present] / u[present]).mean())
-                       if present.any() else 0.0)
+        quality.append(
+            float((i[present] / u[present]).mean()) if present.any() else 0.0)
         inter.append(i.cpu().numpy())
         union.append(u.cpu().numpy())
     return quality, np.stack(inter), np.stack(union)
@@ -334,9 +357,8 @@ def run_oracle(model: torch.nn.Module,
                         union[j] += uu.sum(0)
                 else:
                     batch = model.data_preprocessor(data, False)
-                    labels = torch.cat([
-                        s.gt_label for s in batch['data_samples']
-                    ]).long()
+                    labels = torch.cat(
+                        [s.gt_label for s in batch['data_samples']]).long()
                     for p in permutations:
                         dyn.apply(p, attributes)
                         logits = model(batch['inputs'], mode='tensor')
@@ -362,3 +384,80 @@ def run_oracle(model: torch.nn.Module,
     if segmentation:
         results.update(intersect=inter, union=union)
     return results
+
+
+def permutation_macs(model: torch.nn.Module, dyn, permutations: Sequence,
+                     attributes: Sequence[str],
+                     input_size: Sequence[int]) -> np.ndarray:
+    """MACs of one ``(1, 3, H, W)`` image through every permutation (conv
+    and linear layers, :func:`~mmdynopool.engine.count_macs`); the layers
+    are reset afterwards.
+
+    Args:
+        model (nn.Module): The mmengine model (called with
+            ``mode='tensor'``).
+        dyn (DynamicLayers): Its dynamic layers.
+        permutations (Sequence): Option permutations, as
+            :meth:`DynamicLayers.apply` takes them.
+        attributes (Sequence[str]): The attributes they set.
+        input_size (Sequence[int]): ``(H, W)``.
+
+    Returns:
+        np.ndarray: MACs per permutation.
+    """
+    param = next(model.parameters())
+    x = torch.zeros(1, 3, *input_size, device=param.device)
+    macs = []
+    try:
+        for p in permutations:
+            dyn.apply(p, attributes)
+            macs.append(
+                sum(
+                    count_macs(model, x,
+                               lambda t: model(t, mode='tensor')).values()))
+    finally:
+        dyn.reset()
+    return np.array(macs)
+
+
+def efficiency_summary(results: Dict[str, np.ndarray], macs: np.ndarray,
+                       default_index: int, target: str) -> Dict:
+    """Sec. 4.6: the cost of emulating the ``'static'`` (trained) or the
+    ``'best'``-case model (ties: the first best permutation, as in the
+    summary) with the cheapest permutation that predicts what it predicts,
+    per sample.
+
+    Args:
+        results (dict): :func:`run_oracle`'s ``q``, ``pred`` and ``labels``.
+        macs (np.ndarray): MACs per permutation
+            (:func:`permutation_macs`).
+        default_index (int): The trained permutation's index.
+        target (str): ``'static'`` or ``'best'``.
+
+    Returns:
+        dict: ``target``, its ``accuracy`` (%), ``target_gmacs``,
+        ``mean_gmacs`` of the emulation and ``reduction``
+        (``target_gmacs / mean_gmacs``).
+    """
+    if target not in ('static', 'best'):
+        raise ValueError(f"efficiency target must be 'static' or 'best', "
+                         f'got {target!r}')
+    if 'pred' not in results:
+        raise ValueError('--efficiency needs class predictions '
+                         '(a classification config)')
+    pred, q = results['pred'], results['q']
+    rows = np.arange(len(results['labels']))
+    if target == 'static':
+        predicted = pred[:, default_index]
+        target_macs = macs[default_index]
+    else:
+        best = ranked_permutations(q)['best']
+        predicted = pred[rows, best]
+        target_macs = macs[best].mean()
+    eff = efficiency_search(pred, macs, predicted)
+    return dict(
+        target=target,
+        accuracy=float((predicted == results['labels']).mean() * 100),
+        target_gmacs=float(target_macs / 1e9),
+        mean_gmacs=eff['mean_gmacs'],
+        reduction=float(target_macs / 1e9 / eff['mean_gmacs']))

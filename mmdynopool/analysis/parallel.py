@@ -21,7 +21,16 @@ def runtime_record(threads: Optional[int] = None) -> Dict:
     else ``'generic'``: the PyTorch backend, what CUDA runs; the two give
     the same forward values and winners, gradients to float summation
     order), ``MMDYNOPOOL_NO_EXT`` (the environment
-    variable, None when unset) and ``torch`` (version)."""
+    variable, None when unset) and ``torch`` (version).
+
+    Args:
+        threads (int, optional): Torch intra-op threads to set first. Default:
+            leave them.
+
+    Returns:
+        dict: ``threads``, ``dynopool_path``, ``MMDYNOPOOL_NO_EXT`` and
+        ``torch``.
+    """
     import torch
 
     from ..ops import fused_kernel
@@ -29,8 +38,7 @@ def runtime_record(threads: Optional[int] = None) -> Dict:
         torch.set_num_threads(threads)
     return dict(
         threads=torch.get_num_threads(),
-        dynopool_path='fused-cpu' if fused_kernel() is not None else
-        'generic',
+        dynopool_path='fused-cpu' if fused_kernel() is not None else 'generic',
         MMDYNOPOOL_NO_EXT=os.environ.get('MMDYNOPOOL_NO_EXT'),
         torch=torch.__version__)
 
@@ -94,8 +102,8 @@ def run_parallel(fn: Callable,
         import multiprocessing as mp
         from concurrent.futures import (FIRST_COMPLETED, ProcessPoolExecutor,
                                         wait)
-        with ProcessPoolExecutor(jobs,
-                                 mp_context=mp.get_context('spawn')) as pool:
+        with ProcessPoolExecutor(
+                jobs, mp_context=mp.get_context('spawn')) as pool:
             running = {}
             while waiting or running:
                 while len(running) < jobs:

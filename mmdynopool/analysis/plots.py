@@ -4,8 +4,10 @@
   and :func:`plot_learned_shapes`, the same for configs and checkpoints;
 * :func:`plot_tradeoff`: metric vs GMACs of a lambda sweep (Fig. 5);
 * :func:`plot_oracle`: greedy curve, unique predictions and per-layer
-  preferences of an oracle evaluation (Untapped Potential, Fig. 2, 3, 5);
-* :func:`plot_trajectories` and :func:`plot_sweep`: the toy studies.
+  preferences of an oracle evaluation (Untapped Potential, Fig. 2, 3, 5).
+
+:func:`pyplot` and :func:`save_figure` are the set-up the studies' figures
+(``tools/repro/``) share.
 
 matplotlib is imported when a figure is drawn, with the file-only ``Agg``
 backend (no display needed), so importing this module costs nothing.
@@ -21,23 +23,40 @@ from ..models.layers.dynamic_conv import option_key
 
 __all__ = [
     'pyplot', 'save_figure', 'plot_shapes', 'plot_learned_shapes',
-    'plot_tradeoff', 'plot_oracle', 'plot_trajectories', 'plot_sweep'
+    'plot_tradeoff', 'plot_oracle'
 ]
 
 
 def pyplot():
     """``matplotlib.pyplot`` on the ``Agg`` backend: the set-up every
-    figure here shares."""
+    figure here shares.
+
+    Returns:
+        module: ``matplotlib.pyplot``.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     return plt
 
 
-def save_figure(fig, out_file: str, dpi: int = 100,
+def save_figure(fig,
+                out_file: str,
+                dpi: int = 100,
                 rect: Optional[Sequence[float]] = None) -> str:
     """Lay ``fig`` out (inside ``rect`` when given), write it to
-    ``out_file`` (its folder created), close it and return the path."""
+    ``out_file`` (its folder created), close it and return the path.
+
+    Args:
+        fig (Figure): A matplotlib figure.
+        out_file (str): PNG path.
+        dpi (int): Resolution. Default: 100.
+        rect (Sequence[float], optional): ``tight_layout``'s rectangle.
+            Default: the whole figure.
+
+    Returns:
+        str: ``out_file``.
+    """
     plt = pyplot()
     fig.tight_layout(rect=rect)
     os.makedirs(osp.dirname(osp.abspath(out_file)), exist_ok=True)
@@ -46,14 +65,9 @@ def save_figure(fig, out_file: str, dpi: int = 100,
     return out_file
 
 
-def _runs(results: List[Dict], **match) -> List[Dict]:
-    """The finished runs matching ``match``."""
-    return [r for r in results if not r.get('failed')
-            and all(r.get(k) == v for k, v in match.items())]
-
-
 def plot_shapes(stage_sizes: Sequence[Sequence[Sequence[int]]],
-                labels: Sequence[str], out_file: str,
+                labels: Sequence[str],
+                out_file: str,
                 subtitles: Optional[Sequence[str]] = None) -> str:
     """Draw feature-map sizes per stage as rectangles (the DynOPool paper's
     Fig. 4): one row per model, width and height to scale, annotated.
@@ -63,6 +77,9 @@ def plot_shapes(stage_sizes: Sequence[Sequence[Sequence[int]]],
         labels: One name per model.
         out_file (str): PNG path.
         subtitles: Optional extra text per model (e.g. GMACs).
+
+    Returns:
+        str: ``out_file``.
     """
     plt = pyplot()
     from matplotlib.patches import Rectangle
@@ -70,18 +87,29 @@ def plot_shapes(stage_sizes: Sequence[Sequence[Sequence[int]]],
     biggest = max(max(max(h, w) for h, w in sizes) for sizes in stage_sizes)
     n_stages = max(len(s) for s in stage_sizes)
     fig, axes = plt.subplots(
-        len(stage_sizes), 1, figsize=(2.2 * n_stages + 1,
-                                      2.6 * len(stage_sizes)), squeeze=False)
-    for row, (ax, sizes, label) in enumerate(
-            zip(axes[:, 0], stage_sizes, labels)):
+        len(stage_sizes),
+        1,
+        figsize=(2.2 * n_stages + 1, 2.6 * len(stage_sizes)),
+        squeeze=False)
+    for row, (ax, sizes,
+              label) in enumerate(zip(axes[:, 0], stage_sizes, labels)):
         for i, (h, w) in enumerate(sizes):
             sh, sw = h / biggest, w / biggest
             x0 = i * 1.2 + (1 - sw) / 2
-            ax.add_patch(Rectangle((x0, (1 - sh) / 2), sw, sh,
-                                   facecolor='tab:blue', alpha=0.35,
-                                   edgecolor='tab:blue'))
-            ax.text(i * 1.2 + 0.5, -0.12, f'{h}x{w}', ha='center',
-                    va='top', fontsize=9)
+            ax.add_patch(
+                Rectangle((x0, (1 - sh) / 2),
+                          sw,
+                          sh,
+                          facecolor='tab:blue',
+                          alpha=0.35,
+                          edgecolor='tab:blue'))
+            ax.text(
+                i * 1.2 + 0.5,
+                -0.12,
+                f'{h}x{w}',
+                ha='center',
+                va='top',
+                fontsize=9)
         ax.set_xlim(-0.1, n_stages * 1.2)
         ax.set_ylim(-0.3, 1.05)
         ax.set_aspect('equal')
@@ -95,42 +123,73 @@ def plot_learned_shapes(models: Sequence[Tuple[str, Optional[str]]],
                         shape: Sequence[int], out_file: str) -> str:
     """:func:`plot_shapes` of models given as ``(config, checkpoint or
     None)``, at ``shape`` (``(H, W)``), each labelled with its config name,
-    checkpoint and GMACs."""
+    checkpoint and GMACs.
+
+    Args:
+        models (Sequence[tuple]): ``(config, checkpoint or None)`` per model.
+        shape (Sequence[int]): ``(H, W)`` of the input.
+        out_file (str): PNG path.
+
+    Returns:
+        str: ``out_file``.
+    """
     from .complexity import config_complexity
     sizes, labels, notes = [], [], []
     for config, checkpoint in models:
         r = config_complexity(config, shape, checkpoint)
         sizes.append(r['resolutions'])
-        labels.append(osp.splitext(osp.basename(config))[0] +
-                      (f' ({osp.basename(checkpoint)})' if checkpoint
-                       else ''))
+        labels.append(
+            osp.splitext(osp.basename(config))[0] +
+            (f' ({osp.basename(checkpoint)})' if checkpoint else ''))
         notes.append(f'{r["gmacs"]:.3f} GMACs')
     return plot_shapes(sizes, labels, out_file, notes)
 
 
-def plot_tradeoff(sweep: Dict[str, List[Dict]], out_file: str,
+def plot_tradeoff(sweep: Dict[str, List[Dict]],
+                  out_file: str,
                   title: str = '') -> str:
     """Metric vs GMACs: DynOPool points (one per lambda) and the human
-    curve over input resolutions (the DynOPool paper's Fig. 5)."""
+    curve over input resolutions (the DynOPool paper's Fig. 5).
+
+    Args:
+        sweep (dict): ``dynopool`` and ``human`` run results (``value``,
+            ``gmacs``, ``lambda`` / ``resolution``), as the lambda sweep tool
+            returns them.
+        out_file (str): PNG path.
+        title (str): Figure title. Default: none.
+
+    Returns:
+        str: ``out_file``.
+    """
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     human = sorted(sweep.get('human', []), key=lambda r: r['gmacs'])
     if human:
         ax.plot([r['gmacs'] for r in human], [r['value'] for r in human],
-                'o--', color='tab:gray', label='human (input resolution)')
+                'o--',
+                color='tab:gray',
+                label='human (input resolution)')
         for r in human:
-            ax.annotate(f'{r["resolution"]}px', (r['gmacs'], r['value']),
-                        textcoords='offset points', xytext=(4, -10),
-                        fontsize=8, color='tab:gray')
+            ax.annotate(
+                f'{r["resolution"]}px', (r['gmacs'], r['value']),
+                textcoords='offset points',
+                xytext=(4, -10),
+                fontsize=8,
+                color='tab:gray')
     dyno = sweep.get('dynopool', [])
     if dyno:
-        ax.plot([r['gmacs'] for r in dyno], [r['value'] for r in dyno], 's',
-                color='tab:red', label='DynOPool (lambda)')
+        ax.plot([r['gmacs'] for r in dyno], [r['value'] for r in dyno],
+                's',
+                color='tab:red',
+                label='DynOPool (lambda)')
         for r in dyno:
-            ax.annotate(f'{r["lambda"]:g}', (r['gmacs'], r['value']),
-                        textcoords='offset points', xytext=(4, 4),
-                        fontsize=8, color='tab:red')
+            ax.annotate(
+                f'{r["lambda"]:g}', (r['gmacs'], r['value']),
+                textcoords='offset points',
+                xytext=(4, 4),
+                fontsize=8,
+                color='tab:red')
     rows = human + dyno
     ax.set_xlabel('GMACs per image')
     ax.set_ylabel(rows[0]['metric'] if rows else 'metric')
@@ -140,23 +199,43 @@ def plot_tradeoff(sweep: Dict[str, List[Dict]], out_file: str,
     return save_figure(fig, out_file)
 
 
-def plot_oracle(out_file: str, greedy: Optional[dict] = None,
-                summary: Optional[dict] = None, title: str = '') -> str:
+def plot_oracle(out_file: str,
+                greedy: Optional[dict] = None,
+                summary: Optional[dict] = None,
+                title: str = '') -> str:
     """One PNG: the greedy accumulation curve (Fig. 3), the unique
-    predictions histogram (Fig. 2) and per-layer preferences (Fig. 5)."""
+    predictions histogram (Fig. 2) and per-layer preferences (Fig. 5).
+
+    Args:
+        out_file (str): PNG path.
+        greedy (dict, optional): :func:`greedy_accumulation`'s result
+            (classification only).
+        summary (dict, optional): :func:`oracle_summary`'s result.
+        title (str): Figure title. Default: none.
+
+    Returns:
+        str: ``out_file``.
+    """
     plt = pyplot()
-    panels = [greedy is not None, bool(summary and summary.get(
-        'unique_predictions')), bool(summary)]
-    fig, axes = plt.subplots(1, sum(panels), figsize=(5 * sum(panels), 3.8),
-                             squeeze=False)
+    panels = [
+        greedy is not None,
+        bool(summary and summary.get('unique_predictions')),
+        bool(summary)
+    ]
+    fig, axes = plt.subplots(
+        1, sum(panels), figsize=(5 * sum(panels), 3.8), squeeze=False)
     axes = list(axes[0])
     if greedy is not None:
         ax = axes.pop(0)
         acc = greedy['accuracy']
         ax.plot(np.arange(1, len(acc) + 1), acc, 'o-', ms=2)
         if summary:
-            ax.axhline(summary['static'], color='k', ls='--', lw=1,
-                       label=f"static {summary['static']:.1f}")
+            ax.axhline(
+                summary['static'],
+                color='k',
+                ls='--',
+                lw=1,
+                label=f"static {summary['static']:.1f}")
             ax.legend(loc='lower right')
         ax.set_xscale('log')
         ax.set_xlabel('permutations allowed (greedy)')
@@ -170,9 +249,12 @@ def plot_oracle(out_file: str, greedy: Optional[dict] = None,
     if panels[2]:
         ax = axes.pop(0)
         prefs = summary['preferences']
-        options = sorted({o for p in prefs.values() for o in p},
-                         key=lambda s: [option_key(parse_option_text(v))
-                                        for v in s.split('/')])
+        options = sorted(
+            {o
+             for p in prefs.values()
+             for o in p},
+            key=lambda s:
+            [option_key(parse_option_text(v)) for v in s.split('/')])
         bottom = np.zeros(len(prefs))
         for o in options:
             vals = np.array([prefs[n].get(o, 0) for n in prefs])
@@ -182,74 +264,3 @@ def plot_oracle(out_file: str, greedy: Optional[dict] = None,
         ax.legend(fontsize=7, ncol=2, title='option')
     fig.suptitle(title)
     return save_figure(fig, out_file, dpi=110)
-
-
-def plot_trajectories(results: List[Dict], out_file: str) -> str:
-    """Layer-1 and layer-2 r_h / r_w over training, every control run."""
-    plt = pyplot()
-    from matplotlib.lines import Line2D
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey=True)
-    colours = {'central': 'tab:red', 'one_sided': 'tab:blue',
-               'central_alpha': 'tab:grey'}
-    for row, dataset in enumerate(('stretch-v', 'stretch-h')):
-        for col, layer in enumerate((0, 1)):
-            ax = axes[row, col]
-            for model, colour in colours.items():
-                for r in _runs(results, study='control', dataset=dataset,
-                               model=model):
-                    t = r.get('trajectory') or {}
-                    # Layers in logged (forward) order, not text order.
-                    keys = list(dict.fromkeys(
-                        k.rsplit('/', 1)[0] for k in t
-                        if k.startswith('scale/')))
-                    if len(keys) <= layer:
-                        continue
-                    k = keys[layer]
-                    ax.plot(t['step'], t[k + '/h'], '-', color=colour,
-                            alpha=0.6, lw=1)
-                    ax.plot(t['step'], t[k + '/w'], ':', color=colour,
-                            alpha=0.6, lw=1)
-            ax.set_title(f'{dataset}, resizing layer {layer + 1}',
-                         fontsize=9)
-            ax.set_yscale('log')
-            ax.grid(alpha=0.3)
-    for ax in axes[-1]:
-        ax.set_xlabel('iteration')
-    for ax in axes[:, 0]:
-        ax.set_ylabel('scale r')
-    fig.legend([Line2D([], [], color=c, ls=ls) for c in colours.values()
-                for ls in ('-', ':')],
-               [f'{m} {a}' for m in colours for a in ('r_h', 'r_w')],
-               loc='lower center', ncol=6, fontsize=7)
-    return save_figure(fig, out_file, rect=(0, 0.06, 1, 1))
-
-
-def plot_sweep(points: Dict[str, List[Dict]], out_file: str) -> str:
-    """Top-1 against MMACs: DynOPool per lambda, human per resolution (mean
-    +- std over seeds), the paper's Fig. 5 at toy scale."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name, fmt, colour, label in (
-            ('human', 'o--', 'tab:gray', 'human (input resolution)'),
-            ('dynopool', 's-', 'tab:red', 'DynOPool (lambda)'),
-            ('image_count', 'x', 'tab:blue', "DynOPool, count='image'")):
-        pts = sorted(points.get(name, []), key=lambda p: p['gmacs'])
-        if not pts:
-            continue
-        ax.errorbar([p['gmacs'] * 1e3 for p in pts],
-                    [p['value'] for p in pts],
-                    xerr=[p['gmacs_std'] * 1e3 for p in pts],
-                    yerr=[p['value_std'] for p in pts], fmt=fmt,
-                    color=colour, label=label, capsize=2)
-        for p in pts:
-            tag = f'{p["resolution"]}px' if name == 'human' else \
-                f'x{p["lambda_factor"]:g}'
-            ax.annotate(tag, (p['gmacs'] * 1e3, p['value']),
-                        textcoords='offset points', xytext=(4, 4),
-                        fontsize=7, color=colour)
-    ax.set_xlabel('MMACs per image')
-    ax.set_ylabel('top-1 (%)')
-    ax.set_title('digits-pairs: accuracy vs cost', fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return save_figure(fig, out_file)

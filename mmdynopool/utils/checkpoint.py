@@ -30,7 +30,14 @@ __all__ = [
 
 
 def read_checkpoint(path: str) -> Dict:
-    """The checkpoint at ``path`` as a dict (``weights_only=True``)."""
+    """The checkpoint at ``path`` as a dict (``weights_only=True``).
+
+    Args:
+        path (str): A checkpoint file.
+
+    Returns:
+        dict: The checkpoint.
+    """
     from .runtime import allow_mmengine_checkpoints
     if not isinstance(path, str) or not osp.isfile(path):
         raise ValueError(f'checkpoint {path!r} is not a file')
@@ -40,10 +47,10 @@ def read_checkpoint(path: str) -> Dict:
     except Exception as e:  # truncated, empty, random bytes, unsafe globals
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         # torch's own reason line; never its advice to drop weights_only.
-        detail = next((line for line in lines
-                       if 'unsupported' in line.lower()), None) or next(
-                           (line for line in lines
-                            if 'weights_only' not in line), '')
+        detail = next(
+            (line for line in lines if 'unsupported' in line.lower()),
+            None) or next(
+                (line for line in lines if 'weights_only' not in line), '')
         if 'unsupported global' in detail.lower():
             why = ('it holds objects outside the allow-list of mmengine '
                    f'checkpoint types ({detail[:200]}), so it was not loaded')
@@ -61,7 +68,12 @@ def read_checkpoint(path: str) -> Dict:
 def load_strict(model: nn.Module, path: str) -> None:
     """Load ``path``'s ``state_dict`` into ``model``; every key must match
     in name and shape (missing, unexpected or mis-shaped keys are a
-    ``ValueError`` listing them)."""
+    ``ValueError`` listing them).
+
+    Args:
+        model (nn.Module): The model.
+        path (str): A checkpoint file.
+    """
     state = check_fits(model, read_checkpoint(path), path)
     model.load_state_dict(state, strict=True)
 
@@ -70,7 +82,16 @@ def check_fits(model: nn.Module, ckpt: Mapping, path: str) -> Dict:
     """The state dict of checkpoint ``ckpt`` (read from ``path``), ``module.``
     prefixes dropped, if it fits ``model`` key for key and shape for shape;
     a ``ValueError`` listing missing, unexpected or mis-shaped keys
-    otherwise."""
+    otherwise.
+
+    Args:
+        model (nn.Module): The model.
+        ckpt (Mapping): The checkpoint (as read).
+        path (str): Its file, for the message.
+
+    Returns:
+        dict: The state dict.
+    """
     state = ckpt.get('state_dict', ckpt)
     if not isinstance(state, dict) or not all(
             isinstance(v, torch.Tensor) for v in state.values()):
@@ -88,9 +109,12 @@ def check_fits(model: nn.Module, ckpt: Mapping, path: str) -> Dict:
             return ', '.join(items[:5]) + (f' (+{len(items) - 5} more)'
                                            if len(items) > 5 else '')
 
-        parts = [f'{name} keys: {few(items)}' for name, items in (
-            ('missing', missing), ('unexpected', unexpected),
-            ('mis-shaped', shapes)) if items]
+        parts = [
+            f'{name} keys: {few(items)}'
+            for name, items in (('missing', missing),
+                                ('unexpected', unexpected), ('mis-shaped',
+                                                             shapes)) if items
+        ]
         raise ValueError(f'checkpoint {path!r} does not fit the model of '
                          'this config (another architecture?): ' +
                          '; '.join(parts))
@@ -100,10 +124,14 @@ def check_fits(model: nn.Module, ckpt: Mapping, path: str) -> Dict:
 def check_resumable(ckpt: Mapping, path: str) -> None:
     """A checkpoint to resume from must come from a training run:
     mmengine's ``meta`` with the ``epoch`` and ``iter`` it stopped at (a
-    weights-only file used to end in ``KeyError: 'epoch'``)."""
+    weights-only file used to end in ``KeyError: 'epoch'``).
+
+    Args:
+        ckpt (Mapping): The checkpoint (as read).
+        path (str): Its file, for the message.
+    """
     meta = ckpt.get('meta')
-    if not (isinstance(meta, Mapping) and 'epoch' in meta
-            and 'iter' in meta):
+    if not (isinstance(meta, Mapping) and 'epoch' in meta and 'iter' in meta):
         raise ValueError(
             f'checkpoint {path!r} cannot be resumed: it has no meta.epoch / '
             'meta.iter (it was not written by a training run, e.g. published '
@@ -116,7 +144,11 @@ def keep_two_checkpoints(cfg) -> None:
     in place. mmengine deletes the oldest kept checkpoint *before* writing
     the new one, so with one kept a job killed during the write leaves
     nothing to resume from; with two, the previous one is still there
-    (:func:`newest_loadable_checkpoint` skips the cut-off file)."""
+    (:func:`newest_loadable_checkpoint` skips the cut-off file).
+
+    Args:
+        cfg (Config): A training config (changed in place).
+    """
     hook = (cfg.get('default_hooks') or {}).get('checkpoint')
     if hook and hook.get('max_keep_ckpts', -1) == 1:
         hook['max_keep_ckpts'] = 2
@@ -124,7 +156,14 @@ def keep_two_checkpoints(cfg) -> None:
 
 def newest_loadable_checkpoint(work_dir: str) -> Optional[str]:
     """The newest ``*.pth`` in ``work_dir`` that :func:`read_checkpoint`
-    can read (mmengine's ``last_checkpoint`` first), or ``None``."""
+    can read (mmengine's ``last_checkpoint`` first), or ``None``.
+
+    Args:
+        work_dir (str): A training's work dir.
+
+    Returns:
+        str | None: The checkpoint path.
+    """
     candidates = []
     last = osp.join(work_dir, 'last_checkpoint')
     if osp.isfile(last):
@@ -132,8 +171,8 @@ def newest_loadable_checkpoint(work_dir: str) -> Optional[str]:
             named = f.read().strip()
         if named:
             candidates.append(named)
-    candidates += sorted(glob.glob(osp.join(work_dir, '*.pth')),
-                         key=osp.getmtime, reverse=True)
+    candidates += sorted(
+        glob.glob(osp.join(work_dir, '*.pth')), key=osp.getmtime, reverse=True)
     seen = set()
     for path in candidates:
         if path in seen or not osp.isfile(path):

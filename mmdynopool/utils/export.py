@@ -21,7 +21,12 @@ FORMATS = ('onnx', 'export')
 
 class TensorForward(nn.Module):
     """``model(x, mode='tensor')`` as a plain module: what exporters see
-    (mmengine models take a mode; a backbone is called as it is)."""
+    (mmengine models take a mode; a backbone is called as it is).
+
+    Args:
+        model (nn.Module): An mmengine model (called with ``mode='tensor'``) or
+            a plain module.
+    """
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -93,12 +98,13 @@ def export_model(model: nn.Module,
     model.eval()
     net = TensorForward(model).eval()
     param = next(model.parameters())
-    example = torch.randn(1, in_channels, *input_size, dtype=param.dtype,
-                          device=param.device)
+    example = torch.randn(
+        1, in_channels, *input_size, dtype=param.dtype, device=param.device)
     sizes = [tuple(input_size)]
     if dynamic:
-        sizes.append(tuple(check_size) if check_size else tuple(
-            v + max(1, v // 4) for v in input_size))
+        sizes.append(
+            tuple(check_size) if check_size else tuple(v + max(1, v // 4)
+                                                       for v in input_size))
     shapes = None
     if dynamic:
         h = torch.export.Dim('height', min=2, max=16384)
@@ -107,15 +113,19 @@ def export_model(model: nn.Module,
     errors = {}
     with torch.no_grad():
         if fmt == 'export':
-            program = torch.export.export(net, (example, ),
-                                          dynamic_shapes=shapes)
+            program = torch.export.export(
+                net, (example, ), dynamic_shapes=shapes)
             torch.export.save(program, out_file)
             program = torch.export.load(out_file)
             run = program.module()
         else:
-            torch.onnx.export(net, (example, ), out_file, dynamo=True,
-                              dynamic_shapes=shapes, input_names=['x'],
-                              verbose=False)
+            torch.onnx.export(
+                net, (example, ),
+                out_file,
+                dynamo=True,
+                dynamic_shapes=shapes,
+                input_names=['x'],
+                verbose=False)
             import onnxruntime as ort
             session = ort.InferenceSession(
                 out_file, providers=['CPUExecutionProvider'])
@@ -124,15 +134,18 @@ def export_model(model: nn.Module,
                 return session.run(None, {'x': x.cpu().numpy()})
 
         for size in sizes:
-            x = torch.randn(1, in_channels, *size, dtype=param.dtype,
-                            device=param.device)
+            x = torch.randn(
+                1, in_channels, *size, dtype=param.dtype, device=param.device)
             expected = _flat(net(x))
             got = _flat(run(x)) if fmt == 'export' else run(x)
-            if [tuple(g.shape) for g in got] != [tuple(e.shape)
-                                                  for e in expected]:
+            if [tuple(g.shape)
+                    for g in got] != [tuple(e.shape) for e in expected]:
                 raise RuntimeError(
                     f'the export gives shapes {[g.shape for g in got]} at '
                     f'{size}, eager {[tuple(e.shape) for e in expected]}')
             errors[f'{size[0]}x{size[1]}'] = _rel_error(got, expected)
-    return dict(file=osp.abspath(out_file), format=fmt, switched=switched,
-                max_rel_error=errors)
+    return dict(
+        file=osp.abspath(out_file),
+        format=fmt,
+        switched=switched,
+        max_rel_error=errors)

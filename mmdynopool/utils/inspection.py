@@ -18,7 +18,14 @@ __all__ = ['eval_mode', 'resizing_report', 'unwrap_model']
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The model inside a DDP / FSDP wrapper (mmengine's), or ``model``."""
+    """The model inside a DDP / FSDP wrapper (mmengine's), or ``model``.
+
+    Args:
+        model (nn.Module): A model, wrapped or not.
+
+    Returns:
+        nn.Module: The inner model.
+    """
     from mmengine.model import is_model_wrapper
     return model.module if is_model_wrapper(model) else model
 
@@ -27,6 +34,12 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in evaluation mode for the ``with`` block, then restore
     the mode it had (also when the block raises).
+
+    Args:
+        model (nn.Module): The model.
+
+    Yields:
+        nn.Module: ``model``, in evaluation mode.
 
     Example:
         >>> from torch import nn

@@ -16,6 +16,10 @@ def load_weights(model: nn.Module, checkpoint: str) -> List[str]:
     ``weights_only=True`` passed explicitly (torch's
     ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` only overrides an unset one).
 
+    Args:
+        model (nn.Module): The model.
+        checkpoint (str): A checkpoint file.
+
     Returns:
         list[str]: The model's state-dict keys the checkpoint lacks.
     """
@@ -24,16 +28,28 @@ def load_weights(model: nn.Module, checkpoint: str) -> List[str]:
     from .checkpoint import read_checkpoint
     ckpt = read_checkpoint(checkpoint)
     state = ckpt.get('state_dict', ckpt)
-    keys = {k[len('module.'):] if k.startswith('module.') else k
-            for k in state}
+    keys = {
+        k[len('module.'):] if k.startswith('module.') else k
+        for k in state
+    }
     _load_checkpoint_to_model(model, ckpt, strict=False)
     return sorted(set(model.state_dict()) - keys)
 
 
-def build_model_from_cfg(config: str, checkpoint: Optional[str] = None,
+def build_model_from_cfg(config: str,
+                         checkpoint: Optional[str] = None,
                          cfg_options: Optional[dict] = None):
     """``(cfg, model)`` in eval mode on the CPU; the checkpoint's learned
-    alpha (and weights) are loaded when given (:func:`load_weights`)."""
+    alpha (and weights) are loaded when given (:func:`load_weights`).
+
+    Args:
+        config (str): Config file.
+        checkpoint (str, optional): Weights and alphas to load.
+        cfg_options (dict, optional): Merged into the config.
+
+    Returns:
+        tuple: ``(cfg, model)``: the Config and the model.
+    """
     from mmengine.registry import MODELS
     cfg = Config.fromfile(config)
     if cfg_options:
@@ -53,10 +69,18 @@ def build_model_from_cfg(config: str, checkpoint: Optional[str] = None,
 
 def shape_adaptor_limit(cfg):
     """``(input_size, d_limit)`` of the config's ``ShapeAdaptorHook``
-    memory limit (Eq. 6-8), or ``(None, None)`` without one."""
-    hook = next((h for h in cfg.get('custom_hooks', [])
-                 if h.get('type') == 'ShapeAdaptorHook'
-                 and h.get('d_limit') is not None), None)
+    memory limit (Eq. 6-8), or ``(None, None)`` without one.
+
+    Args:
+        cfg (Config): A config.
+
+    Returns:
+        tuple: ``(input_size, d_limit)``.
+    """
+    hook = next(
+        (h for h in cfg.get('custom_hooks', []) if
+         h.get('type') == 'ShapeAdaptorHook' and h.get('d_limit') is not None),
+        None)
     return (hook['input_size'], hook['d_limit']) if hook else (None, None)
 
 

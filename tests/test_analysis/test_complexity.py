@@ -18,8 +18,8 @@ def test_totals_and_resizing_cost_by_hand():
     model.eval()
     r = complexity_report(model, (224, 224), backbone=model)
     x = torch.zeros(1, 3, 224, 224)
-    assert r['gmacs'] == pytest.approx(sum(count_macs(model, x).values()) /
-                                       1e9)
+    assert r['gmacs'] == pytest.approx(
+        sum(count_macs(model, x).values()) / 1e9)
     # Each DynOPool output value: 4 queries x 4 MACs + 3 comparisons.
     outputs = [(64, 112), (128, 56), (256, 28), (512, 14), (512, 7)]
     by_hand = sum(c * s * s * 19 for c, s in outputs) / 1e9
@@ -34,8 +34,8 @@ def test_config_complexity_and_text():
     # The demo's human-shaped start at 96 x 96: the input, the stem's /2,
     # then the four streams at /4 ... /32.
     r = config_complexity(DEMO, (96, 96))
-    assert r['resolutions'] == [(96, 96), (48, 48), (24, 24), (12, 12),
-                                (6, 6), (3, 3)]
+    assert r['resolutions'] == [(96, 96), (48, 48), (24, 24), (12, 12), (6, 6),
+                                (3, 3)]
     text = format_complexity_report(r, 'demo')
     assert text.splitlines()[0] == 'demo'
     assert f'GMACs (conv + linear): {r["gmacs"]:.4f}' in text

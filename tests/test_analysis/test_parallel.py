@@ -48,5 +48,5 @@ def test_runtime_record(monkeypatch):
     assert rec['dynopool_path'] in ('fused-cpu', 'generic')
     assert rec['MMDYNOPOOL_NO_EXT'] == os.environ.get('MMDYNOPOOL_NO_EXT')
     from mmdynopool.ops import fused_kernel
-    assert (rec['dynopool_path'] == 'fused-cpu') == (fused_kernel()
-                                                     is not None)
+    assert (rec['dynopool_path'] == 'fused-cpu') == (
+        fused_kernel() is not None)

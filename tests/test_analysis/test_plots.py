@@ -2,7 +2,7 @@
 import os.path as osp
 
 from mmdynopool.analysis import (plot_learned_shapes, plot_oracle, plot_shapes,
-                                 plot_sweep, plot_tradeoff, plot_trajectories)
+                                 plot_tradeoff)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs', 'demo',
@@ -16,9 +16,10 @@ def is_png(path):
 
 
 def test_plot_writes_png(tmp_path):
-    out = plot_shapes([[(32, 32), (16, 16), (8, 8)], [(32, 32), (21, 14),
-                                                      (10, 7)]],
-                      ['human', 'DynOPool'], str(tmp_path / 'shapes.png'),
+    out = plot_shapes([[(32, 32), (16, 16),
+                        (8, 8)], [(32, 32), (21, 14),
+                                  (10, 7)]], ['human', 'DynOPool'],
+                      str(tmp_path / 'shapes.png'),
                       ['0.31 GMACs', '0.36 GMACs'])
     with open(out, 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
@@ -32,40 +33,46 @@ def test_plot_learned_shapes(tmp_path):
 
 
 def test_plot_tradeoff(tmp_path):
-    dyno = [dict(kind='dynopool', metric='accuracy/top1', value=v, gmacs=g,
-                 resolutions=[[32, 32]], **{'lambda': lam})
-            for v, g, lam in [(90.0, 0.002, 0.1), (92.5, 0.003, 0.01)]]
-    human = [dict(kind='human', metric='accuracy/top1', value=v, gmacs=g,
-                  resolutions=[[r, r]], resolution=r)
-             for v, g, r in [(80.0, 0.001, 16), (93.0, 0.0026, 32)]]
-    png = plot_tradeoff(dict(dynopool=dyno, human=human),
-                        str(tmp_path / 'sweep.png'), 'test')
+    dyno = [
+        dict(
+            kind='dynopool',
+            metric='accuracy/top1',
+            value=v,
+            gmacs=g,
+            resolutions=[[32, 32]],
+            **{'lambda': lam})
+        for v, g, lam in [(90.0, 0.002, 0.1), (92.5, 0.003, 0.01)]
+    ]
+    human = [
+        dict(
+            kind='human',
+            metric='accuracy/top1',
+            value=v,
+            gmacs=g,
+            resolutions=[[r, r]],
+            resolution=r)
+        for v, g, r in [(80.0, 0.001, 16), (93.0, 0.0026, 32)]
+    ]
+    png = plot_tradeoff(
+        dict(dynopool=dyno, human=human), str(tmp_path / 'sweep.png'), 'test')
     with open(png, 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
 
 
 def test_plot_oracle(tmp_path):
-    summary = dict(static=50.0, unique_predictions={1: 3, 2: 5},
-                   preferences=dict(A={'1': 40.0, '2': 60.0},
-                                    B={'1x2': 100.0}))
+    summary = dict(
+        static=50.0,
+        unique_predictions={
+            1: 3,
+            2: 5
+        },
+        preferences=dict(A={
+            '1': 40.0,
+            '2': 60.0
+        }, B={'1x2': 100.0}))
     greedy = dict(order=[1, 0], accuracy=[60.0, 75.0])
     assert is_png(plot_oracle(str(tmp_path / 'o.png'), greedy, summary, 't'))
-    assert is_png(plot_oracle(str(tmp_path / 'seg.png'), None,
-                              dict(summary, unique_predictions=None)))
-
-
-def test_toy_figures(tmp_path):
-    traj = {'step': [10, 20], 'scale/f.1/h': [0.5, 0.4],
-            'scale/f.1/w': [0.5, 0.6], 'scale/f.3/h': [0.5, 0.5],
-            'scale/f.3/w': [0.5, 0.5]}
-    runs = [dict(study='control', dataset=d, model=m, seed=0,
-                 trajectory=traj) for d in ('stretch-v', 'stretch-h')
-            for m in ('central', 'one_sided')]
-    runs.append(dict(study='control', dataset='stretch-v', model='central',
-                     seed=1, failed=True))  # diverged: not drawn
-    assert is_png(plot_trajectories(runs, str(tmp_path / 'traj.png')))
-    point = dict(gmacs=1e-3, gmacs_std=1e-4, value=80.0, value_std=1.0)
-    points = dict(human=[dict(point, resolution=32)],
-                  dynopool=[dict(point, lambda_factor=1.0)], image_count=[])
-    assert is_png(plot_sweep(points, str(tmp_path / 'sweep.png')))
-    assert osp.getsize(str(tmp_path / 'sweep.png')) > 5000
+    assert is_png(
+        plot_oracle(
+            str(tmp_path / 'seg.png'), None,
+            dict(summary, unique_predictions=None)))

@@ -25,13 +25,17 @@ def test_feature_map_sizes_are_the_distinct_outputs_in_order():
     model = DynOPoolVGG(11, out_indices=(4, ))
     report = resizing_report(model, (32, 48))
     # By hand: 32x48 halves four times, then the 1.5 floor keeps 2x3 -> 2x2.
-    assert feature_map_sizes(report, (32, 48)) == [
-        (32, 48), (16, 24), (8, 12), (4, 6), (2, 3), (2, 2)]
+    assert feature_map_sizes(report, (32, 48)) == [(32, 48), (16, 24), (8, 12),
+                                                   (4, 6), (2, 3), (2, 2)]
 
 
 def test_layer_row_columns():
-    row = dict(name='a', type='DynOPool2d', scale=(0.5, 1 / 3),
-               out=(16, 8), **{'in': (32, 24)})
+    row = dict(
+        name='a',
+        type='DynOPool2d',
+        scale=(0.5, 1 / 3),
+        out=(16, 8),
+        **{'in': (32, 24)})
     line = format_layer_row(row)
     assert line[:40].rstrip() == 'a' and line[40:54].rstrip() == 'DynOPool2d'
     assert line[54:72].rstrip() == '(0.500, 0.333)'

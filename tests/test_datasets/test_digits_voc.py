@@ -17,8 +17,9 @@ def read(root, name):
     img_dir = osp.join(root, 'JPEGImages')
     img_file = next(f for f in os.listdir(img_dir) if f.startswith(name))
     img = cv2.imread(osp.join(img_dir, img_file), cv2.IMREAD_UNCHANGED)
-    seg = cv2.imread(osp.join(root, 'SegmentationClass', name + '.png'),
-                     cv2.IMREAD_UNCHANGED)
+    seg = cv2.imread(
+        osp.join(root, 'SegmentationClass', name + '.png'),
+        cv2.IMREAD_UNCHANGED)
     return img, seg
 
 
@@ -32,10 +33,18 @@ def names(root, subset):
 def test_stretch_h_is_stretch_v_transposed(tmp_path, size):
     # stretch_h at (H, W) is stretch_v at (W, H), every image and mask
     # transposed, bit for bit (both lossless PNG).
-    v = build_digits_voc(str(tmp_path / 'v'), num_train=4, num_val=2,
-                         size=size[::-1], variant='stretch_v')
-    h = build_digits_voc(str(tmp_path / 'h'), num_train=4, num_val=2,
-                         size=size, variant='stretch_h')
+    v = build_digits_voc(
+        str(tmp_path / 'v'),
+        num_train=4,
+        num_val=2,
+        size=size[::-1],
+        variant='stretch_v')
+    h = build_digits_voc(
+        str(tmp_path / 'h'),
+        num_train=4,
+        num_val=2,
+        size=size,
+        variant='stretch_h')
     for subset in ('train', 'val'):
         assert names(v, subset) == names(h, subset)
         for name in names(v, subset):
@@ -62,10 +71,10 @@ def _digit_aspects(root):
 
 def test_stretch_v_digits_are_taller(tmp_path):
     plain = build_digits_voc(str(tmp_path / 'p'), num_train=12, num_val=2)
-    v = build_digits_voc(str(tmp_path / 'v'), num_train=12, num_val=2,
-                         variant='stretch_v')
-    h = build_digits_voc(str(tmp_path / 'h'), num_train=12, num_val=2,
-                         variant='stretch_h')
+    v = build_digits_voc(
+        str(tmp_path / 'v'), num_train=12, num_val=2, variant='stretch_v')
+    h = build_digits_voc(
+        str(tmp_path / 'h'), num_train=12, num_val=2, variant='stretch_h')
     a_plain, a_v, a_h = (_digit_aspects(r) for r in (plain, v, h))
     # Plain digits are drawn 1.5x as tall as wide, stretched ones 3x.
     assert a_v > 1.5 * a_plain and a_v > 2
@@ -75,15 +84,17 @@ def test_stretch_v_digits_are_taller(tmp_path):
 
 
 def test_one_variant_per_root(tmp_path):
-    root = build_digits_voc(str(tmp_path / 'd'), num_train=2, num_val=1,
-                            variant='stretch_v')
+    root = build_digits_voc(
+        str(tmp_path / 'd'), num_train=2, num_val=1, variant='stretch_v')
     with open(osp.join(root, 'digits_voc.json')) as f:
         meta = json.load(f)
-    assert meta == dict(variant='stretch_v', num_train=2, num_val=1,
-                        size=[96, 96], seed=0)
+    assert meta == dict(
+        variant='stretch_v', num_train=2, num_val=1, size=[96, 96], seed=0)
     assert build_digits_voc(root, variant='stretch_v') == root  # reused
-    with pytest.raises(ValueError, match="holds the digits-VOC variant "
-                       "'stretch_v', not 'plain'"):
+    with pytest.raises(
+            ValueError,
+            match='holds the digits-VOC variant '
+            "'stretch_v', not 'plain'"):
         build_digits_voc(root)
     with pytest.raises(ValueError, match='variant must be one of'):
         build_digits_voc(str(tmp_path / 'x'), variant='stretch-v')
@@ -93,14 +104,22 @@ def test_one_variant_per_root(tmp_path):
 def test_dataset_variant(tmp_path):
     root = str(tmp_path / 'h')
     ds = DigitsVOCDataset(
-        'ImageSets/Segmentation/val.txt', data_root=root,
-        generate=dict(num_train=2, num_val=2), variant='stretch_h',
+        'ImageSets/Segmentation/val.txt',
+        data_root=root,
+        generate=dict(num_train=2, num_val=2),
+        variant='stretch_h',
         pipeline=[])
     assert len(ds) == 2
     assert ds.get_data_info(0)['img_path'].endswith('val_00000.png')
     with pytest.raises(ValueError, match='not inside generate'):
-        DigitsVOCDataset('ImageSets/Segmentation/val.txt', data_root=root,
-                         generate=dict(variant='stretch_h'), pipeline=[])
+        DigitsVOCDataset(
+            'ImageSets/Segmentation/val.txt',
+            data_root=root,
+            generate=dict(variant='stretch_h'),
+            pipeline=[])
     with pytest.raises(ValueError, match='variant must be one of'):
-        DigitsVOCDataset('ImageSets/Segmentation/val.txt', data_root=root,
-                         variant='transposed', pipeline=[])
+        DigitsVOCDataset(
+            'ImageSets/Segmentation/val.txt',
+            data_root=root,
+            variant='transposed',
+            pipeline=[])

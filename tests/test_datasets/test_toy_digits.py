@@ -33,10 +33,16 @@ def close(a, b, tol=1):
 
 
 def test_shapes(digits):
-    shapes = {v: make_toy_images(digits, v).shape[1:]
-              for v in ('plain', 'stretch_v', 'stretch_h', 'tile', 'large')}
-    assert shapes == dict(plain=(32, 32), stretch_v=(64, 32),
-                          stretch_h=(32, 64), tile=(64, 64), large=(64, 64))
+    shapes = {
+        v: make_toy_images(digits, v).shape[1:]
+        for v in ('plain', 'stretch_v', 'stretch_h', 'tile', 'large')
+    }
+    assert shapes == dict(
+        plain=(32, 32),
+        stretch_v=(64, 32),
+        stretch_h=(32, 64),
+        tile=(64, 64),
+        large=(64, 64))
 
 
 def test_stretch_is_2x_vertical(digits):
@@ -55,8 +61,8 @@ def test_stretch_is_2x_vertical(digits):
 
 def test_stretch_h_is_the_transpose_of_stretch_v(digits):
     # The control variant: the same construction on the transposed digit.
-    v = make_toy_images(np.ascontiguousarray(digits.transpose(0, 2, 1)),
-                        'stretch_v')
+    v = make_toy_images(
+        np.ascontiguousarray(digits.transpose(0, 2, 1)), 'stretch_v')
     h = make_toy_images(digits, 'stretch_h')
     assert h.shape == (len(digits), 32, 64)
     assert close(h, v.transpose(0, 2, 1))
@@ -109,8 +115,9 @@ def test_large_is_the_16px_image_enlarged(digits):
     tile, large = (make_toy_images(digits, v) for v in ('tile', 'large'))
     small = torch.from_numpy(tile[:, None, :16, :16]).double()
     # Independent reference: torch's half-pixel bilinear interpolation.
-    ref = F.interpolate(small, size=(64, 64), mode='bilinear',
-                        align_corners=False)[:, 0].numpy()
+    ref = F.interpolate(
+        small, size=(64, 64), mode='bilinear', align_corners=False)[:,
+                                                                    0].numpy()
     assert close(large, ref)
     assert not close(large, tile, tol=10)
 
@@ -127,8 +134,9 @@ def test_bad_variant(digits, variant, message):
 def test_bad_input():
     with pytest.raises(ValueError, match='uint8'):
         make_toy_images(np.zeros((2, 28, 28)), 'plain')
-    with pytest.raises(ValueError, match="split must be 'train' or 'val', "
-                       "got 'test'"):
+    with pytest.raises(
+            ValueError, match="split must be 'train' or 'val', "
+            "got 'test'"):
         ToyDigits('plain', 'test')
     with pytest.raises(ValueError, match='num_train=4900 and num_val=1000'):
         ToyDigits('plain', num_train=4900, num_val=1000)
@@ -173,8 +181,10 @@ def test_stretch_config_crops():
     for _ in range(20):
         crop = train(dict(img=stretched.copy(), gt_label=0))['inputs']
         assert tuple(crop.shape) == (3, 32, 32)
-        top = [t for t in range(33) if np.array_equal(
-            crop[0].numpy(), stretched[t:t + 32, :, 0])]
+        top = [
+            t for t in range(33)
+            if np.array_equal(crop[0].numpy(), stretched[t:t + 32, :, 0])
+        ]
         assert top, 'the random crop is not a 32-row window'
         tops.add(top[0])
     assert len(tops) > 1

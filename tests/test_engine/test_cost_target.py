@@ -1,7 +1,6 @@
 """mmdynopool.engine.cost_target: the adaptive lambda against hand
 computations, the settle against exact MAC counts, plain-PyTorch use."""
 import math
-import warnings
 
 import pytest
 import torch
@@ -10,7 +9,7 @@ from torch import nn
 from mmdynopool.engine import GMACsCounter, count_macs
 from mmdynopool.engine.cost_target import (GMACsTarget, _proportional,
                                            exact_gmacs, settle_to_gmacs)
-from mmdynopool.models import DynOPool2d, DynOPoolVGG, convert_to_dynopool
+from mmdynopool.models import DynOPool2d, convert_to_dynopool
 
 
 def small_net(scale=0.5):
@@ -18,8 +17,8 @@ def small_net(scale=0.5):
     return nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), DynOPool2d(scale),
         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), DynOPool2d(scale),
-        nn.Conv2d(16, 16, 3, padding=1), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(16, 10))
+        nn.Conv2d(16, 16, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(16, 10))
 
 
 def hand_gmacs(h1, w1, h2, w2, size=32):
@@ -30,21 +29,22 @@ def hand_gmacs(h1, w1, h2, w2, size=32):
 
 def test_exact_gmacs_is_the_hand_count():
     net = small_net()
-    assert exact_gmacs(net, (32, 32)) == pytest.approx(
-        hand_gmacs(16, 16, 8, 8))
+    assert exact_gmacs(net,
+                       (32, 32)) == pytest.approx(hand_gmacs(16, 16, 8, 8))
     with torch.no_grad():
         net[2].alpha.copy_(torch.tensor([32 / 11, 32 / 20]))
-    assert exact_gmacs(net, (32, 32)) == pytest.approx(
-        hand_gmacs(11, 20, 6, 10))
+    assert exact_gmacs(net,
+                       (32, 32)) == pytest.approx(hand_gmacs(11, 20, 6, 10))
 
 
 def test_proportional_factor():
     r = torch.tensor([0.5, 0.9, 1.0, 1.2, 2.0], dtype=torch.float64)
     got = _proportional(r, 4.0)
-    expected = [1 + 4 * math.log(0.5), 1 + 4 * math.log(0.9), 1.0, 1.2**4,
-                16.0]
-    torch.testing.assert_close(got, torch.tensor(expected,
-                                                 dtype=torch.float64))
+    expected = [
+        1 + 4 * math.log(0.5), 1 + 4 * math.log(0.9), 1.0, 1.2**4, 16.0
+    ]
+    torch.testing.assert_close(got,
+                               torch.tensor(expected, dtype=torch.float64))
     assert got[0] < 0  # far under the target the penalty rewards cost
 
 
@@ -71,8 +71,8 @@ class TestSettle:
         assert exact_gmacs(net, (32, 32)) == pytest.approx(out['gmacs'])
         assert out['gap'] == pytest.approx(out['gmacs'] / target - 1)
         if out['moves'] == 0:  # one common factor: ratios kept
-            assert float(net[2].alpha[0].detach() / net[2].alpha[1].detach()) == \
-                pytest.approx(ratio)
+            alpha = net[2].alpha.detach()
+            assert float(alpha[0] / alpha[1]) == pytest.approx(ratio)
         # Too expensive -> larger alphas, too cheap -> smaller.
         assert (out['shift'] > 0) == (factor < 1) or out['shift'] == 0
 
@@ -104,12 +104,14 @@ class TestController:
         net = small_net()
         counter = GMACsCounter(net, (32, 32))
         kwargs.setdefault('max_iters', 10)
-        return net, counter, GMACsTarget(counter, loss_weight=0.5,
-                                         **kwargs)
+        return net, counter, GMACsTarget(counter, loss_weight=0.5, **kwargs)
 
     def test_lambda_follows_the_gap_by_hand(self):
-        net, counter, target = self.make(target_gmacs=hand_gmacs(8, 8, 4, 4),
-                                         gain=0.1, p_gain=2.0, settle=1.0)
+        net, counter, target = self.make(
+            target_gmacs=hand_gmacs(8, 8, 4, 4),
+            gain=0.1,
+            p_gain=2.0,
+            settle=1.0)
         counter.attach()
         x = torch.randn(2, 3, 32, 32)
         ratio = hand_gmacs(16, 16, 8, 8) / hand_gmacs(8, 8, 4, 4)
@@ -129,9 +131,8 @@ class TestController:
         assert target.settled is None  # settle=1: never
 
     def test_settles_once_then_penalises_nothing(self):
-        net, counter, target = self.make(target_gmacs=hand_gmacs(12, 12, 6,
-                                                                 6),
-                                         settle=0.5)
+        net, counter, target = self.make(
+            target_gmacs=hand_gmacs(12, 12, 6, 6), settle=0.5)
         counter.attach()
         x = torch.randn(2, 3, 32, 32)
         assert target.settle_iter == 5
@@ -169,12 +170,12 @@ class TestController:
         net = small_net()
         counter = GMACsCounter(net, (32, 32))
         for kwargs, name in ((dict(target_gmacs=-1), 'target_gmacs'),
-                             (dict(loss_weight=0), 'loss_weight'),
-                             (dict(max_iters=0), 'max_iters'),
-                             (dict(settle=0), 'settle'),
-                             (dict(settle=1.5), 'settle'),
-                             (dict(gain=0), 'gain'),
-                             (dict(p_gain=-1), 'p_gain')):
+                             (dict(loss_weight=0),
+                              'loss_weight'), (dict(max_iters=0), 'max_iters'),
+                             (dict(settle=0), 'settle'), (dict(settle=1.5),
+                                                          'settle'),
+                             (dict(gain=0), 'gain'), (dict(p_gain=-1),
+                                                      'p_gain')):
             args = dict(target_gmacs=0.01, loss_weight=0.1, max_iters=10)
             args.update(kwargs)
             with pytest.raises(ValueError, match=name):
@@ -188,18 +189,19 @@ def test_plain_pytorch_training_ends_at_the_target():
     net = nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 16, 3, padding=1), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(16, 4))
+        nn.Conv2d(16, 16, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(16, 4))
     convert_to_dynopool(net)
     human = hand_gmacs(16, 16, 8, 8)
     target_gmacs = 0.7 * human
     counter = GMACsCounter(net, (32, 32))
-    target = GMACsTarget(counter, target_gmacs=target_gmacs,
-                         loss_weight=1e-2, max_iters=40)
+    target = GMACsTarget(
+        counter, target_gmacs=target_gmacs, loss_weight=1e-2, max_iters=40)
     alphas = [p.alpha for p in counter.pools]
     others = [p for p in net.parameters() if all(p is not a for a in alphas)]
     opt = torch.optim.SGD([dict(params=others),
-                           dict(params=alphas, lr=0.05)], lr=0.05,
+                           dict(params=alphas, lr=0.05)],
+                          lr=0.05,
                           momentum=0.9)
     counter.attach()
     g = torch.Generator().manual_seed(0)

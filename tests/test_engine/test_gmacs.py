@@ -27,8 +27,8 @@ def hand_macs(model, x, forward=None):
         def fn(m, args, out):
             if isinstance(m, nn.Conv2d):
                 k = m.kernel_size[0] * m.kernel_size[1]
-                macs[name] = macs.get(name, 0) + out.numel() * (
-                    m.in_channels // m.groups) * k
+                macs[name] = macs.get(
+                    name, 0) + out.numel() * (m.in_channels // m.groups) * k
             else:
                 macs[name] = macs.get(name, 0) + out.numel() * m.in_features
 
@@ -74,18 +74,19 @@ def test_module_flops_keys_are_module_names():
 
 
 def test_gmacs_loss_hooks_finds_and_removes_only_that_hook():
-    cfg = Config(dict(custom_hooks=[
-        dict(type='ShapeLoggingHook', interval=2),
-        dict(type='GMACsLossHook', loss_weight=0.1, input_size=(8, 8)),
-        dict(type='ShapeAdaptorHook')
-    ]))
+    cfg = Config(
+        dict(custom_hooks=[
+            dict(type='ShapeLoggingHook', interval=2),
+            dict(type='GMACsLossHook', loss_weight=0.1, input_size=(8, 8)),
+            dict(type='ShapeAdaptorHook')
+        ]))
     found = gmacs_loss_hooks(cfg)
     assert [h['loss_weight'] for h in found] == [0.1]
     found[0]['loss_weight'] = 0.2  # the config's own dict
     assert cfg.custom_hooks[1]['loss_weight'] == 0.2
     assert gmacs_loss_hooks(cfg, remove=True)[0]['loss_weight'] == 0.2
-    assert [h['type'] for h in cfg.custom_hooks] == [
-        'ShapeLoggingHook', 'ShapeAdaptorHook']
+    assert [h['type'] for h in cfg.custom_hooks
+            ] == ['ShapeLoggingHook', 'ShapeAdaptorHook']
     assert gmacs_loss_hooks(cfg) == []
     assert gmacs_loss_hooks(Config(dict())) == []
 
@@ -107,9 +108,9 @@ class TestGMACsCounter:
 
         # Move every alpha: L_GMACs is then the new network's real count.
         with torch.no_grad():
-            for p, s in zip(model.backbone.dynopools,
-                            [(0.6, 0.45), (0.7, 0.5), (0.4, 0.8),
-                             (0.55, 0.5), (0.9, 0.3)]):
+            for p, s in zip(model.backbone.dynopools, [(0.6, 0.45), (0.7, 0.5),
+                                                       (0.4, 0.8), (0.55, 0.5),
+                                                       (0.9, 0.3)]):
                 p.alpha.copy_(1 / torch.tensor(s))
         with counter.recording():
             counter.reset()
@@ -135,13 +136,13 @@ class TestGMACsCounter:
         # Where each pool sits in `features` (itself, or held by the
         # PoolAfter that runs it).
         positions = [
-            i for i, m in enumerate(model.features)
-            if any(getattr(m, 'pool', m) is p for p in model.dynopools)
+            i for i, m in enumerate(model.features) if any(
+                getattr(m, 'pool', m) is p for p in model.dynopools)
         ]
         assert len(positions) == 4
         downstream = [
-            sum(v for k, v in macs.items()
-                if int(k.split('.')[1]) > idx) / 1e9 for idx in positions
+            sum(v for k, v in macs.items() if int(k.split('.')[1]) > idx) / 1e9
+            for idx in positions
         ]
         for pool, gm in zip(model.dynopools, downstream):
             expected = torch.full((2, ), -gm / 2.0)  # alpha = 2 at init
@@ -150,8 +151,8 @@ class TestGMACsCounter:
     def test_probe_leaves_model_unchanged(self):
         model = build_segmentor().train()
         before = copy.deepcopy(model.state_dict())
-        GMACsCounter(model, (64, 64),
-                     forward=lambda t: model(t, mode='tensor'))
+        GMACsCounter(
+            model, (64, 64), forward=lambda t: model(t, mode='tensor'))
         assert model.training
         for k, v in model.state_dict().items():
             assert torch.equal(v, before[k]), k

@@ -9,9 +9,12 @@ from mmdynopool.models import DynOPool2d
 from mmdynopool.models.convert import convert_to_dynopool
 
 MODELS = {
-    'torchvision_resnet50': lambda: torchvision.models.resnet50(),
-    'torchvision_mobilenet_v2': lambda: torchvision.models.mobilenet_v2(),
-    'timm_resnet18': lambda: timm.create_model('resnet18', pretrained=False),
+    'torchvision_resnet50':
+    lambda: torchvision.models.resnet50(),
+    'torchvision_mobilenet_v2':
+    lambda: torchvision.models.mobilenet_v2(),
+    'timm_resnet18':
+    lambda: timm.create_model('resnet18', pretrained=False),
     'timm_efficientnet_b0':
     lambda: timm.create_model('efficientnet_b0', pretrained=False),
 }
@@ -27,8 +30,8 @@ def test_convert_keeps_shapes_keys_and_only_adds_alpha(name):
     model.load_state_dict(human.state_dict())
     rows = convert_to_dynopool(model)
     human_rows = resizing_report(human, (96, 96))['layers']
-    assert sorted(r['name'] for r in rows) == sorted(
-        r['name'] for r in human_rows)
+    assert sorted(r['name'] for r in rows) == sorted(r['name']
+                                                     for r in human_rows)
     report = resizing_report(model, (96, 96))
     assert {r['type'] for r in report['layers']} == {'DynOPool2d'}
     x = torch.randn(2, 3, 96, 96)
@@ -62,8 +65,8 @@ def test_torchvision_resnet_branches_share_alpha():
 
 
 def test_avg_pool_mode_and_no_share():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1),
-                          nn.AvgPool2d(2))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.AvgPool2d(2))
     rows = convert_to_dynopool(model, share=False)
     assert [r['type'] for r in rows] == ['Conv2d', 'AvgPool2d']
     assert [p.mode for p in model.dynopools] == ['max', 'avg']
@@ -101,12 +104,15 @@ def test_patchify_convs_are_refused_then_skipped():
     model = timm.create_model('convnext_atto', pretrained=False)
     x = torch.zeros(1, 3, 224, 224)
     keys = list(model.state_dict())
-    with pytest.raises(ValueError, match=r'stem\.0: Conv2d kernel \(4, 4\), '
-                       r'stride \(4, 4\), padding \(0, 0\), \(224, 224\) -> '
-                       r'\(56, 56\); stages\.1\.downsample\.1: Conv2d kernel '
-                       r'\(2, 2\).*skip='):
+    with pytest.raises(
+            ValueError,
+            match=r'stem\.0: Conv2d kernel \(4, 4\), '
+            r'stride \(4, 4\), padding \(0, 0\), \(224, 224\) -> '
+            r'\(56, 56\); stages\.1\.downsample\.1: Conv2d kernel '
+            r'\(2, 2\).*skip='):
         convert_to_dynopool(model, example_input=x)
     assert list(model.state_dict()) == keys  # nothing changed
+
     # A patchify stem before a "same"-padded strided conv: skip the stem.
 
     class Net(nn.Module):
@@ -149,13 +155,16 @@ def test_pools_on_odd_sizes_are_converted():
 def test_pools_that_change_sizes_are_refused_like_convs():
     # MaxPool2d(3, 2) without padding: 8x8 -> 3x3; DynOPool 0.5 gives 4x4.
     def net():
-        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1),
-                             nn.MaxPool2d(3, 2), nn.Conv2d(4, 4, 1))
+        return nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(3, 2),
+            nn.Conv2d(4, 4, 1))
 
     model, x = net(), torch.zeros(1, 3, 8, 8)
     keys = list(model.state_dict())
-    with pytest.raises(ValueError, match=r'1: MaxPool2d kernel 3, stride 2, '
-                       r'padding 0, \(8, 8\) -> \(3, 3\).*skip='):
+    with pytest.raises(
+            ValueError,
+            match=r'1: MaxPool2d kernel 3, stride 2, '
+            r'padding 0, \(8, 8\) -> \(3, 3\).*skip='):
         convert_to_dynopool(model, example_input=x)
     assert list(model.state_dict()) == keys and model(x).shape[-1] == 3
     assert convert_to_dynopool(model, example_input=x, skip=['1']) == []
@@ -169,6 +178,7 @@ def test_pools_that_change_sizes_are_refused_like_convs():
 
 
 def test_a_conv_under_two_names_is_converted_at_both():
+
     class Net(nn.Module):
 
         def __init__(self):
@@ -180,8 +190,7 @@ def test_a_conv_under_two_names_is_converted_at_both():
             return self.alias(self.down(x))
 
     model = Net()
-    rows = convert_to_dynopool(model, example_input=torch.zeros(1, 3, 16,
-                                                                16))
+    rows = convert_to_dynopool(model, example_input=torch.zeros(1, 3, 16, 16))
     assert model.down is model.alias and model.down.stride == (1, 1)
     assert sorted(r['name'] for r in rows) == ['alias', 'down']
     assert len(model.dynopools) == 1
@@ -190,7 +199,7 @@ def test_a_conv_under_two_names_is_converted_at_both():
 
 def test_strided_layers_it_cannot_convert_are_named():
     conv3d = nn.Sequential(nn.Conv3d(3, 4, 3, stride=2, padding=1))
-    with pytest.raises(ValueError, match=r"0: Conv3d.*2-D.*nothing"):
+    with pytest.raises(ValueError, match=r'0: Conv3d.*2-D.*nothing'):
         convert_to_dynopool(conv3d)
     assert conv3d[0].stride == (2, 2, 2)
 
@@ -215,9 +224,9 @@ def test_a_sequential_still_runs_after_conversion():
     """``dynopools`` on an ``nn.Sequential`` must not be run as a layer
     (it used to end in torch's NotImplementedError)."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
-                          nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, stride=2,
-                                                     padding=1))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1))
     human = [m for m in model]
     x = torch.randn(2, 3, 16, 16)
     rows = convert_to_dynopool(model)
@@ -226,9 +235,11 @@ def test_a_sequential_still_runs_after_conversion():
     assert out.shape == (2, 4, 4, 4)
     expected = human[0](x).relu()
     expected = model.dynopools[1](model.dynopools[0](expected))
-    torch.testing.assert_close(out, nn.functional.conv2d(
-        expected, human[3].weight, human[3].bias, padding=1))
-    assert [k for k in model.state_dict() if 'alpha' in k] == [
-        'dynopools.0.alpha', 'dynopools.1.alpha']
+    torch.testing.assert_close(
+        out,
+        nn.functional.conv2d(
+            expected, human[3].weight, human[3].bias, padding=1))
+    assert [k for k in model.state_dict()
+            if 'alpha' in k] == ['dynopools.0.alpha', 'dynopools.1.alpha']
     out.sum().backward()
     assert all(p.alpha.grad is not None for p in model.dynopools)

@@ -17,8 +17,10 @@ from mmdynopool.models.layers.dynamic_conv import option_key
 def names_of(model):
     dyn = DynamicLayers.from_model(model)
     lookup = {id(m): n for n, m in model.named_modules()}
-    return {k: sorted(lookup[id(m)] for m in v)
-            for k, v in dyn.modules.items()}
+    return {
+        k: sorted(lookup[id(m)] for m in v)
+        for k, v in dyn.modules.items()
+    }
 
 
 def last(out):
@@ -27,31 +29,37 @@ def last(out):
 
 # (model factory, expected dynamic modules per layer A-D)
 CASES = {
-    'mmpretrain ResNet-50': (lambda: ResNet(50), [
-        ['layer1.0.conv2'], ['layer2.0.conv2'], ['layer3.0.conv2'],
-        ['layer4.0.conv2']]),
-    'mmpretrain ResNeXt-50': (lambda: ResNeXt(50), [
-        ['layer1.0.conv2'], ['layer2.0.conv2'], ['layer3.0.conv2'],
-        ['layer4.0.conv2']]),
-    'mmpretrain MobileNetV2': (lambda: MobileNetV2(), [
-        ['layer2.0.conv.1.conv'], ['layer3.0.conv.1.conv'],
-        ['layer4.0.conv.1.conv'], ['layer6.0.conv.1.conv']]),
-    'mmpretrain DenseNet-121': (lambda: DenseNet('121'), [
-        ['stem.3', 'stages.0.block.0.conv2'],
-        ['transitions.0.pool', 'stages.1.block.0.conv2'],
-        ['transitions.1.pool', 'stages.2.block.0.conv2'],
-        ['transitions.2.pool', 'stages.3.block.0.conv2']]),
-    'torchvision ResNet-50': (lambda: torchvision.models.resnet50(), [
-        ['layer1.0.conv2'], ['layer2.0.conv2'], ['layer3.0.conv2'],
-        ['layer4.0.conv2']]),
-    'torchvision DenseNet-121': (lambda: torchvision.models.densenet121(), [
-        ['features.pool0', 'features.denseblock1.denselayer1.conv2'],
-        ['features.transition1.pool',
-         'features.denseblock2.denselayer1.conv2'],
-        ['features.transition2.pool',
-         'features.denseblock3.denselayer1.conv2'],
-        ['features.transition3.pool',
-         'features.denseblock4.denselayer1.conv2']]),
+    'mmpretrain ResNet-50': (lambda: ResNet(50), [['layer1.0.conv2'],
+                                                  ['layer2.0.conv2'],
+                                                  ['layer3.0.conv2'],
+                                                  ['layer4.0.conv2']]),
+    'mmpretrain ResNeXt-50': (lambda: ResNeXt(50), [['layer1.0.conv2'],
+                                                    ['layer2.0.conv2'],
+                                                    ['layer3.0.conv2'],
+                                                    ['layer4.0.conv2']]),
+    'mmpretrain MobileNetV2': (lambda: MobileNetV2(),
+                               [['layer2.0.conv.1.conv'],
+                                ['layer3.0.conv.1.conv'],
+                                ['layer4.0.conv.1.conv'],
+                                ['layer6.0.conv.1.conv']]),
+    'mmpretrain DenseNet-121':
+    (lambda: DenseNet('121'),
+     [['stem.3', 'stages.0.block.0.conv2'],
+      ['transitions.0.pool', 'stages.1.block.0.conv2'],
+      ['transitions.1.pool', 'stages.2.block.0.conv2'],
+      ['transitions.2.pool', 'stages.3.block.0.conv2']]),
+    'torchvision ResNet-50':
+    (lambda: torchvision.models.resnet50(), [['layer1.0.conv2'],
+                                             ['layer2.0.conv2'],
+                                             ['layer3.0.conv2'],
+                                             ['layer4.0.conv2']]),
+    'torchvision DenseNet-121':
+    (lambda: torchvision.models.densenet121(),
+     [['features.pool0', 'features.denseblock1.denselayer1.conv2'],
+      ['features.transition1.pool', 'features.denseblock2.denselayer1.conv2'],
+      ['features.transition2.pool', 'features.denseblock3.denselayer1.conv2'],
+      ['features.transition3.pool',
+       'features.denseblock4.denselayer1.conv2']]),
 }
 
 
@@ -66,8 +74,7 @@ def test_converts_the_papers_layers_keeping_outputs_and_keys(case):
         ref = last(model(x))
     keys = list(model.state_dict())
     dyn = convert_to_dynamic(model)
-    assert names_of(model) == {
-        k: sorted(v) for k, v in zip('ABCD', expected)}
+    assert names_of(model) == {k: sorted(v) for k, v in zip('ABCD', expected)}
     assert list(model.state_dict()) == keys  # checkpoints load unchanged
     with torch.no_grad():
         torch.testing.assert_close(last(model(x)), ref, rtol=0, atol=0)
@@ -78,12 +85,13 @@ def test_torchvision_mobilenet_and_timm_resnet():
     timm = pytest.importorskip('timm')
     mb = torchvision.models.mobilenet_v2()
     convert_to_dynamic(mb)
-    assert [v[0] for v in names_of(mb).values()] == [
-        f'features.{i}.conv.1.0' for i in (2, 4, 7, 14)]
+    assert [v[0] for v in names_of(mb).values()
+            ] == [f'features.{i}.conv.1.0' for i in (2, 4, 7, 14)]
     r18 = timm.create_model('resnet18')
     convert_to_dynamic(r18)
-    assert [v[0] for v in names_of(r18).values()] == [
-        f'layer{i}.0.conv1' for i in (1, 2, 3, 4)]  # basic block: conv1
+    assert [v[0] for v in names_of(r18).values()
+            ] == [f'layer{i}.0.conv1'
+                  for i in (1, 2, 3, 4)]  # basic block: conv1
 
 
 def test_permutation_counts_and_default():
@@ -95,8 +103,8 @@ def test_permutation_counts_and_default():
     assert len(dyn.permutations('dilation')) == 625
     assert len(dyn.permutations(('stride', 'kernel_size'))) == 400 * 625
     assert dyn.default('stride') == ((1, ), (2, ), (2, ), (2, ))
-    assert dyn.default(('stride', 'kernel_size')) == ((1, 3), (2, 3),
-                                                      (2, 3), (2, 3))
+    assert dyn.default(
+        ('stride', 'kernel_size')) == ((1, 3), (2, 3), (2, 3), (2, 3))
     assert dyn.default('stride') in dyn.permutations('stride')
     dense = convert_to_dynamic(DenseNet('121'))
     assert len(dense.permutations('stride')) == 4**4  # pools: 1..4
@@ -123,31 +131,39 @@ def bottleneck_reference(block, x, stride, dilation=1, shortcut='avgpool'):
     out = F.relu(block.bn1(block.conv1(x)))
     w2 = block.conv2.weight
     if stride == 0.5:
-        z = out.new_zeros(*out.shape[:2], 2 * out.shape[2],
-                          2 * out.shape[3])
+        z = out.new_zeros(*out.shape[:2], 2 * out.shape[2], 2 * out.shape[3])
         z[..., ::2, ::2] = out
-        out = F.conv2d(z, w2, padding=dilation, dilation=dilation,
-                       groups=block.conv2.groups)
+        out = F.conv2d(
+            z,
+            w2,
+            padding=dilation,
+            dilation=dilation,
+            groups=block.conv2.groups)
         short = F.interpolate(x, scale_factor=2, mode='nearest')
         stride_ds = 1
     else:
-        out = F.conv2d(out, w2, stride=stride, padding=dilation,
-                       dilation=dilation, groups=block.conv2.groups)
+        out = F.conv2d(
+            out,
+            w2,
+            stride=stride,
+            padding=dilation,
+            dilation=dilation,
+            groups=block.conv2.groups)
         short, stride_ds = x, stride
     out = F.relu(block.bn2(out))
     out = block.bn3(block.conv3(out))
     ds_conv, ds_bn = block.downsample[0], block.downsample[1]
     if shortcut == 'avgpool' and stride_ds > 1:
-        short = F.adaptive_avg_pool2d(F.conv2d(short, ds_conv.weight),
-                                      out.shape[-2:])
+        short = F.adaptive_avg_pool2d(
+            F.conv2d(short, ds_conv.weight), out.shape[-2:])
     else:
         short = F.conv2d(short, ds_conv.weight, stride=stride_ds)
     return F.relu(out + ds_bn(short))
 
 
 @pytest.mark.parametrize('shortcut', ['avgpool', 'subsample'])
-@pytest.mark.parametrize('stride,dilation', [(1, 1), (3, 2), (4, 1),
-                                             (0.5, 1), (0.5, 3)])
+@pytest.mark.parametrize('stride,dilation', [(1, 1), (3, 2), (4, 1), (0.5, 1),
+                                             (0.5, 3)])
 def test_block_and_shortcut_equal_hand_reference(stride, dilation, shortcut):
     torch.manual_seed(0)
     model = ResNet(50).double()
@@ -178,15 +194,20 @@ def test_identity_shortcut_follows_basic_block(shortcut):
     dyn.apply(((3, ), (2, ), (2, ), (2, )))
     with torch.no_grad():
         out = block(x)
-        main = block.norm2(block.conv2(F.relu(block.norm1(
-            F.conv2d(x, block.conv1.weight, stride=3, padding=1)))))
+        main = block.norm2(
+            block.conv2(
+                F.relu(
+                    block.norm1(
+                        F.conv2d(x, block.conv1.weight, stride=3,
+                                 padding=1)))))
     # 10 -> 4 per axis: adaptive average pooling's windows [0, 3), [2, 5),
     # [5, 8), [7, 10) (floor / ceil of i * 10 / 4), or one pixel in 3.
     if shortcut == 'avgpool':
         cells = [(int(i * 10 / 4), -(-(i + 1) * 10 // 4)) for i in range(4)]
-        short = torch.stack([torch.stack([
-            x[0, :, a:b, c:d].mean((1, 2)) for c, d in cells], -1)
-            for a, b in cells], -2)[None]
+        short = torch.stack([
+            torch.stack([x[0, :, a:b, c:d].mean((1, 2)) for c, d in cells], -1)
+            for a, b in cells
+        ], -2)[None]
     else:
         short = x[..., ::3, ::3]
     torch.testing.assert_close(out, F.relu(main + short))
@@ -200,8 +221,9 @@ def test_pool_stride_equals_hand_average():
     pool.set_option(stride=3)
     out = pool(x)
     # Windows start at 0, 3, 6; the last one holds only column / row 6.
-    expected = torch.tensor([[x[0, 0, r:r + 2, c:c + 2].mean()
-                              for c in (0, 3, 6)] for r in (0, 3, 6)])
+    expected = torch.tensor(
+        [[x[0, 0, r:r + 2, c:c + 2].mean() for c in (0, 3, 6)]
+         for r in (0, 3, 6)])
     torch.testing.assert_close(out[0, 0], expected)
     pool.reset_option()
     torch.testing.assert_close(pool(x), F.avg_pool2d(x, 2, 2))
@@ -226,9 +248,9 @@ def test_permutation_key_round_trip():
 
 
 def test_errors_name_the_parameter():
-    with pytest.raises(ValueError, match="arch must be one of"):
+    with pytest.raises(ValueError, match='arch must be one of'):
         convert_to_dynamic(ResNet(50), arch='vgg')
-    with pytest.raises(ValueError, match="layers must be letters"):
+    with pytest.raises(ValueError, match='layers must be letters'):
         convert_to_dynamic(ResNet(50), layers='AE')
     with pytest.raises(ValueError, match='options keys'):
         convert_to_dynamic(ResNet(50), options={'padding': (1, )})
@@ -259,24 +281,22 @@ def test_anisotropic_block_equals_hand_reference(stride, shortcut):
         out = F.relu(block.bn1(block.conv1(x)))
         w2 = block.conv2.weight
         if 0.5 in stride:  # zeros interleaved along the halved axis
-            z = out.new_zeros(1, out.shape[1], 2 * out.shape[2],
-                              out.shape[3])
+            z = out.new_zeros(1, out.shape[1], 2 * out.shape[2], out.shape[3])
             z[..., ::2, :] = out
             out = F.conv2d(z, w2, padding=1)
-            short = F.conv2d(F.interpolate(x, scale_factor=(2., 1.),
-                                           mode='nearest'),
-                             block.downsample[0].weight)
+            short = F.conv2d(
+                F.interpolate(x, scale_factor=(2., 1.), mode='nearest'),
+                block.downsample[0].weight)
         else:
             out = F.conv2d(out, w2, stride=stride, padding=1)
             conv1x1 = block.downsample[0].weight
-            short = (F.adaptive_avg_pool2d(F.conv2d(x, conv1x1),
-                                           out.shape[-2:])
-                     if shortcut == 'avgpool' else
-                     F.conv2d(x, conv1x1, stride=stride))
+            short = (
+                F.adaptive_avg_pool2d(F.conv2d(x, conv1x1), out.shape[-2:]) if
+                shortcut == 'avgpool' else F.conv2d(x, conv1x1, stride=stride))
         out = block.bn3(block.conv3(F.relu(block.bn2(out))))
         ref = F.relu(out + block.downsample[1](short))
-        dyn = convert_to_dynamic(model, shortcut=shortcut, options=dict(
-            stride=(1, 2, stride)))
+        dyn = convert_to_dynamic(
+            model, shortcut=shortcut, options=dict(stride=(1, 2, stride)))
         dyn.apply(((1, ), (2, ), (stride, ), (2, )))
         torch.testing.assert_close(model.layer3[0](x), ref)
     # Keys and choices: pairs sort between the numbers and round-trip.
@@ -321,8 +341,10 @@ def test_shortcut_at_the_trained_stride(follow):
 def test_converting_twice_is_a_clear_error():
     model = ResNet(50)
     convert_to_dynamic(model, layers='BD')
-    with pytest.raises(ValueError, match=r'already has dynamic layers '
-                       r'\(B, D\).*DynamicLayers\.from_model'):
+    with pytest.raises(
+            ValueError,
+            match=r'already has dynamic layers '
+            r'\(B, D\).*DynamicLayers\.from_model'):
         convert_to_dynamic(model)
     with pytest.raises(TypeError, match='follow_at_trained_stride'):
         convert_to_dynamic(ResNet(18), follow_at_trained_stride='yes')
@@ -343,8 +365,11 @@ def test_an_option_exports_and_compiles_as_plain_aten():
     h = torch.export.Dim('h', min=64, max=512)
     w = torch.export.Dim('w', min=64, max=512)
     x = torch.rand(2, 3, 64, 80)
-    dynamic = torch.export.export(net, (x, ),
-                                  dynamic_shapes={'x': {2: h, 3: w}})
+    dynamic = torch.export.export(
+        net, (x, ), dynamic_shapes={'x': {
+            2: h,
+            3: w
+        }})
     y = torch.rand(2, 3, 96, 112)
     with torch.no_grad():
         torch.testing.assert_close(dynamic.module()(y), net(y))

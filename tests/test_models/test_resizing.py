@@ -7,16 +7,19 @@ from mmdynopool.models.resizing import (is_learnable_resizer,
                                         resizer_scale, stride_of)
 
 
-@pytest.mark.parametrize('module,strided', [
-    (nn.MaxPool2d(2), True),
-    (nn.AvgPool2d(3, stride=(1, 2)), True),
-    (nn.Conv2d(3, 3, 3, stride=2), True),
-    (nn.Conv2d(3, 3, 3), False),
-    (nn.MaxPool2d(3, stride=1), False),
-    (nn.AdaptiveAvgPool2d(1), False),  # global pooling has no stride
-    (nn.ReLU(), False),
-    (PooledConv2d(3, 3, 3, pool=DynOPool2d(0.5)), False),  # the pool counts
-])
+@pytest.mark.parametrize(
+    'module,strided',
+    [
+        (nn.MaxPool2d(2), True),
+        (nn.AvgPool2d(3, stride=(1, 2)), True),
+        (nn.Conv2d(3, 3, 3, stride=2), True),
+        (nn.Conv2d(3, 3, 3), False),
+        (nn.MaxPool2d(3, stride=1), False),
+        (nn.AdaptiveAvgPool2d(1), False),  # global pooling has no stride
+        (nn.ReLU(), False),
+        (PooledConv2d(3, 3, 3,
+                      pool=DynOPool2d(0.5)), False),  # the pool counts
+    ])
 def test_fixed_resizing_layers(module, strided):
     assert is_strided(module) is strided
     assert is_resizing_layer(module) is strided

@@ -46,8 +46,10 @@ def env_with(cache, **extra):
 
 def run(code, cache, timeout=300, **extra):
     return subprocess.run([sys.executable, '-c', code],
-                          env=env_with(cache, **extra), capture_output=True,
-                          text=True, timeout=timeout)
+                          env=env_with(cache, **extra),
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
 
 
 @pytest.fixture
@@ -77,8 +79,8 @@ def test_key_covers_source_flags_torch_and_compiler(tmp_path, monkeypatch):
         keys.add(kernel.kernel_dir())
     with monkeypatch.context() as m:
         # Another environment: the same torch version installed elsewhere.
-        m.setattr(torch, '__file__', str(tmp_path / 'venv2' / 'torch' /
-                                         '__init__.py'))
+        m.setattr(torch, '__file__',
+                  str(tmp_path / 'venv2' / 'torch' / '__init__.py'))
         keys.add(kernel.kernel_dir())
     with monkeypatch.context() as m:
         m.setattr(kernel, '_compiler_id', lambda: 'g++ 99')
@@ -142,7 +144,9 @@ def test_stuck_lock_holder_falls_back(private_cache):
         'import sys, time; from filelock import FileLock; '
         f'lock = FileLock({str(osp.join(build, "lock"))!r}); '
         'lock.acquire(); print("held", flush=True); time.sleep(600)'
-    ], stdout=subprocess.PIPE, text=True)
+    ],
+                              stdout=subprocess.PIPE,
+                              text=True)
     try:
         assert holder.stdout.readline().strip() == 'held'
         start = time.monotonic()

@@ -21,20 +21,26 @@ def load_tool(rel):
 
 
 def tiny_options(num_train=20, num_val=10):
-    opts = ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-            'param_scheduler.T_max=1', 'train_dataloader.batch_size=10',
-            'val_dataloader.batch_size=10', 'log_level=WARNING']
+    opts = [
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+        'param_scheduler.T_max=1', 'train_dataloader.batch_size=10',
+        'val_dataloader.batch_size=10', 'log_level=WARNING'
+    ]
     for loader in ('train', 'val', 'test'):
-        opts += [f'{loader}_dataloader.dataset.num_train={num_train}',
-                 f'{loader}_dataloader.dataset.num_val={num_val}']
+        opts += [
+            f'{loader}_dataloader.dataset.num_train={num_train}',
+            f'{loader}_dataloader.dataset.num_val={num_val}'
+        ]
     return opts
 
 
 def slim_vgg11_macs(size):
     """Textbook MACs of the slim VGG-11 (widths 8..64, 10 classes)."""
     widths = [8, 16, 32, 32, 64, 64, 64, 64]
-    sizes = [size, size // 2, size // 4, size // 4, size // 8, size // 8,
-             size // 16, size // 16]
+    sizes = [
+        size, size // 2, size // 4, size // 4, size // 8, size // 8,
+        size // 16, size // 16
+    ]
     cin = [3] + widths[:-1]
     return sum(s * s * co * ci * 9
                for s, co, ci in zip(sizes, widths, cin)) + 64 * 10
@@ -44,9 +50,11 @@ def slim_vgg11_macs(size):
 def test_lambda_sweep_end_to_end(tmp_path, monkeypatch):
     tool = load_tool('tools/analysis/lambda_sweep.py')
     work = str(tmp_path / 'sweep')
-    argv = [TOY.format('dynopool'), '--lambdas', '0', '5',
-            '--human-config', TOY.format('human'), '--resolutions', '16',
-            '32', '--work-dir', work, '--cfg-options', *tiny_options()]
+    argv = [
+        TOY.format('dynopool'), '--lambdas', '0', '5', '--human-config',
+        TOY.format('human'), '--resolutions', '16', '32', '--work-dir', work,
+        '--cfg-options', *tiny_options()
+    ]
     tool.main(argv)
     with open(osp.join(work, 'sweep.json')) as f:
         rows = json.load(f)
@@ -86,14 +94,60 @@ def test_lambda_sweep_end_to_end(tmp_path, monkeypatch):
 def test_lambda_sweep_rejects_bad_arguments(capsys):
     tool = load_tool('tools/analysis/lambda_sweep.py')
     with pytest.raises(SystemExit):
-        tool.parse_args([TOY.format('dynopool'), '--lambdas', '0',
-                         '--resolutions', '16'])
+        tool.parse_args(
+            [TOY.format('dynopool'), '--lambdas', '0', '--resolutions', '16'])
     assert '--resolutions needs --human-config' in capsys.readouterr().err
     from mmengine.config import Config
-
-    from mmdynopool.analysis import lambda_sweep
+    lambda_sweep = tool.lambda_sweep
     cfg = Config.fromfile(TOY.format('dynopool'))
     with pytest.raises(ValueError, match='lambdas must hold'):
         lambda_sweep(cfg, [], 'unused')
     with pytest.raises(ValueError, match=r'lambda .* got -0.1'):
         lambda_sweep(cfg, [-0.1], 'unused')
+
+
+TOOL = 'tools/analysis/lambda_sweep.py'
+
+
+def sweep_rows():
+    dyno = [
+        dict(
+            kind='dynopool',
+            metric='accuracy/top1',
+            value=v,
+            gmacs=g,
+            resolutions=[[32, 32]],
+            **{'lambda': lam})
+        for v, g, lam in [(90.0, 0.002, 0.1), (92.5, 0.003, 0.01)]
+    ]
+    human = [
+        dict(
+            kind='human',
+            metric='accuracy/top1',
+            value=v,
+            gmacs=g,
+            resolutions=[[r, r]],
+            resolution=r)
+        for v, g, r in [(80.0, 0.001, 16), (93.0, 0.0026, 32)]
+    ]
+    return dyno, human
+
+
+def test_write_rows(tmp_path):
+    dyno, human = sweep_rows()
+    files = load_tool(TOOL).write_rows(dyno + human, str(tmp_path / 'sweep'))
+    with open(files[0]) as f:
+        assert json.load(f) == dyno + human
+    with open(files[1]) as f:
+        rows = list(csv.DictReader(f))
+    assert [r['kind'] for r in rows] == ['dynopool'] * 2 + ['human'] * 2
+    assert rows[1]['lambda'] == '0.01' and rows[3]['resolution'] == '32'
+    assert 'resolutions' not in rows[0]  # lists stay in the JSON
+
+
+def test_format_sweep_rows():
+    dyno, human = sweep_rows()
+    lines = load_tool(TOOL).format_sweep_rows(dyno + human).splitlines()
+    assert lines[0].split() == ['run', 'accuracy/top1', 'GMACs', 'sizes']
+    assert lines[1].split() == ['lambda', '0.1', '90.00', '0.00200', '32x32']
+    assert lines[4].split() == ['human', '32px', '93.00', '0.00260', '32x32']

@@ -17,8 +17,10 @@ import seg_study_report as rep  # noqa: E402
 import seg_study_runs as runs_mod  # noqa: E402
 
 #: Tiny data: 16 training and 4 validation mosaics.
-TINY = ['train_dataloader.dataset.generate.num_train=16',
-        'train_dataloader.dataset.generate.num_val=4']
+TINY = [
+    'train_dataloader.dataset.generate.num_train=16',
+    'train_dataloader.dataset.generate.num_val=4'
+]
 
 
 def test_parse_args(capsys):
@@ -29,8 +31,8 @@ def test_parse_args(capsys):
             seg_study.parse_args(argv)
         assert msg in capsys.readouterr().err
     args = seg_study.parse_args([])
-    assert (args.seeds, args.jobs, args.threads, args.out_dir) == (
-        8, 1, 1, 'docs/studies')
+    assert (args.seeds, args.jobs, args.threads,
+            args.out_dir) == (8, 1, 1, 'docs/studies')
     with pytest.raises(ValueError, match='jobs must be an integer >= 1'):
         runs_mod.run_seg_study('w', 'o', jobs=0)
 
@@ -42,8 +44,7 @@ def test_plan_and_needs():
     assert len(dirs) == 80
     for expected in ('w/digits/human/seed7', 'w/digits/dynopool_target/seed0',
                      'w/digits/dynopool_lambda/seed3',
-                     'w/digits/fixfinal/seed5',
-                     'w/digits/human_88x88/seed1',
+                     'w/digits/fixfinal/seed5', 'w/digits/human_88x88/seed1',
                      'w/digits/human_104x104/seed2',
                      'w/digits/human_80x116/seed6',
                      'w/digits/human_116x80/seed4',
@@ -60,17 +61,17 @@ def test_plan_and_needs():
         else:
             assert need is None
     with pytest.raises(ValueError, match='needs the dynopool_target run'):
-        runs_mod.seg_needs([dict(condition='fixfinal', seed=0,
-                                 dataset='digits')])
+        runs_mod.seg_needs(
+            [dict(condition='fixfinal', seed=0, dataset='digits')])
 
 
 def test_run_cfgs_of_every_condition():
     spec = runs_mod._spec
     fixed = dict(init_scales=[[0.4, 0.6]] * 5, dynopool_cfg=dict(fixed=True))
     cfgs = {
-        s['dataset'] + '/' + s['condition']: runs_mod.build_seg_cfg(
-            s, f'root-{s["dataset"]}', 0.1217, 7, None,
-            fixed if s['condition'] == 'fixfinal' else None)
+        s['dataset'] + '/' + s['condition']:
+        runs_mod.build_seg_cfg(s, f'root-{s["dataset"]}', 0.1217, 7, None,
+                               fixed if s['condition'] == 'fixfinal' else None)
         for s in runs_mod.seg_plan(1)
     }
     for name, cfg in cfgs.items():
@@ -84,8 +85,10 @@ def test_run_cfgs_of_every_condition():
             ds = cfg[loader].dataset
             assert ds.data_root == f'root-{dataset}'
             assert ds.variant == runs_mod.DATASETS[dataset]
-    hooks = {n: [h for h in c.custom_hooks if h.type == 'GMACsLossHook']
-             for n, c in cfgs.items()}
+    hooks = {
+        n: [h for h in c.custom_hooks if h.type == 'GMACsLossHook']
+        for n, c in cfgs.items()
+    }
     for name in ('digits/dynopool_target', 'stretch-v/dynopool_target',
                  'stretch-h/dynopool_target'):
         assert hooks[name][0].target_gmacs == 0.1217
@@ -101,23 +104,25 @@ def test_run_cfgs_of_every_condition():
     # The human family: Resize after LoadAnnotations in training (labels
     # resized with the image), before it in testing (labels kept).
     cfg = cfgs['digits/human_80x116']
-    resize = dict(type='Resize', scale=(116, 80), keep_ratio=False,
-                  _scope_='mmseg')
+    resize = dict(
+        type='Resize', scale=(116, 80), keep_ratio=False, _scope_='mmseg')
     train = cfg.train_dataloader.dataset.pipeline
     test = cfg.val_dataloader.dataset.pipeline
     assert [t['type'] for t in train] == [
         'LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip',
-        'PackSegInputs']
+        'PackSegInputs'
+    ]
     assert [t['type'] for t in test] == [
-        'LoadImageFromFile', 'Resize', 'LoadAnnotations', 'PackSegInputs']
+        'LoadImageFromFile', 'Resize', 'LoadAnnotations', 'PackSegInputs'
+    ]
     assert train[2] == resize and test[1] == resize
     assert cfg.test_dataloader.dataset.pipeline == test
     assert cfg.model.data_preprocessor.size == (80, 116)
     assert cfgs['digits/human'].model.data_preprocessor.size == (96, 96)
     # Applying the size twice does not stack two Resizes.
     again = runs_mod.set_seg_input_size(cfg, (88, 88))
-    assert [t['type'] for t in again.val_dataloader.dataset.pipeline].count(
-        'Resize') == 1
+    assert [t['type'] for t in again.val_dataloader.dataset.pipeline
+            ].count('Resize') == 1
     with pytest.raises(ValueError, match='target_gmacs'):
         runs_mod.build_seg_cfg(spec('digits', 'dynopool_target', 0), 'r')
     with pytest.raises(ValueError, match='fixed_backbone'):
@@ -132,8 +137,8 @@ def test_human_cost():
 @pytest.fixture(scope='module')
 def tiny_root(tmp_path_factory):
     from mmdynopool.datasets import build_digits_voc
-    return build_digits_voc(str(tmp_path_factory.mktemp('seg') / 'd'),
-                            num_train=16, num_val=4)
+    return build_digits_voc(
+        str(tmp_path_factory.mktemp('seg') / 'd'), num_train=16, num_val=4)
 
 
 @pytest.mark.parametrize('size', [(80, 116), (116, 80), (88, 88)])
@@ -174,8 +179,10 @@ def _initial_parameters(cfg, work_dir):
         priority = 'HIGHEST'
 
         def before_train(self, runner):
-            self.params = {k: v.detach().clone()
-                           for k, v in runner.model.named_parameters()}
+            self.params = {
+                k: v.detach().clone()
+                for k, v in runner.model.named_parameters()
+            }
             raise _Stop
 
     cfg.work_dir, cfg.log_level = str(work_dir), 'WARNING'
@@ -194,9 +201,10 @@ def test_same_seed_same_initial_weights(tiny_root, tmp_path):
     spec = runs_mod._spec
     fixed = dict(init_scales=[[0.4, 0.6]] * 5, dynopool_cfg=dict(fixed=True))
     params = {
-        cond: _initial_parameters(
-            runs_mod.build_seg_cfg(spec('digits', cond, 3), tiny_root,
-                                   0.1217, 2, None, fixed),
+        cond:
+        _initial_parameters(
+            runs_mod.build_seg_cfg(
+                spec('digits', cond, 3), tiny_root, 0.1217, 2, None, fixed),
             tmp_path / cond)
         for cond in ('human', 'dynopool_target', 'fixfinal')
     }
@@ -205,7 +213,9 @@ def test_same_seed_same_initial_weights(tiny_root, tmp_path):
         other = params[cond]
         # Every human parameter keeps its name; DynOPool adds the alphas.
         assert set(other) - set(human) == {
-            f'backbone.dynopools.{i}.alpha' for i in range(5)}
+            f'backbone.dynopools.{i}.alpha'
+            for i in range(5)
+        }
         assert set(human) <= set(other)
         differ = [k for k in human if not torch.equal(human[k], other[k])]
         assert differ == [], f'{cond}: {len(differ)} tensors differ'
@@ -213,23 +223,39 @@ def test_same_seed_same_initial_weights(tiny_root, tmp_path):
 
 # ---------------------------------------------------------------- report
 X = 0.12
-RT = dict(threads=1, dynopool_path='fused-cpu', MMDYNOPOOL_NO_EXT=None,
-          torch='2.x', train_seconds=10.0, iters=600)
+RT = dict(
+    threads=1,
+    dynopool_path='fused-cpu',
+    MMDYNOPOOL_NO_EXT=None,
+    torch='2.x',
+    train_seconds=10.0,
+    iters=600)
 
 
 def layers(*sizes):
-    return [dict(name=f'dynopools.{i}', type='DynOPool2d', scale=[0.5, 0.5],
-                 out=list(s), **{'in': [96, 96]})
-            for i, s in enumerate(sizes)]
+    return [
+        dict(
+            name=f'dynopools.{i}',
+            type='DynOPool2d',
+            scale=[0.5, 0.5],
+            out=list(s),
+            **{'in': [96, 96]}) for i, s in enumerate(sizes)
+    ]
 
 
 LEARNED = layers((40, 56), (16, 30), (8, 16), (4, 8), (2, 4))
 
 
-def run(condition, seed, value, gmacs, dataset='digits', size=(96, 96),
-        **kw):
-    return dict(RT, dataset=dataset, condition=condition, seed=seed,
-                value=value, gmacs=gmacs, input_size=list(size), **kw)
+def run(condition, seed, value, gmacs, dataset='digits', size=(96, 96), **kw):
+    return dict(
+        RT,
+        dataset=dataset,
+        condition=condition,
+        seed=seed,
+        value=value,
+        gmacs=gmacs,
+        input_size=list(size),
+        **kw)
 
 
 def study_runs():
@@ -238,40 +264,77 @@ def study_runs():
     104 / 88 px one (1.2 X, X / 1.2), so the square family at those costs
     is the mean of the two."""
     r = []
-    for cond, size, g, vals in (
-            ('human', (96, 96), X, (20, 21, 22)),
-            ('human_88x88', (88, 88), X / 1.2, (18, 19, 20)),
-            ('human_104x104', (104, 104), X * 1.2, (22, 23, 24)),
-            ('human_80x116', (80, 116), X * 1.03, (21, 22, 23)),
-            ('human_116x80', (116, 80), X * 1.03, (19, 20, 21))):
+    for cond, size, g, vals in (('human', (96, 96), X, (20, 21, 22)),
+                                ('human_88x88', (88, 88), X / 1.2,
+                                 (18, 19, 20)), ('human_104x104', (104, 104),
+                                                 X * 1.2, (22, 23, 24)),
+                                ('human_80x116', (80, 116), X * 1.03,
+                                 (21, 22, 23)), ('human_116x80', (116, 80),
+                                                 X * 1.03, (19, 20, 21))):
         r += [run(cond, s, v, g, size=size) for s, v in enumerate(vals)]
     costs = (X, X * math.sqrt(1.2), X / math.sqrt(1.2))
-    r += [run('dynopool_target', s, v, g, layers=LEARNED, target_gmacs=X)
-          for s, (v, g) in enumerate(zip((23, 22, 26), costs))]
-    r += [run('dynopool_lambda', s, v, g, layers=LEARNED)
-          for s, (v, g) in enumerate(zip((20, 25, 21),
-                                         (X * 0.9, X * 1.5, X)))]
-    r += [run('fixfinal', 0, 22, X, layers=LEARNED),
-          run('fixfinal', 1, 22, X, layers=LEARNED),
-          run('fixfinal', 2, 25, X, layers=layers((48, 48), (24, 24),
-                                                  (12, 12), (6, 6), (3, 3)))]
-    r += [run('dynopool_target', 0, 30, X, 'stretch-v', layers=LEARNED),
-          run('dynopool_target', 1, 30, X, 'stretch-v',
-              layers=layers((48, 40), (24, 24), (12, 12), (6, 6), (3, 3))),
-          run('dynopool_target', 0, 30, X * 1.02, 'stretch-h',
-              layers=layers((56, 40), (30, 16), (16, 8), (8, 4), (4, 2))),
-          run('dynopool_target', 1, 30, X * 1.02, 'stretch-h',
-              layers=layers((56, 40), (30, 20), (16, 8), (8, 4), (4, 2))),
-          dict(RT, dataset='stretch-h', condition='dynopool_target', seed=2,
-               failed=True, value=None, gmacs=None, input_size=[96, 96])]
+    r += [
+        run('dynopool_target', s, v, g, layers=LEARNED, target_gmacs=X)
+        for s, (v, g) in enumerate(zip((23, 22, 26), costs))
+    ]
+    r += [
+        run('dynopool_lambda', s, v, g, layers=LEARNED)
+        for s, (v, g) in enumerate(zip((20, 25, 21), (X * 0.9, X * 1.5, X)))
+    ]
+    r += [
+        run('fixfinal', 0, 22, X, layers=LEARNED),
+        run('fixfinal', 1, 22, X, layers=LEARNED),
+        run('fixfinal',
+            2,
+            25,
+            X,
+            layers=layers((48, 48), (24, 24), (12, 12), (6, 6), (3, 3)))
+    ]
+    r += [
+        run('dynopool_target', 0, 30, X, 'stretch-v', layers=LEARNED),
+        run('dynopool_target',
+            1,
+            30,
+            X,
+            'stretch-v',
+            layers=layers((48, 40), (24, 24), (12, 12), (6, 6), (3, 3))),
+        run('dynopool_target',
+            0,
+            30,
+            X * 1.02,
+            'stretch-h',
+            layers=layers((56, 40), (30, 16), (16, 8), (8, 4), (4, 2))),
+        run('dynopool_target',
+            1,
+            30,
+            X * 1.02,
+            'stretch-h',
+            layers=layers((56, 40), (30, 20), (16, 8), (8, 4), (4, 2))),
+        dict(
+            RT,
+            dataset='stretch-h',
+            condition='dynopool_target',
+            seed=2,
+            failed=True,
+            value=None,
+            gmacs=None,
+            input_size=[96, 96])
+    ]
     return r
 
 
 def settings():
-    return dict(seeds=3, iters=None, threads=1, jobs=2, target_gmacs=X,
-                crop=[96, 96], family=[list(s) for s in runs_mod.FAMILY],
-                configs=['human.py', 'dynopool.py'], cfg_options={},
-                wall_seconds=1.0)
+    return dict(
+        seeds=3,
+        iters=None,
+        threads=1,
+        jobs=2,
+        target_gmacs=X,
+        crop=[96, 96],
+        family=[list(s) for s in runs_mod.FAMILY],
+        configs=['human.py', 'dynopool.py'],
+        cfg_options={},
+        wall_seconds=1.0)
 
 
 def p_df2(t):
@@ -338,16 +401,17 @@ def test_report_recomputes_from_json(tmp_path):
     with open(md_file) as f:
         written = f.read()
     assert rep.recompute_report(str(tmp_path / rep.RUNS_FILE)) == written
-    assert written == rep.format_report(dict(settings=settings(),
-                                             runs=study_runs()))
+    assert written == rep.format_report(
+        dict(settings=settings(), runs=study_runs()))
     assert osp.getsize(tmp_path / rep.FIGURE_FILE) > 0
 
 
 def test_pool_sizes_and_orientation():
-    assert rep.pool_sizes(dict(layers=LEARNED[::-1] + LEARNED[:1])) == [
-        [40, 56], [16, 30], [8, 16], [4, 8], [2, 4]]
-    assert [rep.stream_orientation(s) for s in ([3, 4], [4, 3], [4, 4])] == [
-        'wide', 'tall', 'square']
+    assert rep.pool_sizes(dict(layers=LEARNED[::-1] +
+                               LEARNED[:1])) == [[40, 56], [16, 30], [8, 16],
+                                                 [4, 8], [2, 4]]
+    assert [rep.stream_orientation(s)
+            for s in ([3, 4], [4, 3], [4, 4])] == ['wide', 'tall', 'square']
 
 
 def test_committed_report_recomputes():
@@ -367,8 +431,10 @@ def test_seg_study_tiny_end_to_end(tmp_path):
     (Final) retrains the learned sizes, the report recomputes from its
     JSON, and a second call reads every run back."""
     work, out = str(tmp_path / 'work'), str(tmp_path / 'out')
-    md = seg_study.main(['--seeds', '1', '--iters', '2', '--work-dir', work,
-                         '--out-dir', out, '--cfg-options'] + TINY)
+    md = seg_study.main([
+        '--seeds', '1', '--iters', '2', '--work-dir', work, '--out-dir', out,
+        '--cfg-options'
+    ] + TINY)
     with open(osp.join(out, rep.RUNS_FILE)) as f:
         data = json.load(f)
     runs = {(r['dataset'], r['condition']): r for r in data['runs']}
@@ -388,8 +454,7 @@ def test_seg_study_tiny_end_to_end(tmp_path):
         t = runs[d, 'dynopool_target']
         assert t['target_gmacs'] == x and abs(t['gmacs'] / x - 1) <= 0.05
         assert len(rep.pool_sizes(t)) == 5
-    fix, target = runs['digits', 'fixfinal'], runs['digits',
-                                                   'dynopool_target']
+    fix, target = runs['digits', 'fixfinal'], runs['digits', 'dynopool_target']
     assert fix['fixed_backbone'] == target['fixed_backbone']
     assert rep.pool_sizes(fix) == rep.pool_sizes(target)
     assert fix['gmacs'] == target['gmacs']
@@ -397,9 +462,11 @@ def test_seg_study_tiny_end_to_end(tmp_path):
         assert rep.recompute_report(osp.join(out, rep.RUNS_FILE)) == f.read()
     assert osp.isfile(osp.join(out, rep.FIGURE_FILE))
     again = runs_mod.run_seg_study(
-        work, str(tmp_path / 'again'), seeds=1, iters=2,
-        cfg_options=seg_study.parse_args(['--cfg-options'] +
-                                         TINY).cfg_options)
+        work,
+        str(tmp_path / 'again'),
+        seeds=1,
+        iters=2,
+        cfg_options=seg_study.parse_args(['--cfg-options'] + TINY).cfg_options)
     assert sorted((r['work_dir'], r['value']) for r in again['runs']) == \
         sorted((r['work_dir'], r['value']) for r in data['runs'])
 
@@ -407,7 +474,7 @@ def test_seg_study_tiny_end_to_end(tmp_path):
 def test_diverged_run_is_recorded(tmp_path, monkeypatch):
     """A run whose alpha diverges is a result (failed.json, read back on
     resume), and its seed's Fix (Final) is recorded as failed, not run."""
-    import mmdynopool.analysis
+    import mmdynopool.analysis.experiments
     from mmdynopool.models.layers.dynopool import AlphaDivergedError
     calls = []
 
@@ -415,7 +482,8 @@ def test_diverged_run_is_recorded(tmp_path, monkeypatch):
         calls.append(work_dir)
         raise AlphaDivergedError('alpha past the cap')
 
-    monkeypatch.setattr(mmdynopool.analysis, 'run_experiment', diverge)
+    monkeypatch.setattr(mmdynopool.analysis.experiments, 'run_experiment',
+                        diverge)
     spec = runs_mod._spec('stretch-v', 'dynopool_target', 2)
     task = (spec, str(tmp_path), {'stretch-v': 'r'}, 0.12, 2, None, 1)
     out = runs_mod._run_one(task)
@@ -423,8 +491,9 @@ def test_diverged_run_is_recorded(tmp_path, monkeypatch):
     assert out['error'] == 'AlphaDivergedError: alpha past the cap'
     assert out['threads'] == 1 and out['input_size'] == [96, 96]
     assert runs_mod._run_one(task) == out and len(calls) == 1  # read back
-    fix = runs_mod._run_one((runs_mod._spec('digits', 'fixfinal', 2),
-                             str(tmp_path), {'digits': 'r'}, 0.12, 2, None,
-                             1), out)
+    fix = runs_mod._run_one(
+        (runs_mod._spec('digits', 'fixfinal', 2), str(tmp_path), {
+            'digits': 'r'
+        }, 0.12, 2, None, 1), out)
     assert fix['failed'] and 'no learned shape' in fix['error']
     assert len(calls) == 1

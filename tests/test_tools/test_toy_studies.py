@@ -5,8 +5,7 @@ import json
 import os.path as osp
 
 import pytest
-
-from mmdynopool.analysis import toy_study as ts
+import toy_study as ts
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -47,21 +46,22 @@ def test_toy_studies_tiny_end_to_end(tmp_path):
     runs train, are read back on a second call, and the report has them."""
     tool = load_tool()
     work = str(tmp_path / 'toy')
-    argv = ['--work-dir', work, '--studies', 'control', 'dynopool_s',
-            '--seeds', '1', '--epochs', '1', '--s-lambda', '0.02',
-            '--cfg-options'] + TINY
+    argv = [
+        '--work-dir', work, '--studies', 'control', 'dynopool_s', '--seeds',
+        '1', '--epochs', '1', '--s-lambda', '0.02', '--cfg-options'
+    ] + TINY
     md = tool.main(argv)
     with open(osp.join(work, 'toy_studies.json')) as f:
         out = json.load(f)
     runs = {(r['dataset'], r['model'], r['study']): r for r in out['runs']}
-    assert sorted(runs) == sorted(
-        [(d, m, 'control') for d in ('stretch-v', 'stretch-h')
-         for m in ('human', 'central', 'one_sided', 'central_x4',
-                   'central_alpha')] +
-        [('pairs', 'human', 'sweep'), ('pairs', 'central', 'dynopool_s')])
+    assert sorted(runs) == sorted([(d, m, 'control')
+                                   for d in ('stretch-v', 'stretch-h')
+                                   for m in ('human', 'central', 'one_sided',
+                                             'central_x4', 'central_alpha')] +
+                                  [('pairs', 'human', 'sweep'),
+                                   ('pairs', 'central', 'dynopool_s')])
     human = runs['stretch-h', 'human', 'control']
-    assert human['resolutions'] == [[32, 32], [16, 16], [8, 8], [4, 4],
-                                    [2, 2]]
+    assert human['resolutions'] == [[32, 32], [16, 16], [8, 8], [4, 4], [2, 2]]
     s_run = runs['pairs', 'central', 'dynopool_s']
     assert s_run['loss_weight'] == 0.02
     assert s_run['trajectory']['step'][0] == 10  # ShapeLoggingHook, 10 its
@@ -74,8 +74,8 @@ def test_toy_studies_tiny_end_to_end(tmp_path):
     # A second call reads every run back: same numbers.
     again = ts.run_toy_studies(work, ['control', 'dynopool_s'], 1, 3, 1, 1,
                                0.02, None)
-    assert [r['value'] for r in again['runs']] == [
-        r['value'] for r in out['runs']]
+    assert [r['value']
+            for r in again['runs']] == [r['value'] for r in out['runs']]
 
 
 @pytest.mark.slow
@@ -84,18 +84,21 @@ def test_toy_target_study_tiny_end_to_end(tmp_path):
     trains, records its environment, the Fix (Final) retrain runs at the
     learned sizes, the report recomputes from its JSON and a second call
     reads every run back."""
-    from mmdynopool.analysis.toy_target_report import (RUNS_FILE,
-                                                       recompute_target_report)
+    from toy_target_report import RUNS_FILE, recompute_target_report
     tool = load_tool()
     work, docs = str(tmp_path / 'toy'), str(tmp_path / 'docs')
-    argv = ['--work-dir', work, '--report-dir', docs, '--studies', 'target',
-            '--target-seeds', '1', '--epochs', '1', '--cfg-options'] + TINY
+    argv = [
+        '--work-dir', work, '--report-dir', docs, '--studies', 'target',
+        '--target-seeds', '1', '--epochs', '1', '--cfg-options'
+    ] + TINY
     md = tool.main(argv)
     assert md == osp.join(docs, 'toy_target.md')
     with open(osp.join(docs, RUNS_FILE)) as f:
         out = json.load(f)
-    runs = {(r['dataset'], r['model'], str(r.get('resolution'))): r
-            for r in out['runs']}
+    runs = {
+        (r['dataset'], r['model'], str(r.get('resolution'))): r
+        for r in out['runs']
+    }
     assert sorted(runs) == sorted(
         [(d, m, 'None') for d in ('stretch-v', 'stretch-h')
          for m in ('human', 'target', 'target_fixfinal')] +
@@ -113,15 +116,18 @@ def test_toy_target_study_tiny_end_to_end(tmp_path):
         assert abs(target['gmacs'] / x[d] - 1) <= 0.05
         fix = runs[d, 'target_fixfinal', 'None']
         assert fix['fixed_backbone'] == target['fixed_backbone']
-        assert [r['out'] for r in fix['layers']] == [
-            r['out'] for r in target['layers']]
+        assert [r['out'] for r in fix['layers']
+                ] == [r['out'] for r in target['layers']]
         assert fix['gmacs'] == target['gmacs']
     assert runs['pairs', 'human', '[24, 48]']['resolutions'][0] == [24, 48]
     with open(md) as f:
         report = f.read()
     assert recompute_target_report(osp.join(docs, RUNS_FILE)) == report
-    again = ts.run_toy_studies(work, ['target'], epochs=1,
-                               cfg_options=tool.parse_args(argv).cfg_options,
-                               target_seeds=1, report_dir=docs)
+    again = ts.run_toy_studies(
+        work, ['target'],
+        epochs=1,
+        cfg_options=tool.parse_args(argv).cfg_options,
+        target_seeds=1,
+        report_dir=docs)
     assert sorted((r['work_dir'], r['value']) for r in again['runs']) == \
         sorted((r['work_dir'], r['value']) for r in out['runs'])

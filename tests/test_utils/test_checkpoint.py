@@ -43,7 +43,9 @@ def test_unreadable_files_are_named(tmp_path, content):
 
 @pytest.mark.parametrize('protocol', [2, 4])
 def test_malicious_pickle_is_refused(tmp_path, protocol):
+
     class Evil:
+
         def __reduce__(self):
             return (os.system, ('echo pwned > ' + str(tmp_path / 'x'), ))
 
@@ -67,12 +69,16 @@ def test_load_strict(tmp_path):
     load_strict(dst, save(src, tmp_path / 'a.pth'))
     assert dst.pool.alpha.tolist() == [3.0, 3.0]
     # Another width: mis-shaped; another architecture: missing/unexpected.
-    with pytest.raises(ValueError, match=r'mis-shaped keys: conv\.bias: '
-                       r'checkpoint \(8,\), model \(4,\)'):
+    with pytest.raises(
+            ValueError,
+            match=r'mis-shaped keys: conv\.bias: '
+            r'checkpoint \(8,\), model \(4,\)'):
         load_strict(Net(), save(Net(8), tmp_path / 'b.pth'))
     other = nn.Sequential(nn.Conv2d(3, 4, 3))
-    with pytest.raises(ValueError, match=r'missing keys: conv\.bias, '
-                       r'conv\.weight, pool\.alpha; unexpected keys: 0\.bias'):
+    with pytest.raises(
+            ValueError,
+            match=r'missing keys: conv\.bias, '
+            r'conv\.weight, pool\.alpha; unexpected keys: 0\.bias'):
         load_strict(Net(), save(other, tmp_path / 'c.pth'))
     # An alpha of the wrong shape.
     state = Net().state_dict()

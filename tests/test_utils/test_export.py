@@ -11,37 +11,38 @@ import torch
 
 from mmdynopool.models import (DynOPoolHRNet, DynOPoolMobileNetV2,
                                DynOPoolResNet, DynOPoolVGG, ShapeAdaptorVGG)
+from mmdynopool.models.backbones.hrnet import hrnet_extra
 from mmdynopool.utils.export import export_model
 
 pytest.importorskip('onnxruntime')
 
-HRNET = dict(
-    stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
-                num_blocks=(1, ), num_channels=(16, )),
-    stage2=dict(num_modules=1, num_branches=2, block='BASIC',
-                num_blocks=(1, 1), num_channels=(8, 16)),
-    stage3=dict(num_modules=1, num_branches=3, block='BASIC',
-                num_blocks=(1, 1, 1), num_channels=(8, 16, 32)),
-    stage4=dict(num_modules=1, num_branches=4, block='BASIC',
-                num_blocks=(1, 1, 1, 1), num_channels=(8, 16, 32, 64)))
+HRNET = hrnet_extra(8, blocks=1, modules=(1, 1, 1, 1), stage1_channels=16)
 
 BACKBONES = {
-    'vgg': lambda: DynOPoolVGG(
-        11, init_scales=[0.43, (0.6, 0.4), 0.5, 0.55, 0.5],
-        out_indices=(4, )),
-    'resnet': lambda: DynOPoolResNet(
-        18, init_scales=[(0.3, 0.22), 0.6, 0.45, 0.5],
+    'vgg':
+    lambda: DynOPoolVGG(
+        11, init_scales=[0.43, (0.6, 0.4), 0.5, 0.55, 0.5], out_indices=(4, )),
+    'resnet':
+    lambda: DynOPoolResNet(
+        18,
+        init_scales=[(0.3, 0.22), 0.6, 0.45, 0.5],
         out_indices=(0, 1, 2, 3)),
-    'mobilenet_v2': lambda: DynOPoolMobileNetV2(
-        widen_factor=0.25, init_scales=[0.55, (0.4, 0.6), 0.5, 0.62, 0.5],
+    'mobilenet_v2':
+    lambda: DynOPoolMobileNetV2(
+        widen_factor=0.25,
+        init_scales=[0.55, (0.4, 0.6), 0.5, 0.62, 0.5],
         out_indices=(7, )),
-    'hrnet': lambda: DynOPoolHRNet(
+    'hrnet':
+    lambda: DynOPoolHRNet(
         HRNET, init_scales=[0.45, (0.6, 0.5), 0.5, 0.7, 0.5]),
     # Shape Adaptors have the same deployment form; a chain of them exports
     # at a static input size (with a dynamic one, torch.export's range
     # solver fails on their nested floor sizes: tested at the layer level).
-    'shape_adaptor_vgg': lambda: ShapeAdaptorVGG(
-        11, input_size=64, out_indices=(4, ),
+    'shape_adaptor_vgg':
+    lambda: ShapeAdaptorVGG(
+        11,
+        input_size=64,
+        out_indices=(4, ),
         init_alphas=[0.3, -0.4, 1.1, 0.0, -2.0]),
 }
 
@@ -59,9 +60,12 @@ def test_backbone_exports_match_the_training_forward(name, fmt, tmp_path):
     learnable = copy.deepcopy(model)
     dynamic = not name.startswith('shape_adaptor')
     suffix = 'onnx' if fmt == 'onnx' else 'pt2'
-    result = export_model(model, str(tmp_path / f'{name}.{suffix}'),
-                          (64, 72), fmt, check_size=(81, 59),
-                          dynamic=dynamic)
+    result = export_model(
+        model,
+        str(tmp_path / f'{name}.{suffix}'), (64, 72),
+        fmt,
+        check_size=(81, 59),
+        dynamic=dynamic)
     assert result['switched'] == len(model.dynopools)
     assert all(p.deploy for p in model.dynopools)
     sizes = ((64, 72), (81, 59)) if dynamic else ((64, 72), )
@@ -84,27 +88,36 @@ def test_export_tool_on_a_trained_segmentor(tmp_path, demo_cfg):
     cfg.dump(str(tmp_path / 'cfg.py'))
     _, model = build_model_from_cfg(str(tmp_path / 'cfg.py'))
     with torch.no_grad():
-        for p, a in zip(model.backbone.dynopools,
-                        ([2.2, 1.7], [2.6, 1.9], [2.0, 2.0], [1.5, 2.2],
-                         [2.0, 2.5])):
+        for p, a in zip(
+                model.backbone.dynopools,
+            ([2.2, 1.7], [2.6, 1.9], [2.0, 2.0], [1.5, 2.2], [2.0, 2.5])):
             p.alpha.copy_(torch.tensor(a))
     ckpt = tmp_path / 'iter_8.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
-    tool = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'deployment',
-                    'export.py')
-    out = subprocess.run(
-        [sys.executable, osp.abspath(tool), str(tmp_path / 'cfg.py'),
-         str(ckpt), '--shape', '96', '96'], cwd=tmp_path,
-        capture_output=True, text=True, timeout=900)
+    tool = osp.join(
+        osp.dirname(__file__), '..', '..', 'tools', 'deployment', 'export.py')
+    out = subprocess.run([
+        sys.executable,
+        osp.abspath(tool),
+        str(tmp_path / 'cfg.py'),
+        str(ckpt), '--shape', '96', '96'
+    ],
+                         cwd=tmp_path,
+                         capture_output=True,
+                         text=True,
+                         timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert osp.isfile(tmp_path / 'iter_8.onnx')
     assert '5 resizing layers' in out.stdout
-    errors = [float(line.rsplit('= ', 1)[1]) for line in out.stdout.splitlines()
-              if 'max |export - eager|' in line]
+    errors = [
+        float(line.rsplit('= ', 1)[1]) for line in out.stdout.splitlines()
+        if 'max |export - eager|' in line
+    ]
     assert len(errors) == 2 and max(errors) < 1e-5
 
 
 def test_bad_format_is_named(tmp_path):
     with pytest.raises(ValueError, match='fmt'):
-        export_model(DynOPoolVGG(11, out_indices=(4, )),
-                     str(tmp_path / 'a'), (32, 32), 'tflite')
+        export_model(
+            DynOPoolVGG(11, out_indices=(4, )), str(tmp_path / 'a'), (32, 32),
+            'tflite')

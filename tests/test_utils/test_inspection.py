@@ -17,8 +17,7 @@ def test_human_resnet_report():
              for r in report['layers']]
     assert names[:2] == [('conv1', 'Conv2d', (64, 64), (32, 32)),
                          ('maxpool', 'MaxPool2d', (32, 32), (16, 16))]
-    assert ('layer2.0.downsample.0', 'Conv2d', (16, 16),
-            (8, 8)) in names
+    assert ('layer2.0.downsample.0', 'Conv2d', (16, 16), (8, 8)) in names
     assert report['outputs'] == [(16, 16), (8, 8), (4, 4), (2, 2)]
 
 

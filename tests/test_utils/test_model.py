@@ -17,7 +17,7 @@ def test_built_model_runs_with_its_memory_penalty(tmp_path):
     path.write_text(
         f'_base_ = {config!r}\n'
         "custom_hooks = [dict(type='ShapeAdaptorHook', alpha_interval=2,\n"
-        "                     input_size=32, d_limit=6)]\n")
+        '                     input_size=32, d_limit=6)]\n')
     _, model = build_model_from_cfg(str(path))
     # Eq. 5 starts every adaptor at s = (8 / 32) ** (1 / 4): D_cout = 8 > 6.
     rho = (6 / 8)**0.25

@@ -17,14 +17,20 @@ def main():
     parser = argparse.ArgumentParser(description='Get a model\'s GMACs')
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?', default=None)
-    parser.add_argument('--shape', type=int, nargs=2, required=True,
-                        metavar=('H', 'W'), help='input size')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        required=True,
+        metavar=('H', 'W'),
+        help='input size')
     args = parser.parse_args()
     if min(args.shape) < 1:
         parser.error(f'--shape must be two integers >= 1, got {args.shape}')
     report = config_complexity(args.config, args.shape, args.checkpoint)
-    print(format_complexity_report(
-        report, f'{args.config} at {args.shape[0]}x{args.shape[1]}'))
+    print(
+        format_complexity_report(
+            report, f'{args.config} at {args.shape[0]}x{args.shape[1]}'))
 
 
 if __name__ == '__main__':

@@ -13,14 +13,15 @@ from mmdynopool.analysis import plot_learned_shapes
 
 def main():
     parser = argparse.ArgumentParser(description='Plot network shapes')
-    parser.add_argument('models', nargs='+',
-                        help='CONFIG or CONFIG:CHECKPOINT')
-    parser.add_argument('--shape', type=int, nargs=2, required=True,
-                        metavar=('H', 'W'))
+    parser.add_argument(
+        'models', nargs='+', help='CONFIG or CONFIG:CHECKPOINT')
+    parser.add_argument(
+        '--shape', type=int, nargs=2, required=True, metavar=('H', 'W'))
     parser.add_argument('--out', default='shapes.png')
     args = parser.parse_args()
-    models = [(config, ckpt or None) for config, _, ckpt in (
-        spec.partition(':') for spec in args.models)]
+    models = [(config, ckpt or None)
+              for config, _, ckpt in (spec.partition(':')
+                                      for spec in args.models)]
     print(plot_learned_shapes(models, args.shape, args.out))
 
 

@@ -21,23 +21,32 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
-    parser.add_argument('--shape', type=int, nargs=2, required=True,
-                        metavar=('H', 'W'), help='example input size')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        required=True,
+        metavar=('H', 'W'),
+        help='example input size')
     parser.add_argument('--format', choices=FORMATS, default='onnx')
-    parser.add_argument('--out', default=None,
-                        help='output file (default: next to the checkpoint)')
-    parser.add_argument('--static', action='store_true',
-                        help='fixed input size (default: dynamic H and W)')
+    parser.add_argument(
+        '--out',
+        default=None,
+        help='output file (default: next to the checkpoint)')
+    parser.add_argument(
+        '--static',
+        action='store_true',
+        help='fixed input size (default: dynamic H and W)')
     args = parser.parse_args(argv)
     if min(args.shape) < 2:
         parser.error(f'--shape must be two integers >= 2, got {args.shape}')
     if not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint {args.checkpoint!r} does not exist')
-    out = args.out or osp.splitext(args.checkpoint)[0] + (
-        '.onnx' if args.format == 'onnx' else '.pt2')
+    out = args.out or osp.splitext(
+        args.checkpoint)[0] + ('.onnx' if args.format == 'onnx' else '.pt2')
     _, model = build_model_from_cfg(args.config, args.checkpoint)
-    result = export_model(model, out, args.shape, args.format,
-                          dynamic=not args.static)
+    result = export_model(
+        model, out, args.shape, args.format, dynamic=not args.static)
     print(f'{result["format"]}: {result["file"]} '
           f'({result["switched"]} resizing layers in deployment form)')
     for size, err in result['max_rel_error'].items():

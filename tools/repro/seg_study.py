@@ -30,20 +30,36 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 def parse_args(argv=None):
     from mmengine.config import DictAction
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--work-dir', default='work_dirs/seg_study',
-                   help='runs and generated data go here')
-    p.add_argument('--out-dir', default='docs/studies',
-                   help='where the report, figure and runs JSON go')
-    p.add_argument('--seeds', type=int, default=8,
-                   help='seeds per condition (0 ... N-1)')
-    p.add_argument('--jobs', type=int, default=1,
-                   help='runs in parallel (separate processes)')
-    p.add_argument('--threads', type=int, default=1,
-                   help='torch threads per run (recorded in each result)')
-    p.add_argument('--iters', type=int, default=None,
-                   help="override the configs' 600 iterations (smoke tests)")
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override settings of every config, key=value')
+    p.add_argument(
+        '--work-dir',
+        default='work_dirs/seg_study',
+        help='runs and generated data go here')
+    p.add_argument(
+        '--out-dir',
+        default='docs/studies',
+        help='where the report, figure and runs JSON go')
+    p.add_argument(
+        '--seeds', type=int, default=8, help='seeds per condition (0 ... N-1)')
+    p.add_argument(
+        '--jobs',
+        type=int,
+        default=1,
+        help='runs in parallel (separate processes)')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=1,
+        help='torch threads per run (recorded in each result)')
+    p.add_argument(
+        '--iters',
+        type=int,
+        default=None,
+        help="override the configs' 600 iterations (smoke tests)")
+    p.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of every config, key=value')
     args = p.parse_args(argv)
     for name in ('seeds', 'jobs', 'threads', 'iters'):
         v = getattr(args, name)

@@ -104,16 +104,19 @@ def _rank(cond: str, family) -> tuple:
 
 
 def _condition_table(runs, target, family) -> List[str]:
-    lines = ['| dataset | condition | input | seeds (failed) | mIoU (%) | '
-             'GMACs | cost / X | within ±5 % of X | train s / run |',
-             '|---|---|---|---|---|---|---|---|---|']
+    lines = [
+        '| dataset | condition | input | seeds (failed) | mIoU (%) | '
+        'GMACs | cost / X | within ±5 % of X | train s / run |',
+        '|---|---|---|---|---|---|---|---|---|'
+    ]
     for dataset in ('digits', 'stretch-v', 'stretch-h'):
         conds = _conds(runs, dataset)
         for cond in sorted(conds, key=lambda c: _rank(c, family)):
             all_runs = conds[cond]
             ok = list(_ok(all_runs).values())
-            size = 'x'.join(map(str, next(iter(
-                all_runs.values()))['input_size']))
+            size = 'x'.join(
+                map(str,
+                    next(iter(all_runs.values()))['input_size']))
             head = (f'| {dataset} | {cond} | {size} | {len(ok)} '
                     f'({len(all_runs) - len(ok)}) |')
             if not ok:
@@ -121,8 +124,8 @@ def _condition_table(runs, target, family) -> List[str]:
                 continue
             miou = mean_std([r['value'] for r in ok])
             g = mean_std([r['gmacs'] for r in ok])
-            within = sum(cost_within(r['gmacs'], target, COST_TOLERANCE)
-                         for r in ok)
+            within = sum(
+                cost_within(r['gmacs'], target, COST_TOLERANCE) for r in ok)
             secs = mean_std([r['train_seconds'] for r in ok])[0]
             lines.append(f'{head} {miou[0]:.2f} ± {miou[1]:.2f} | '
                          f'{g[0]:.4f} ± {g[1]:.4f} | {g[0] / target:.3f} | '
@@ -136,8 +139,8 @@ def _comparisons(conds, family) -> List[tuple]:
     out = [(f'{TARGET} - human (96x96)', _paired(t, human))]
     for h, w in family:
         name = f'human_{h}x{w}'
-        out.append((f'{TARGET} - {name}',
-                    _paired(t, _values(conds.get(name, {})))))
+        out.append(
+            (f'{TARGET} - {name}', _paired(t, _values(conds.get(name, {})))))
     out.append((f'{TARGET} - {SQUARE} (interpolated per seed)',
                 _paired(t, _square_at_cost(conds, family))))
     lam = _values(conds.get('dynopool_lambda', {}))
@@ -162,8 +165,8 @@ def _strongest(conds, family, target) -> str:
     for h, w in family:
         runs = _ok(conds.get(f'human_{h}x{w}', {}))
         if h != w and runs and cost_within(
-                mean_std([r['gmacs'] for r in runs.values()])[0], t_cost,
-                COST_TOLERANCE):
+                mean_std([r['gmacs']
+                          for r in runs.values()])[0], t_cost, COST_TOLERANCE):
             cands.append((f'human_{h}x{w}', _values(runs)))
     cands = [(n, v) for n, v in cands if v]
     if not cands:
@@ -180,9 +183,11 @@ def _strongest(conds, family, target) -> str:
 def _transposition(runs) -> List[str]:
     v = _ok(_conds(runs, 'stretch-v').get(TARGET, {}))
     h = _ok(_conds(runs, 'stretch-h').get(TARGET, {}))
-    lines = ['| seed | stretch-v: stem, streams 1-4 (h x w) | stream 1 | '
-             'stretch-h: stem, streams 1-4 (h x w) | stream 1 | flipped |',
-             '|---|---|---|---|---|---|']
+    lines = [
+        '| seed | stretch-v: stem, streams 1-4 (h x w) | stream 1 | '
+        'stretch-h: stem, streams 1-4 (h x w) | stream 1 | flipped |',
+        '|---|---|---|---|---|---|'
+    ]
     seeds = sorted(set(v) & set(h))
     flipped = 0
     for s in seeds:
@@ -190,17 +195,19 @@ def _transposition(runs) -> List[str]:
         ov, oh = stream_orientation(pv[1]), stream_orientation(ph[1])
         ok = ov == 'wide' and oh == 'tall'
         flipped += ok
-        lines.append(
-            f'| {s} | {" ".join(f"{a}x{b}" for a, b in pv)} | {ov} | '
-            f'{" ".join(f"{a}x{b}" for a, b in ph)} | {oh} | '
-            f'{"yes" if ok else "no"} |')
+        lines.append(f'| {s} | {" ".join(f"{a}x{b}" for a, b in pv)} | {ov} | '
+                     f'{" ".join(f"{a}x{b}" for a, b in ph)} | {oh} | '
+                     f'{"yes" if ok else "no"} |')
     # The weaker, relative reading: the stretch-v map's h / w below the
     # stretch-h one's in the same seed (one-sided sign test).
-    lower = sum(pool_sizes(v[s])[1][0] / pool_sizes(v[s])[1][1] <
-                pool_sizes(h[s])[1][0] / pool_sizes(h[s])[1][1]
-                for s in seeds)
-    sign_p = sum(math.comb(len(seeds), k) for k in range(lower, len(seeds)
-                                                        + 1)) / 2**len(seeds)
+    lower = sum(
+        pool_sizes(v[s])[1][0] /
+        pool_sizes(v[s])[1][1] < pool_sizes(h[s])[1][0] /
+        pool_sizes(h[s])[1][1] for s in seeds)
+    sign_p = sum(
+        math.comb(len(seeds), k)
+        for k in range(lower,
+                       len(seeds) + 1)) / 2**len(seeds)
     lines.append(f'\nStream 1 wider than tall on stretch-v and taller than '
                  f'wide on stretch-h: **{flipped} of {len(seeds)} seeds** '
                  f'(seeds with both runs finished). Relative reading: stream '
@@ -217,12 +224,16 @@ def _per_seed(conds, family) -> List[str]:
     cols.insert(cols.index(TARGET) if TARGET in cols else len(cols), SQUARE)
     seeds = sorted({s for runs in conds.values() for s in runs})
     cost = {c: _ok(conds.get(c, {})) for c in (TARGET, 'dynopool_lambda')}
-    lines = [f'| seed | {" | ".join(cols)} | GMACs {TARGET} | GMACs '
-             'dynopool_lambda |', '|---' * (len(cols) + 3) + '|']
+    lines = [
+        f'| seed | {" | ".join(cols)} | GMACs {TARGET} | GMACs '
+        'dynopool_lambda |', '|---' * (len(cols) + 3) + '|'
+    ]
     for s in seeds:
         cells = [f'{vals[c][s]:.2f}' if s in vals[c] else '-' for c in cols]
-        cells += [f'{cost[c][s]["gmacs"]:.4f}' if s in cost[c] else '-'
-                  for c in (TARGET, 'dynopool_lambda')]
+        cells += [
+            f'{cost[c][s]["gmacs"]:.4f}' if s in cost[c] else '-'
+            for c in (TARGET, 'dynopool_lambda')
+        ]
         lines.append(f'| {s} | {" | ".join(cells)} |')
     return lines
 
@@ -248,7 +259,7 @@ def format_report(data: Dict) -> str:
         f'Configs `{settings["configs"][0]}` and `{settings["configs"][1]}`'
         f', seeds 0-{settings["seeds"] - 1}, '
         f'{", ".join(map(str, iters))} iterations, mIoU from mmseg '
-        "`IoUMetric` on the validation images at their original 96x96 "
+        '`IoUMetric` on the validation images at their original 96x96 '
         f'labels. Target X = the human model\'s exact GMACs at 96x96: '
         f'**{target:.5f}**. `{TARGET}`: `GMACsLossHook(target_gmacs=X)` '
         '(adaptive lambda, sizes settled within 2 % of X and frozen at 80 % '
@@ -256,27 +267,34 @@ def format_report(data: Dict) -> str:
         '`fixfinal`: each seed\'s learned target shape retrained frozen '
         'from scratch (same seed and budget, no GMACs loss); `human_HxW`: '
         'the human model fed HxW inputs (mmseg `Resize`), scored at the '
-        'original labels.\n',
-        f'Runs: {_runtime(runs)}.\n',
+        'original labels.\n', f'Runs: {_runtime(runs)}.\n',
         '## Conditions (mean ± std over seeds)\n'
     ]
     out += _condition_table(runs, target, family)
-    out += ['\n## Paired differences by seed (mIoU points; mean [95 % t '
-            'interval] (paired t-test p))\n',
-            '| comparison | seeds | difference |', '|---|---|---|']
-    out += [f'| {n} | {p["n"]} | {format_paired(p)} |'
-            for n, p in _comparisons(digits, family)]
+    out += [
+        '\n## Paired differences by seed (mIoU points; mean [95 % t '
+        'interval] (paired t-test p))\n',
+        '| comparison | seeds | difference |', '|---|---|---|'
+    ]
+    out += [
+        f'| {n} | {p["n"]} | {format_paired(p)} |'
+        for n, p in _comparisons(digits, family)
+    ]
     strongest = _strongest(digits, family, target)
     if strongest:
         out += ['', strongest]
     t_runs = [r for r in runs if r['condition'] == TARGET]
     ok = [r for r in t_runs if not r.get('failed')]
     within = sum(cost_within(r['gmacs'], target, COST_TOLERANCE) for r in ok)
-    lam = [r['gmacs'] / target
-           for r in _ok(digits.get('dynopool_lambda', {})).values()]
-    fix_same = [s for s, r in _ok(digits.get('fixfinal', {})).items()
-                if s in _ok(digits.get(TARGET, {})) and pool_sizes(r) ==
-                pool_sizes(digits[TARGET][s])]
+    lam = [
+        r['gmacs'] / target
+        for r in _ok(digits.get('dynopool_lambda', {})).values()
+    ]
+    fix_same = [
+        s for s, r in _ok(digits.get('fixfinal', {})).items()
+        if s in _ok(digits.get(TARGET, {}))
+        and pool_sizes(r) == pool_sizes(digits[TARGET][s])
+    ]
     out += [
         f'\n**Cost:** {within} of {len(t_runs)} `{TARGET}` runs (digits and '
         f'stretch) end within ±5 % of X ({len(t_runs) - len(ok)} failed).' +
@@ -292,8 +310,10 @@ def format_report(data: Dict) -> str:
     ]
     out += _transposition(runs)
     out += ['\n## Per seed (digits, mIoU %)\n'] + _per_seed(digits, family)
-    out += ['', f'![mIoU against GMACs; transposition control]'
-            f'({FIGURE_FILE})']
+    out += [
+        '', f'![mIoU against GMACs; transposition control]'
+        f'({FIGURE_FILE})'
+    ]
     return '\n'.join(out) + '\n'
 
 
@@ -310,27 +330,40 @@ def plot_report(data: Dict, out_file: str) -> str:
         ok = list(_ok(digits.get(cond, {})).values())
         if not ok:
             return None
-        return (mean_std([r['gmacs'] for r in ok]),
-                mean_std([r['value'] for r in ok]))
+        return (mean_std([r['gmacs']
+                          for r in ok]), mean_std([r['value'] for r in ok]))
 
-    square = [c for c in ['human_88x88', 'human', 'human_104x104']
-              if point(c)]
+    square = [c for c in ['human_88x88', 'human', 'human_104x104'] if point(c)]
     if square:
         pts = sorted((point(c) for c in square), key=lambda p: p[0][0])
-        ax.plot([p[0][0] for p in pts], [p[1][0] for p in pts], '--',
-                color='tab:gray', lw=1)
-    styles = {TARGET: ('s', 'tab:red'), 'dynopool_lambda': ('^', 'tab:blue'),
-              'fixfinal': ('D', 'tab:purple')}
+        ax.plot([p[0][0] for p in pts], [p[1][0] for p in pts],
+                '--',
+                color='tab:gray',
+                lw=1)
+    styles = {
+        TARGET: ('s', 'tab:red'),
+        'dynopool_lambda': ('^', 'tab:blue'),
+        'fixfinal': ('D', 'tab:purple')
+    }
     for cond in _order(family):
         p = point(cond)
         if p is None:
             continue
         fmt, colour = styles.get(cond, ('o', 'tab:gray'))
-        ax.errorbar(p[0][0], p[1][0], xerr=p[0][1], yerr=p[1][1], fmt=fmt,
-                    color=colour, capsize=2)
-        ax.annotate(cond.replace('human_', ''), (p[0][0], p[1][0]),
-                    textcoords='offset points', xytext=(4, 4), fontsize=7,
-                    color=colour)
+        ax.errorbar(
+            p[0][0],
+            p[1][0],
+            xerr=p[0][1],
+            yerr=p[1][1],
+            fmt=fmt,
+            color=colour,
+            capsize=2)
+        ax.annotate(
+            cond.replace('human_', ''), (p[0][0], p[1][0]),
+            textcoords='offset points',
+            xytext=(4, 4),
+            fontsize=7,
+            color=colour)
     ax.axvline(data['settings']['target_gmacs'], color='k', lw=0.5, ls=':')
     ax.set_xscale('log')
     from matplotlib.ticker import FormatStrFormatter
@@ -341,16 +374,21 @@ def plot_report(data: Dict, out_file: str) -> str:
     ax.set_ylabel('mIoU (%)')
     ax.set_title('digits-VOC: mIoU vs cost (mean ± std)', fontsize=10)
     ax.grid(alpha=0.3)
-    for dataset, colour in (('stretch-v', 'tab:blue'),
-                            ('stretch-h', 'tab:red')):
-        sizes = [pool_sizes(r)[1] for r in _ok(_conds(runs, dataset).get(
-            TARGET, {})).values()]
+    for dataset, colour in (('stretch-v', 'tab:blue'), ('stretch-h',
+                                                        'tab:red')):
+        sizes = [
+            pool_sizes(r)[1]
+            for r in _ok(_conds(runs, dataset).get(TARGET, {})).values()
+        ]
         if sizes:
             bx.scatter([w for _, w in sizes], [h for h, _ in sizes],
-                       color=colour, label=dataset, s=18)
-    lim = max([24] + [max(pool_sizes(r)[1]) for r in runs
-                      if r['condition'] == TARGET and not r.get('failed')
-                      and r['dataset'] != 'digits'])
+                       color=colour,
+                       label=dataset,
+                       s=18)
+    lim = max([24] + [
+        max(pool_sizes(r)[1]) for r in runs if r['condition'] == TARGET
+        and not r.get('failed') and r['dataset'] != 'digits'
+    ])
     bx.plot([0, lim + 2], [0, lim + 2], color='k', lw=0.5)
     bx.set_xlabel('stream 1 width')
     bx.set_ylabel('stream 1 height')
@@ -365,10 +403,12 @@ def write_report(out_dir: str, settings: Dict, runs: List[Dict]) -> str:
     ``segmentation.md`` (:func:`format_report` of that JSON) and
     ``segmentation.png`` to ``out_dir``; return the markdown's path."""
     os.makedirs(out_dir, exist_ok=True)
-    runs = sorted(runs, key=lambda r: (r['dataset'], _rank(
-        r['condition'], settings['family']), r['seed']))
-    text = json.dumps(dict(settings=settings, runs=runs), indent=1,
-                      default=str)
+    runs = sorted(
+        runs,
+        key=lambda r:
+        (r['dataset'], _rank(r['condition'], settings['family']), r['seed']))
+    text = json.dumps(
+        dict(settings=settings, runs=runs), indent=1, default=str)
     with open(osp.join(out_dir, RUNS_FILE), 'w') as f:
         f.write(text + '\n')
     data = json.loads(text)

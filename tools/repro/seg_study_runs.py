@@ -1,6 +1,7 @@
 """The runs of the segmentation study (``tools/repro/seg_study.py``): the
 demo-scale FCN-HRNet of ``configs/demo/`` on digits-VOC, several seeds per
-condition, every run :func:`~mmdynopool.analysis.run_experiment` (resumable:
+condition, every run
+:func:`~mmdynopool.analysis.experiments.run_experiment` (resumable:
 ``result.json`` marks a finished run) in worker processes
 (:func:`~mmdynopool.analysis.parallel.run_parallel`).
 
@@ -43,14 +44,17 @@ CROP = (96, 96)
 #: 1.03x).
 FAMILY = ((88, 88), (104, 104), (80, 116), (116, 80))
 #: Study dataset name -> ``DigitsVOCDataset`` variant.
-DATASETS = {'digits': 'plain', 'stretch-v': 'stretch_v',
-            'stretch-h': 'stretch_h'}
+DATASETS = {
+    'digits': 'plain',
+    'stretch-v': 'stretch_v',
+    'stretch-h': 'stretch_h'
+}
 TARGET = 'dynopool_target'
 
 
 def _spec(dataset, condition, seed, size=CROP) -> Dict:
-    return dict(dataset=dataset, condition=condition, seed=seed,
-                input_size=list(size))
+    return dict(
+        dataset=dataset, condition=condition, seed=seed, input_size=list(size))
 
 
 def seg_plan(seeds: int) -> List[Dict]:
@@ -66,20 +70,29 @@ def seg_plan(seeds: int) -> List[Dict]:
     """
     plan = [_spec('digits', TARGET, s) for s in range(seeds)]
     plan += [_spec('digits', 'fixfinal', s) for s in range(seeds)]
-    plan += [_spec(d, TARGET, s) for d in ('stretch-v', 'stretch-h')
-             for s in range(seeds)]
-    plan += [_spec('digits', c, s) for c in ('dynopool_lambda', 'human')
-             for s in range(seeds)]
-    plan += [_spec('digits', f'human_{h}x{w}', s, (h, w)) for h, w in FAMILY
-             for s in range(seeds)]
+    plan += [
+        _spec(d, TARGET, s) for d in ('stretch-v', 'stretch-h')
+        for s in range(seeds)
+    ]
+    plan += [
+        _spec('digits', c, s) for c in ('dynopool_lambda', 'human')
+        for s in range(seeds)
+    ]
+    plan += [
+        _spec('digits', f'human_{h}x{w}', s, (h, w)) for h, w in FAMILY
+        for s in range(seeds)
+    ]
     return plan
 
 
 def seg_needs(plan: Sequence[Dict]) -> List[Optional[int]]:
     """Per run, the index of the run it needs: ``fixfinal`` needs the
     digits ``dynopool_target`` run of its seed."""
-    where = {s['seed']: i for i, s in enumerate(plan)
-             if s['condition'] == TARGET and s['dataset'] == 'digits'}
+    where = {
+        s['seed']: i
+        for i, s in enumerate(plan)
+        if s['condition'] == TARGET and s['dataset'] == 'digits'
+    }
     needs = []
     for s in plan:
         if s['condition'] != 'fixfinal':
@@ -111,8 +124,8 @@ def set_seg_input_size(cfg: Config, size: Sequence[int]) -> Config:
         raise ValueError(f'size must be (H, W) with H, W >= 1, got {size!r}')
     cfg = copy.deepcopy(cfg)
     h, w = (int(v) for v in size)
-    resize = dict(type='Resize', scale=(w, h), keep_ratio=False,
-                  _scope_='mmseg')
+    resize = dict(
+        type='Resize', scale=(w, h), keep_ratio=False, _scope_='mmseg')
     for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = cfg.get(name, {}).get('dataset')
         if not dataset:
@@ -149,8 +162,7 @@ def build_seg_cfg(spec: Dict,
         fixed_backbone (dict, optional): A ``fixfinal`` run's learned shape
             (its target run's ``fixed_backbone``).
     """
-    from mmdynopool.analysis import gmacs_loss_hook
-    from mmdynopool.engine import gmacs_loss_hooks
+    from mmdynopool.engine import gmacs_loss_hook, gmacs_loss_hooks
     from mmdynopool.utils import config_path
     cond = spec['condition']
     kind = 'human' if cond.startswith('human') else 'dynopool'
@@ -170,7 +182,7 @@ def build_seg_cfg(spec: Dict,
         gmacs_loss_hook(cfg)['target_gmacs'] = float(target_gmacs)
     elif cond == 'fixfinal':
         if not fixed_backbone:
-            raise ValueError("a fixfinal run needs fixed_backbone (its "
+            raise ValueError('a fixfinal run needs fixed_backbone (its '
                              "target run's learned shape)")
         cfg.model.backbone.update(fixed_backbone)
         gmacs_loss_hooks(cfg, remove=True)
@@ -189,8 +201,8 @@ def human_cost(cfg_options: Optional[Dict] = None) -> float:
     """Exact conv + linear GMACs of the human model on one 96x96 image
     (``target_gmacs`` of the DynOPool target runs)."""
     from mmdynopool.analysis.complexity import exact_config_gmacs
-    cfg = build_seg_cfg(_spec('digits', 'human', 0), 'unused', None, None,
-                        cfg_options)
+    cfg = build_seg_cfg(
+        _spec('digits', 'human', 0), 'unused', None, None, cfg_options)
     return exact_config_gmacs(cfg, CROP, 'mmseg')
 
 
@@ -199,7 +211,7 @@ def _run_one(task, needed=None) -> Dict:
     import json
 
     import mmdynopool  # noqa: F401  (registrations)
-    from mmdynopool.analysis import run_experiment
+    from mmdynopool.analysis.experiments import run_experiment
     from mmdynopool.analysis.parallel import runtime_record
     from mmdynopool.models.layers.dynopool import AlphaDivergedError
     spec, work_dir, roots, target, iters, cfg_options, threads = task
@@ -215,10 +227,15 @@ def _run_one(task, needed=None) -> Dict:
     if spec['condition'] == 'fixfinal':
         if not needed or needed.get('failed') or \
                 not needed.get('fixed_backbone'):
-            return dict(extra, failed=True, value=None, gmacs=None,
-                        input_size=spec['input_size'], work_dir=out_dir,
-                        error='its dynopool_target run has no learned shape '
-                        '(it diverged)')
+            return dict(
+                extra,
+                failed=True,
+                value=None,
+                gmacs=None,
+                input_size=spec['input_size'],
+                work_dir=out_dir,
+                error='its dynopool_target run has no learned shape '
+                '(it diverged)')
         fixed = extra['fixed_backbone'] = needed['fixed_backbone']
     if spec['condition'] == TARGET:
         extra['target_gmacs'] = target
@@ -228,14 +245,23 @@ def _run_one(task, needed=None) -> Dict:
     extra['iters'] = cfg.train_cfg.max_iters
     try:
         result = run_experiment(
-            cfg, out_dir, tuple(spec['input_size']), metric='mIoU',
-            extra=extra, export_fixed=spec['condition'] == TARGET)
+            cfg,
+            out_dir,
+            tuple(spec['input_size']),
+            metric='mIoU',
+            extra=extra,
+            export_fixed=spec['condition'] == TARGET)
     except AlphaDivergedError as e:
         # A diverged run is a result, recorded and counted, not a crash of
         # the study; any other error stops it.
-        result = dict(extra, failed=True, error=f'{type(e).__name__}: {e}',
-                      value=None, gmacs=None, input_size=spec['input_size'],
-                      work_dir=out_dir)
+        result = dict(
+            extra,
+            failed=True,
+            error=f'{type(e).__name__}: {e}',
+            value=None,
+            gmacs=None,
+            input_size=spec['input_size'],
+            work_dir=out_dir)
         os.makedirs(out_dir, exist_ok=True)
         with open(failed, 'w') as f:
             json.dump(result, f, indent=1)
@@ -246,8 +272,8 @@ def _make_data(roots: Dict[str, str], cfg_options: Optional[Dict]) -> None:
     """Generate each dataset once, here, before the workers start."""
     from mmdynopool.datasets import build_digits_voc
     for dataset, root in roots.items():
-        cfg = build_seg_cfg(_spec(dataset, 'human', 0), root, None, None,
-                            cfg_options)
+        cfg = build_seg_cfg(
+            _spec(dataset, 'human', 0), root, None, None, cfg_options)
         generate = dict(cfg.train_dataloader.dataset.get('generate') or {})
         build_digits_voc(root, variant=DATASETS[dataset], **generate)
 
@@ -288,20 +314,26 @@ def run_seg_study(work_dir: str,
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
     start = time.time()
-    roots = {d: osp.join(work_dir, f'digits_voc_{v}')
-             for d, v in DATASETS.items()}
+    roots = {
+        d: osp.join(work_dir, f'digits_voc_{v}')
+        for d, v in DATASETS.items()
+    }
     _make_data(roots, cfg_options)
     target = human_cost(cfg_options)
     plan = seg_plan(seeds)
     tasks = [(s, work_dir, roots, target, iters, cfg_options, threads)
              for s in plan]
     runs = run_parallel(_run_one, tasks, jobs, seg_needs(plan))
-    settings = dict(seeds=seeds, iters=iters, threads=threads, jobs=jobs,
-                    target_gmacs=target, crop=list(CROP),
-                    family=[list(s) for s in FAMILY],
-                    configs=[CONFIG.format(kind=k)
-                             for k in ('human', 'dynopool')],
-                    cfg_options=cfg_options or {},
-                    wall_seconds=round(time.time() - start, 1))
+    settings = dict(
+        seeds=seeds,
+        iters=iters,
+        threads=threads,
+        jobs=jobs,
+        target_gmacs=target,
+        crop=list(CROP),
+        family=[list(s) for s in FAMILY],
+        configs=[CONFIG.format(kind=k) for k in ('human', 'dynopool')],
+        cfg_options=cfg_options or {},
+        wall_seconds=round(time.time() - start, 1))
     report = write_report(out_dir, settings, runs)
     return dict(report=report, runs=runs)

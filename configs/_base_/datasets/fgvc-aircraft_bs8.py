@@ -13,8 +13,11 @@ train_pipeline = [
     dict(type='LoadImageFromFile', _scope_='mmpretrain'),
     dict(type='ResizeEdge', scale=256, edge='short', _scope_='mmpretrain'),
     dict(type='RandomCrop', crop_size=224, _scope_='mmpretrain'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal',
-         _scope_='mmpretrain'),
+    dict(
+        type='RandomFlip',
+        prob=0.5,
+        direction='horizontal',
+        _scope_='mmpretrain'),
     dict(type='PackInputs', _scope_='mmpretrain'),
 ]
 test_pipeline = [
@@ -26,16 +29,23 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=8,
     num_workers=4,
-    dataset=dict(type='FGVCAircraft', data_root='data/fgvc-aircraft-2013b',
-                 split='trainval', pipeline=train_pipeline,
-                 _scope_='mmpretrain'),
+    dataset=dict(
+        type='FGVCAircraft',
+        data_root='data/fgvc-aircraft-2013b',
+        split='trainval',
+        pipeline=train_pipeline,
+        _scope_='mmpretrain'),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=8,
     num_workers=4,
-    dataset=dict(type='FGVCAircraft', data_root='data/fgvc-aircraft-2013b',
-                 split='test', pipeline=test_pipeline, _scope_='mmpretrain'),
+    dataset=dict(
+        type='FGVCAircraft',
+        data_root='data/fgvc-aircraft-2013b',
+        split='test',
+        pipeline=test_pipeline,
+        _scope_='mmpretrain'),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, 5), _scope_='mmpretrain')

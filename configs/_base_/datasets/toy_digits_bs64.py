@@ -7,7 +7,9 @@
 # with the scope 'mmdynopool', which has no registry) still builds.
 dataset_type = 'ToyDigits'
 data_preprocessor = dict(
-    num_classes=10, mean=[33.3, 33.3, 33.3], std=[78.6, 78.6, 78.6],
+    num_classes=10,
+    mean=[33.3, 33.3, 33.3],
+    std=[78.6, 78.6, 78.6],
     to_rgb=False)
 train_pipeline = [dict(type='PackInputs', _scope_='mmpretrain')]
 test_pipeline = [dict(type='PackInputs', _scope_='mmpretrain')]
@@ -15,17 +17,23 @@ train_dataloader = dict(
     batch_size=64,
     num_workers=0,
     persistent_workers=False,  # stock tools default it on: needs workers
-    dataset=dict(type=dataset_type, _scope_='mmpretrain', variant='plain',
-                 split='train',
-                 pipeline=train_pipeline),
+    dataset=dict(
+        type=dataset_type,
+        _scope_='mmpretrain',
+        variant='plain',
+        split='train',
+        pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True))
 val_dataloader = dict(
     batch_size=250,
     num_workers=0,
     persistent_workers=False,  # stock tools default it on: needs workers
-    dataset=dict(type=dataset_type, _scope_='mmpretrain', variant='plain',
-                 split='val',
-                 pipeline=test_pipeline),
+    dataset=dict(
+        type=dataset_type,
+        _scope_='mmpretrain',
+        variant='plain',
+        split='val',
+        pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(type='Accuracy', _scope_='mmpretrain', topk=(1, ))
 test_dataloader = val_dataloader

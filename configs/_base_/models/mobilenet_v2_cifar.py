@@ -6,5 +6,8 @@ model = dict(
     _scope_='mmpretrain',
     backbone=dict(type='MobileNetV2_CIFAR', widen_factor=1.0),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=100, in_channels=1280,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+    head=dict(
+        type='LinearClsHead',
+        num_classes=100,
+        in_channels=1280,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))

@@ -9,8 +9,15 @@ model = dict(
     type='ImageClassifier',
     _scope_='mmpretrain',
     backbone=dict(
-        type='SlimVGG', depth=11, widen_factor=0.125,
-        norm_cfg=dict(type='BN'), with_last_pool=False, out_indices=(4, )),
+        type='SlimVGG',
+        depth=11,
+        widen_factor=0.125,
+        norm_cfg=dict(type='BN'),
+        with_last_pool=False,
+        out_indices=(4, )),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=10, in_channels=64,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+    head=dict(
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=64,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))

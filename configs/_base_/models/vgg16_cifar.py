@@ -5,8 +5,14 @@ model = dict(
     type='ImageClassifier',
     _scope_='mmpretrain',
     backbone=dict(
-        type='VGG', depth=16, norm_cfg=dict(type='BN'), with_last_pool=False,
+        type='VGG',
+        depth=16,
+        norm_cfg=dict(type='BN'),
+        with_last_pool=False,
         out_indices=(4, )),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=100, in_channels=512,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))
+    head=dict(
+        type='LinearClsHead',
+        num_classes=100,
+        in_channels=512,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0)))

@@ -7,6 +7,9 @@ model = dict(
     backbone=dict(
         type='VGG', depth=16, norm_cfg=dict(type='BN'), out_indices=(4, )),
     neck=dict(type='GlobalAveragePooling'),
-    head=dict(type='LinearClsHead', num_classes=1000, in_channels=512,
-              loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
-              topk=(1, 5)))
+    head=dict(
+        type='LinearClsHead',
+        num_classes=1000,
+        in_channels=512,
+        loss=dict(type='CrossEntropyLoss', loss_weight=1.0),
+        topk=(1, 5)))

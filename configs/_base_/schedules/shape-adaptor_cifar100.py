@@ -10,5 +10,5 @@ custom_hooks = [
     dict(type='ShapeLoggingHook', interval=500, input_size=(32, 32)),
 ]
 # alpha gets no gradient in most weight passes.
-model_wrapper_cfg = dict(type='MMDistributedDataParallel',
-                         find_unused_parameters=True)
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', find_unused_parameters=True)

@@ -7,10 +7,11 @@
 # variant and its weights' SGD into Nesterov SGD (lr 1e-2, wd 5e-4,
 # MobileNetV2 4e-5) at the baselines' 200 epochs.
 custom_hooks = [
-    dict(type='ShapeAdaptorHook', alpha_interval=20, input_size=224,
-         d_limit=30),
+    dict(
+        type='ShapeAdaptorHook', alpha_interval=20, input_size=224,
+        d_limit=30),
     dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),
 ]
 # alpha gets no gradient in most weight passes.
-model_wrapper_cfg = dict(type='MMDistributedDataParallel',
-                         find_unused_parameters=True)
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', find_unused_parameters=True)

@@ -6,10 +6,13 @@
 # backbone into the Shape Adaptor variant and its weights' SGD into
 # Nesterov SGD (wd 1e-4, MobileNetV2 4e-5) at the baselines' 100 epochs.
 custom_hooks = [
-    dict(type='ShapeAdaptorHook', alpha_interval=1500, input_size=224,
-         d_limit=15),
+    dict(
+        type='ShapeAdaptorHook',
+        alpha_interval=1500,
+        input_size=224,
+        d_limit=15),
     dict(type='ShapeLoggingHook', interval=500, input_size=(224, 224)),
 ]
 # alpha gets no gradient in most weight passes.
-model_wrapper_cfg = dict(type='MMDistributedDataParallel',
-                         find_unused_parameters=True)
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', find_unused_parameters=True)

@@ -1,7 +1,7 @@
 # The CPU schedule of the toy studies: SGD 0.9, lr 0.05, wd 5e-4, cosine over
 # 20 epochs (47 iterations each at batch 64), long enough that alpha settles
-# (README, toy studies: alpha trajectories). alpha: no weight decay and 0.1x
-# the learning rate (DynOPool Table B's ratio for CIFAR).
+# (docs/studies, toy studies: alpha trajectories). alpha: no weight decay and
+# 0.1x the learning rate (DynOPool Table B's ratio for CIFAR).
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=5e-4),
     paramwise_cfg=dict(

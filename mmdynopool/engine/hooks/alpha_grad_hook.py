@@ -1,57 +1,86 @@
 """Choose the space in which the optimizer steps DynOPool's alpha."""
+from typing import List
+
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from torch import nn
 
 from ...models.layers import DynOPool2d
 from ...utils.inspection import unwrap_model
 
-__all__ = ['AlphaGradHook']
+__all__ = ['AlphaGradHook', 'rescale_alpha_grads', 'SPACES']
 
 #: space -> power k of the gradient factor ``(alpha / alpha_0) ** k``.
 SPACES = {'alpha': 0, 'log': 2, 'scale': 4}
+
+
+def rescale_alpha_grads(model: nn.Module, space: str = 'log') -> List:
+    """Make the optimizer step every DynOPool alpha of ``model`` in
+    ``space``: a gradient hook multiplies alpha's gradient by
+    ``(alpha / alpha_0) ** k`` (``alpha_0 = 1 / init_scale``, so the factor
+    is 1 at the initial scale and the first steps are the paper's).
+
+    To first order the optimizer then steps ``log r`` by
+    ``lr * dL/d log r`` (``space='log'``, ``k = 2``: the same relative
+    step at every scale), ``r`` by ``lr * dL/dr`` (``'scale'``, ``k = 4``)
+    or ``alpha`` as the paper does (``'alpha'``, ``k = 0``: no hook). Every
+    DynOPool2d alpha with ``requires_grad`` is rescaled once, shared ones
+    included; Shape Adaptor's alphas are not touched. Why ``'log'``:
+    ``docs/conventions.md`` ("The space in which SGD steps alpha").
+
+    Args:
+        model (nn.Module): Any model holding :class:`DynOPool2d` layers.
+        space (str): ``'alpha'``, ``'log'`` or ``'scale'``. Default:
+            ``'log'``.
+
+    Returns:
+        list: The gradient-hook handles; ``h.remove()`` on each undoes it.
+
+    Example:
+        >>> import torch
+        >>> from mmdynopool.models import DynOPool2d
+        >>> pool = DynOPool2d(init_scale=0.5)
+        >>> handles = rescale_alpha_grads(pool, 'log')
+        >>> with torch.no_grad():
+        ...     _ = pool.alpha.fill_(4.0)  # r = 0.25: alpha twice alpha_0
+        >>> pool(torch.rand(1, 1, 8, 8)).sum().backward()
+        >>> len(handles)
+        1
+    """
+    if space not in SPACES:
+        raise ValueError(f'space must be one of {tuple(SPACES)}, got '
+                         f'{space!r}')
+    k = SPACES[space]
+    handles, seen = [], set()
+    for m in model.modules():
+        if not isinstance(m, DynOPool2d) or id(m.alpha) in seen:
+            continue
+        seen.add(id(m.alpha))
+        if k == 0 or not m.alpha.requires_grad:
+            continue
+        alpha0 = m.alpha.new_tensor([1 / r for r in m.init_scale])
+        handles.append(m.alpha.register_hook(_rescale(m.alpha, alpha0, k)))
+    return handles
 
 
 @HOOKS.register_module()
 class AlphaGradHook(Hook):
     """Step DynOPool's ``alpha`` as if the parameter were ``log r`` or ``r``.
 
-    The paper learns ``alpha = 1 / r`` (Eq. 6) with plain SGD. A step
-    ``d alpha`` moves the scale by ``d r = -r^2 d alpha`` and the loss's
-    gradient on alpha is ``dL/d alpha = -r^2 dL/dr``, so a plain SGD step
-    moves ``r`` by ``lr * r^4 * dL/dr``: 16x the step at ``r = 0.5`` once a
-    layer reaches ``r = 1``, 256x at ``r = 2``. With alpha gradients as
-    noisy as they are per batch (README, toy studies: the sign of layer 1's
-    gradient agrees with its mean in 2 of 3 batches), a layer that drifts
-    towards up-sampling takes ever larger random steps and runs away past
-    the 16x cap within a few dozen iterations: 3 of 5 stretch-H control
-    runs under ``space='alpha'`` (the transposition control then holds in
-    2 of 5 seeds), none of the 75 toy runs under ``space='log'`` (5 of 5).
-
-    This hook multiplies the gradient of every DynOPool alpha by
-    ``(alpha / alpha_0) ** k`` (``alpha_0 = 1 / init_scale``, the config's
-    value, so the factor is 1 at the initial scale and the first steps are
-    the paper's). To first order the optimizer then steps
-
-    * ``space='log'`` (``k = 2``): ``log r`` by ``lr_0 * dL/d log r``, the
-      same relative step at every scale, and the GMACs loss's push
-      (``dL_GMACs / d log r = L_GMACs`` of the layers it governs) grows
-      with the cost it penalises;
-    * ``space='scale'`` (``k = 4``): ``r`` by ``lr_0 * dL/dr``;
-    * ``space='alpha'`` (``k = 0``): the paper (the hook does nothing).
-
-    The forward pass, the parameter, its checkpoint key and the learning
-    rate stay the paper's; only the optimizer's geometry changes. Momentum
-    and weight decay act on the rescaled gradient (the configs set no decay
-    on alpha). Every DynOPool2d alpha with ``requires_grad`` is rescaled
-    (an alpha shared by several layers once); Shape Adaptor's alphas are
-    not touched.
-
-    The paper-scale configs (CIFAR-100, ImageNet, Aircraft, VOC) follow
-    the paper and do not add this hook; the toy configs do.
+    The paper learns ``alpha = 1 / r`` (Eq. 6) with plain SGD, which moves
+    ``r`` by ``lr * r^4 * dL/dr``: a layer drifting towards up-sampling
+    takes ever larger steps. Before training this hook calls
+    :func:`rescale_alpha_grads` on the model (``space='log'``: the same
+    relative step at every scale); after training it removes the gradient
+    hooks. The forward pass, the parameter, its checkpoint key and the
+    learning rate stay the paper's; only the optimizer's geometry changes
+    (momentum and weight decay act on the rescaled gradient). The toy
+    configs add it, the paper-scale configs follow the paper without it;
+    the measurements behind it are in ``docs/conventions.md``.
 
     Args:
-        space (str): ``'alpha'``, ``'log'`` or ``'scale'``. Default:
-            ``'log'``.
+        space (str): ``'alpha'`` (the paper: the hook does nothing),
+            ``'log'`` or ``'scale'``. Default: ``'log'``.
 
     Example:
         >>> custom_hooks = [dict(type='AlphaGradHook', space='log')]
@@ -67,19 +96,8 @@ class AlphaGradHook(Hook):
         self._handles = []
 
     def before_train(self, runner) -> None:
-        k = SPACES[self.space]
-        model = runner.model
-        model = unwrap_model(model)
-        seen = set()
-        for m in model.modules():
-            if not isinstance(m, DynOPool2d) or id(m.alpha) in seen:
-                continue
-            seen.add(id(m.alpha))
-            if k == 0 or not m.alpha.requires_grad:
-                continue
-            alpha0 = m.alpha.new_tensor([1 / r for r in m.init_scale])
-            self._handles.append(
-                m.alpha.register_hook(_rescale(m.alpha, alpha0, k)))
+        self._handles = rescale_alpha_grads(
+            unwrap_model(runner.model), self.space)
 
     def after_train(self, runner) -> None:
         # mmengine calls no hook when training raises: a model that outlives

@@ -73,7 +73,10 @@ class RandomOptionHook(Hook):
         if seed < 0:
             raise ValueError(f'seed must be an integer >= 0, got {seed!r}')
         self.convert_args = dict(
-            arch=arch, layers=layers, options=options, shortcut=shortcut,
+            arch=arch,
+            layers=layers,
+            options=options,
+            shortcut=shortcut,
             follow_at_trained_stride=follow_at_trained_stride)
         self.seed = int(seed)
         self.eval_permutation = eval_permutation
@@ -94,7 +97,9 @@ class RandomOptionHook(Hook):
             f'RandomOptionHook: {len(self.space)} permutations of '
             f'{self.attributes} over layers {self.dyn.names}')
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         rng = np.random.default_rng((self.seed, runner.iter))
         self.permutation = self.space[int(rng.integers(len(self.space)))]

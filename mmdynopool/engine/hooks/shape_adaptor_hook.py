@@ -17,8 +17,7 @@ from ...utils.inspection import unwrap_model
 __all__ = ['ShapeAdaptorHook']
 
 #: The authors' alpha optimizer (lorenmt/shape-adaptor, every data set).
-AUTHORS_ALPHA_OPTIMIZER = dict(type='SGD', lr=0.1, momentum=0.9,
-                               nesterov=True)
+AUTHORS_ALPHA_OPTIMIZER = dict(type='SGD', lr=0.1, momentum=0.9, nesterov=True)
 #: Checkpoint key of the hook's own optimizer and scheduler states.
 STATE_KEY = 'shape_adaptor_hook'
 #: When the memory penalty is computed (see ``ShapeAdaptorHook``).
@@ -118,10 +117,10 @@ class ShapeAdaptorHook(Hook):
                 alpha_interval, Integral) or alpha_interval < 1:
             raise ValueError('alpha_interval must be an integer >= 1, got '
                              f'{alpha_interval!r}')
-        if d_limit is not None and not (
-                isinstance(d_limit, Real) and math.isfinite(d_limit)
-                and d_limit > 0 and isinstance(input_size, Real)
-                and input_size > 0):
+        if d_limit is not None and not (isinstance(
+                d_limit, Real) and math.isfinite(d_limit) and d_limit > 0
+                                        and isinstance(input_size, Real)
+                                        and input_size > 0):
             raise ValueError('d_limit needs input_size and both must be > 0, '
                              f'got input_size={input_size!r}, '
                              f'd_limit={d_limit!r}')
@@ -163,10 +162,13 @@ class ShapeAdaptorHook(Hook):
         # Once per run: fixed adaptors ("Fix (Final)") keep their alpha and
         # penalty; an alpha that needs no gradient now (frozen with its
         # stage by `frozen_stages`) is never trained.
-        self._adaptors = [m for m in unwrap_model(runner.model).modules()
-                          if isinstance(m, ShapeAdaptor) and not m.fixed]
-        self._trainable = [sa for sa in self._adaptors
-                           if sa.alpha.requires_grad]
+        self._adaptors = [
+            m for m in unwrap_model(runner.model).modules()
+            if isinstance(m, ShapeAdaptor) and not m.fixed
+        ]
+        self._trainable = [
+            sa for sa in self._adaptors if sa.alpha.requires_grad
+        ]
         loop = getattr(runner, '_train_loop', None)
         if self.alpha_optimizer_cfg is None or loop is None or isinstance(
                 loop, dict):  # the joint step, or not a training run
@@ -202,7 +204,9 @@ class ShapeAdaptorHook(Hook):
     def before_test_epoch(self, runner) -> None:
         self._set_penalty()
 
-    def before_train_iter(self, runner, batch_idx: int,
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
                           data_batch=None) -> None:
         if not self._adaptors:
             return
@@ -240,7 +244,10 @@ class ShapeAdaptorHook(Hook):
         self.optim_wrapper.step()
         self.optim_wrapper.zero_grad()
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         if self.scheduler is not None and not self._by_epoch:
             self.scheduler.step()

@@ -28,27 +28,43 @@ class ShapeLoggingHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self, interval: int = 50,
+    def __init__(self,
+                 interval: int = 50,
                  input_size: Optional[Sequence[int]] = None) -> None:
-        if isinstance(interval, bool) or not isinstance(
-                interval, int) or interval < 1:
+        if isinstance(interval,
+                      bool) or not isinstance(interval, int) or interval < 1:
             raise ValueError(f'interval must be an integer >= 1, got '
                              f'{interval!r}')
-        if input_size is not None and not (
-                isinstance(input_size, (list, tuple)) and len(input_size) == 2
-                and all(isinstance(v, int) and not isinstance(v, bool)
-                        and v >= 1 for v in input_size)):
+        if input_size is not None and not (isinstance(
+                input_size, (list, tuple)) and len(input_size) == 2 and all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                    for v in input_size)):
             raise ValueError('input_size must be None or (H, W) with two '
                              f'integers >= 1, got {input_size!r}')
         self.interval = interval
         self.input_size = tuple(input_size) if input_size else None
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None) -> None:
         if self.every_n_train_iters(runner, self.interval):
             self.log_shapes(runner, step=runner.iter + 1)
 
     def log_shapes(self, runner, step: int) -> dict:
+        """Log every learnable resizing layer's scale and, with
+        ``input_size``, its output size, to the logger and the visualizer's
+        backends.
+
+        Args:
+            runner (Runner): The runner.
+            step (int): The step the scalars are logged at.
+
+        Returns:
+            dict: The scalars logged (``scale/<layer>/h|w``,
+            ``size/<layer>/h|w``).
+        """
         model = unwrap_model(runner.model)
         scalars, parts = {}, []
         for name, m in model.named_modules():

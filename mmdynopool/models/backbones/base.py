@@ -19,9 +19,9 @@ from typing import List, Optional, Sequence, Tuple
 
 from torch import nn
 
-from ..resizing import record_input_shape
 from ..layers import (DynOPool2d, ShapeAdaptor, shape_adaptor_init_alpha,
                       shape_adaptor_num_modules)
+from ..resizing import record_input_shape
 
 __all__ = [
     'ResizingBackboneMixin', 'DynOPoolMixin', 'ShapeAdaptorMixin',
@@ -38,7 +38,12 @@ def _check_size(name: str, value) -> None:
 
 
 def check_frozen_stages(frozen_stages, max_stage: int) -> None:
-    """``frozen_stages`` must be an integer in ``[-1, max_stage]``."""
+    """``frozen_stages`` must be an integer in ``[-1, max_stage]``.
+
+    Args:
+        frozen_stages (int): The value to check.
+        max_stage (int): The backbone's last stage.
+    """
     if isinstance(frozen_stages, bool) or not isinstance(
             frozen_stages, int) or not -1 <= frozen_stages <= max_stage:
         raise ValueError(f'frozen_stages must be an integer in [-1, '
@@ -49,6 +54,13 @@ def uniform_positions(num_layers: int, num_adaptors: int) -> List[int]:
     """Indices of ``num_adaptors`` layers spread uniformly over
     ``num_layers`` candidates, the first always included (the authors'
     ``int(i * num_layers / N)``).
+
+    Args:
+        num_layers (int): Candidate layers.
+        num_adaptors (int): Layers to pick.
+
+    Returns:
+        list[int]: The picked indices, increasing.
 
     Example:
         >>> uniform_positions(12, 4)
@@ -132,8 +144,11 @@ class DynOPoolMixin(ResizingBackboneMixin):
             (``mode``, ``fixed``, ...).
     """
 
-    def __init__(self, *args, init_scales=None,
-                 dynopool_cfg: Optional[dict] = None, **kwargs) -> None:
+    def __init__(self,
+                 *args,
+                 init_scales=None,
+                 dynopool_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
         dynopool_cfg = dict(dynopool_cfg or {})
         if 'init_scale' in dynopool_cfg:
             raise ValueError('set init_scale through init_scales, not '
@@ -149,12 +164,11 @@ class DynOPoolMixin(ResizingBackboneMixin):
             scales = list(defaults)
         elif isinstance(scales, Real) and not isinstance(scales, bool):
             scales = [scales] * num
-        elif not (isinstance(scales, Sequence)
-                  and not isinstance(scales, str) and len(scales) == num):
+        elif not (isinstance(scales, Sequence) and not isinstance(scales, str)
+                  and len(scales) == num):
             raise ValueError(f'init_scales must be None, one number, or {num} '
                              f'scales ({order}), got {scales!r}')
-        return [DynOPool2d(init_scale=s, **self._dynopool_cfg)
-                for s in scales]
+        return [DynOPool2d(init_scale=s, **self._dynopool_cfg) for s in scales]
 
 
 class ShapeAdaptorMixin(ResizingBackboneMixin):
@@ -187,19 +201,23 @@ class ShapeAdaptorMixin(ResizingBackboneMixin):
     """
     default_input_size = 32
 
-    def __init__(self, *args, input_size: Optional[int] = None,
-                 d_last: float = 2, d_out: float = 8,
+    def __init__(self,
+                 *args,
+                 input_size: Optional[int] = None,
+                 d_last: float = 2,
+                 d_out: float = 8,
                  num_adaptors: Optional[int] = None,
-                 size_rounding: str = 'floor', count_rounding: str = 'floor',
+                 size_rounding: str = 'floor',
+                 count_rounding: str = 'floor',
                  init_alphas: Optional[Sequence] = None,
-                 adaptor_cfg: Optional[dict] = None, **kwargs) -> None:
+                 adaptor_cfg: Optional[dict] = None,
+                 **kwargs) -> None:
         for name, value in (('input_size', input_size), ('d_last', d_last),
                             ('d_out', d_out)):
             if value is not None:
                 _check_size(name, value)
-        if num_adaptors is not None and (isinstance(num_adaptors, bool) or
-                                         not isinstance(num_adaptors,
-                                                        Integral)):
+        if num_adaptors is not None and (isinstance(
+                num_adaptors, bool) or not isinstance(num_adaptors, Integral)):
             raise TypeError('num_adaptors must be None (Eq. 3) or an '
                             f'integer >= 1, got {num_adaptors!r}')
         if num_adaptors is not None and num_adaptors < 1:
@@ -213,33 +231,40 @@ class ShapeAdaptorMixin(ResizingBackboneMixin):
                              f'{sorted(bad)}')
         self._sa_args = dict(
             input_size=self.default_input_size
-            if input_size is None else input_size, d_last=d_last,
-            d_out=d_out, num_adaptors=num_adaptors,
-            size_rounding=size_rounding, count_rounding=count_rounding,
-            init_alphas=init_alphas, adaptor_cfg=adaptor_cfg)
+            if input_size is None else input_size,
+            d_last=d_last,
+            d_out=d_out,
+            num_adaptors=num_adaptors,
+            size_rounding=size_rounding,
+            count_rounding=count_rounding,
+            init_alphas=init_alphas,
+            adaptor_cfg=adaptor_cfg)
         super().__init__(*args, **kwargs)
 
-    def _make_adaptors(self, num_candidates: int
-                       ) -> Tuple[List[int], List[ShapeAdaptor]]:
+    def _make_adaptors(
+            self, num_candidates: int) -> Tuple[List[int], List[ShapeAdaptor]]:
         """``(positions, adaptors)``: which of ``num_candidates`` layers get
         an adaptor, and the adaptors."""
         a = self._sa_args
         n = a['num_adaptors']
         if n is None:  # Eq. (3)
-            n = shape_adaptor_num_modules(a['input_size'], a['d_last'],
-                                          rounding=a['count_rounding'])
+            n = shape_adaptor_num_modules(
+                a['input_size'], a['d_last'], rounding=a['count_rounding'])
         positions = uniform_positions(num_candidates, n)
         alphas = a['init_alphas']
         if alphas is None:
-            alphas = [shape_adaptor_init_alpha(a['input_size'], a['d_out'],
-                                               n)] * n
+            alphas = [
+                shape_adaptor_init_alpha(a['input_size'], a['d_out'], n)
+            ] * n
         elif not (isinstance(alphas, Sequence) and len(alphas) == n and all(
                 isinstance(v, Real) and not isinstance(v, bool)
                 for v in alphas)):
             raise ValueError(f'init_alphas must hold {n} numbers (one per '
                              f'adaptor), got {alphas!r}')
         adaptors = [
-            ShapeAdaptor(init_alpha=float(v), rounding=a['size_rounding'],
-                         **a['adaptor_cfg']) for v in alphas
+            ShapeAdaptor(
+                init_alpha=float(v),
+                rounding=a['size_rounding'],
+                **a['adaptor_cfg']) for v in alphas
         ]
         return positions, adaptors

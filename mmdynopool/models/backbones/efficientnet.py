@@ -49,13 +49,14 @@ class DynOPoolEfficientNet(DynOPoolMixin, EfficientNet):
             for layer in self.layers[1:-1] for block in layer
         ]
         strided = [m for m in modules if tuple(m.conv.stride) != (1, 1)]
-        pools = self._make_pools([0.5] * len(strided),
-                                 'stem, strided blocks')
+        pools = self._make_pools([0.5] * len(strided), 'stem, strided blocks')
         for conv_module, pool in zip(strided, pools):
             conv_module.conv.stride = (1, 1)
             conv_module.activate = PoolAfter(conv_module.activate, pool)
-        left = [n for n, m in self.named_modules()
-                if isinstance(m, nn.Conv2d) and tuple(m.stride) != (1, 1)]
+        left = [
+            n for n, m in self.named_modules()
+            if isinstance(m, nn.Conv2d) and tuple(m.stride) != (1, 1)
+        ]
         if left:
             raise ValueError(f'DynOPoolEfficientNet cannot convert arch='
                              f'{self._arch!r}: strided convs {left} are '

@@ -74,8 +74,9 @@ class _DynOPoolResNetMixin(DynOPoolMixin):
     default_num_stages, depths = 4, tuple(ResNet.arch_settings)
 
     def _insert_resizers(self):
-        strided = [name for name, s in zip(self.res_layers, self.strides)
-                   if s != 1]
+        strided = [
+            name for name, s in zip(self.res_layers, self.strides) if s != 1
+        ]
         defaults = [0.25] * self.has_stem_pool + [0.5] * len(strided)
         order = 'stem, ' * self.has_stem_pool + ', '.join(strided)
         pools = self._make_pools(defaults, order)
@@ -152,8 +153,7 @@ try:  # detection is optional (the 'detection' extra)
 except ImportError:
     pass
 else:
-    DET_MODELS.register_module(name='DynOPoolResNet',
-                               module=SegDynOPoolResNet)
+    DET_MODELS.register_module(name='DynOPoolResNet', module=SegDynOPoolResNet)
 
 
 @MODELS.register_module()
@@ -205,8 +205,10 @@ class ShapeAdaptorBottleneck(_ShapeAdaptorBlockMixin, Bottleneck):
     """``Bottleneck`` that can hold a residual shape adaptor."""
 
 
-_SA_BLOCKS = {BasicBlock: ShapeAdaptorBasicBlock,
-              Bottleneck: ShapeAdaptorBottleneck}
+_SA_BLOCKS = {
+    BasicBlock: ShapeAdaptorBasicBlock,
+    Bottleneck: ShapeAdaptorBottleneck
+}
 
 
 class _ShapeAdaptorResNetMixin(ShapeAdaptorMixin):
@@ -222,7 +224,8 @@ class _ShapeAdaptorResNetMixin(ShapeAdaptorMixin):
             self.maxpool = nn.Identity()
             _stem_conv(self).stride = (1, 1)
         blocks: List[nn.Module] = [
-            b for name in self.res_layers for b in getattr(self, name)]
+            b for name in self.res_layers for b in getattr(self, name)
+        ]
         for block in blocks:
             for m in block.modules():
                 if isinstance(m, nn.Conv2d):
@@ -239,8 +242,8 @@ class _ShapeAdaptorResNetMixin(ShapeAdaptorMixin):
             if pos == 0:
                 anchors.append(stem)
                 if self.deep_stem:
-                    self.stem[-1].activate = PoolAfter(
-                        self.stem[-1].activate, sa)
+                    self.stem[-1].activate = PoolAfter(self.stem[-1].activate,
+                                                       sa)
                 else:
                     self.relu = PoolAfter(self.relu, sa)
                 continue
@@ -248,8 +251,12 @@ class _ShapeAdaptorResNetMixin(ShapeAdaptorMixin):
             anchors.append(block)
             if block.downsample is None:
                 block.downsample = nn.Sequential(
-                    build_conv_layer(self.conv_cfg, block.in_channels,
-                                     block.out_channels, 1, bias=False),
+                    build_conv_layer(
+                        self.conv_cfg,
+                        block.in_channels,
+                        block.out_channels,
+                        1,
+                        bias=False),
                     build_norm_layer(self.norm_cfg, block.out_channels)[1])
             # The shortcut's 1x1 conv is the r1 = 0.5 branch.
             next(m for m in block.downsample.modules()

@@ -33,7 +33,10 @@ class _NoClassifierMixin:
     a learned shape does not keep (DynOPool's round-half-up already gives
     8x8 on a 225 px input, where VGG's floor gives 7x7)."""
 
-    def __init__(self, depth: int, num_classes: int = -1, *args,
+    def __init__(self,
+                 depth: int,
+                 num_classes: int = -1,
+                 *args,
                  **kwargs) -> None:
         if isinstance(num_classes, (int, float)) and num_classes > 0:
             raise ValueError(
@@ -71,8 +74,9 @@ class DynOPoolVGG(_NoClassifierMixin, DynOPoolMixin, VGG):
 
     def _insert_resizers(self):
         features = getattr(self, self.module_name)
-        idx = [i for i, m in enumerate(features)
-               if isinstance(m, nn.MaxPool2d)]
+        idx = [
+            i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)
+        ]
         pools = self._make_pools([0.5] * len(idx), 'one per max-pool')
         for i, pool in zip(idx, pools):
             features[i] = PoolAfter(nn.Identity(), pool)
@@ -120,7 +124,10 @@ class _SlimMixin:
     so the resizing layers (and the wrappers that call them) stay.
     """
 
-    def __init__(self, depth: int, *args, widen_factor: float = 1.0,
+    def __init__(self,
+                 depth: int,
+                 *args,
+                 widen_factor: float = 1.0,
                  **kwargs) -> None:
         if not 0 < widen_factor <= 1:
             raise ValueError(f'widen_factor must be in (0, 1], got '
@@ -134,8 +141,13 @@ class _SlimMixin:
             old = m.conv
             out_channels = max(1, int(round(old.out_channels * widen_factor)))
             m.conv = build_conv_layer(
-                m.conv_cfg, in_channels, out_channels, old.kernel_size,
-                old.stride, old.padding, old.dilation,
+                m.conv_cfg,
+                in_channels,
+                out_channels,
+                old.kernel_size,
+                old.stride,
+                old.padding,
+                old.dilation,
                 bias=old.bias is not None)
             if m.with_norm:
                 setattr(m, m.norm_name,

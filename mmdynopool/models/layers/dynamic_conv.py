@@ -36,8 +36,8 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 __all__ = [
-    'DynamicConv2d', 'DynamicPool2d', 'dynamic_conv2d', 'STRIDES',
-    'DILATIONS', 'KERNEL_SIZES', 'ATTRIBUTES', 'stride_pair', 'option_key',
+    'DynamicConv2d', 'DynamicPool2d', 'dynamic_conv2d', 'STRIDES', 'DILATIONS',
+    'KERNEL_SIZES', 'ATTRIBUTES', 'stride_pair', 'option_key',
     'check_attributes'
 ]
 
@@ -52,14 +52,20 @@ def _resize_kernel(weight: Tensor, k: int) -> Tensor:
     k0 = weight.shape[-1]
     if k == k0:
         return weight
-    resized = F.interpolate(weight, size=(k, k), mode='bilinear',
-                            align_corners=False)
+    resized = F.interpolate(
+        weight, size=(k, k), mode='bilinear', align_corners=False)
     return resized * (k0 / k)**2
 
 
 def stride_pair(stride) -> Tuple[Union[int, float], Union[int, float]]:
     """``(s_h, s_w)`` of a stride option (a number or a pair), each ``0.5``
     or an ``int``.
+
+    Args:
+        stride (int | float | tuple): A stride option.
+
+    Returns:
+        tuple: ``(s_h, s_w)``.
 
     Example:
         >>> stride_pair(2), stride_pair((0.5, 1))
@@ -121,48 +127,74 @@ def dynamic_conv2d(input: Tensor,
         extra = tuple(-(-pad // 2) if u == 2 else pad for u in up)
         padding = (pad, pad)
         if padding_mode != 'zeros':
-            input = F.pad(input, (extra[1], extra[1], extra[0], extra[0]),
-                          mode=padding_mode)
+            input = F.pad(
+                input, (extra[1], extra[1], extra[0], extra[0]),
+                mode=padding_mode)
             padding = tuple(pad + u * e for u, e in zip(up, extra))
         out_c, in_per_group = w.shape[:2]
         wt = w.flip(-2, -1).reshape(groups, out_c // groups, in_per_group, k,
                                     k)
-        wt = wt.transpose(1, 2).reshape(groups * in_per_group,
-                                        out_c // groups, k, k)
+        wt = wt.transpose(1, 2).reshape(groups * in_per_group, out_c // groups,
+                                        k, k)
         return F.conv_transpose2d(
-            input, wt, bias, stride=up, padding=padding,
-            output_padding=tuple(u - 1 for u in up), groups=groups,
+            input,
+            wt,
+            bias,
+            stride=up,
+            padding=padding,
+            output_padding=tuple(u - 1 for u in up),
+            groups=groups,
             dilation=dilation)
     if padding_mode != 'zeros':  # what nn.Conv2d does for these modes
-        return F.conv2d(F.pad(input, (pad, ) * 4, mode=padding_mode), w,
-                        bias, stride=pair, dilation=dilation, groups=groups)
-    return F.conv2d(input, w, bias, stride=pair, padding=pad,
-                    dilation=dilation, groups=groups)
+        return F.conv2d(
+            F.pad(input, (pad, ) * 4, mode=padding_mode),
+            w,
+            bias,
+            stride=pair,
+            dilation=dilation,
+            groups=groups)
+    return F.conv2d(
+        input,
+        w,
+        bias,
+        stride=pair,
+        padding=pad,
+        dilation=dilation,
+        groups=groups)
 
 
 def _share_conv(cls, conv: nn.Conv2d, **kwargs) -> nn.Conv2d:
     """An instance of the ``nn.Conv2d`` subclass ``cls`` configured like
     ``conv`` and holding its very parameters."""
-    new = cls(conv.in_channels, conv.out_channels, conv.kernel_size,
-              conv.stride, conv.padding, conv.dilation, conv.groups,
-              conv.bias is not None, conv.padding_mode, device='meta',
-              **kwargs)
+    new = cls(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        conv.bias is not None,
+        conv.padding_mode,
+        device='meta',
+        **kwargs)
     new.weight, new.bias = conv.weight, conv.bias
     new.train(conv.training)
     return new
 
 
 def _is_stride(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, Real) and (
-        value == 0.5 or (float(value).is_integer() and value >= 1))
+    return not isinstance(value, bool) and isinstance(
+        value, Real) and (value == 0.5 or
+                          (float(value).is_integer() and value >= 1))
 
 
 def _check_stride(name: str, value) -> None:
     """0.5, a positive integer, or a pair of positive integers or of values
     from ``{0.5, 1}``."""
     if isinstance(value, Sequence) and not isinstance(value, str):
-        ok = len(value) == 2 and all(_is_stride(v) for v in value) and (
-            all(v >= 1 for v in value) or all(v in (0.5, 1) for v in value))
+        ok = len(value) == 2 and all(_is_stride(v) for v in value) and (all(
+            v >= 1 for v in value) or all(v in (0.5, 1) for v in value))
     else:
         ok = _is_stride(value)
     if not ok:
@@ -181,8 +213,9 @@ def _check_option_type(name: str, value) -> None:
     the forward (``F.interpolate`` takes no float size)."""
     if name == 'stride':
         values = value if isinstance(value, tuple) else (value, )
-        if not all(_is_int(v) or (v == 0.5 and not isinstance(v, bool))
-                   for v in values):
+        if not all(
+                _is_int(v) or (v == 0.5 and not isinstance(v, bool))
+                for v in values):
             raise TypeError('stride must be 0.5 or an int (or a pair of '
                             f'them), got {value!r}')
     elif not _is_int(value):
@@ -261,8 +294,8 @@ class DynamicConv2d(nn.Conv2d):
             raise ValueError('DynamicConv2d needs equal strides and '
                              f'dilations per axis; got stride={self.stride}'
                              f', dilation={self.dilation}')
-        if not isinstance(strides, Sequence) or isinstance(
-                strides, str) or not strides:
+        if not isinstance(strides, Sequence) or isinstance(strides,
+                                                           str) or not strides:
             raise ValueError('strides must be a non-empty sequence, got '
                              f'{strides!r}')
         for s in strides:
@@ -271,9 +304,12 @@ class DynamicConv2d(nn.Conv2d):
         _check_options('kernel_sizes', kernel_sizes, odd=True)
         # Strides as set_option takes them: 0.5 or ints (2.0 -> 2).
         self.options = dict(
-            stride=tuple(stride_pair(v) if isinstance(v, Sequence) else
-                         stride_pair(v)[0] for v in strides),
-            dilation=tuple(dilations), kernel_size=tuple(kernel_sizes))
+            stride=tuple(
+                stride_pair(v) if isinstance(v, Sequence) else stride_pair(v
+                                                                           )[0]
+                for v in strides),
+            dilation=tuple(dilations),
+            kernel_size=tuple(kernel_sizes))
         self.default = (self.stride[0], self.dilation[0], k0[0])
         self.reset_option()
 
@@ -291,9 +327,15 @@ class DynamicConv2d(nn.Conv2d):
         """Back to the trained configuration."""
         self._option = dict(zip(self.ATTRIBUTES, self.default))
 
-    def set_option(self, stride=None, dilation=None,
-                   kernel_size=None) -> None:
-        """Change any of the three; ``None`` keeps the current value."""
+    def set_option(self, stride=None, dilation=None, kernel_size=None) -> None:
+        """Change any of the three; ``None`` keeps the current value.
+
+        Args:
+            stride (int | float | tuple, optional): One of
+                ``options['stride']``.
+            dilation (int, optional): One of ``options['dilation']``.
+            kernel_size (int, optional): One of ``options['kernel_size']``.
+        """
         for i, (name, value) in enumerate(
                 zip(self.ATTRIBUTES, (stride, dilation, kernel_size))):
             if value is None:
@@ -318,11 +360,19 @@ class DynamicConv2d(nn.Conv2d):
         return super().extra_repr() + f', option={self.option}'
 
 
-def check_attributes(attributes,
-                     name: str = 'attributes') -> Tuple[str, ...]:
+def check_attributes(attributes, name: str = 'attributes') -> Tuple[str, ...]:
     """``attributes`` as a tuple of distinct names from :data:`ATTRIBUTES`
     (one name may be given as a string); a ValueError naming ``name``
-    otherwise."""
+    otherwise.
+
+    Args:
+        attributes (str | Sequence[str]): The attribute names.
+        name (str): The parameter name for the error. Default:
+            ``'attributes'``.
+
+    Returns:
+        tuple[str]: The names.
+    """
     attributes = (attributes, ) if isinstance(attributes, str) else \
         tuple(attributes)
     if not attributes or len(set(attributes)) != len(attributes) or any(
@@ -334,7 +384,14 @@ def check_attributes(attributes,
 
 def option_key(value):
     """Sort key of option values, numbers and ``(s_h, s_w)`` pairs alike
-    (by their pair, so ``1 < (1, 2) < (2, 1) < 2``)."""
+    (by their pair, so ``1 < (1, 2) < (2, 1) < 2``).
+
+    Args:
+        value (int | float | tuple): An option value.
+
+    Returns:
+        tuple: The key.
+    """
     if isinstance(value, Sequence):
         return tuple(float(v) for v in value) + (1, )
     return (float(value), float(value), 0)
@@ -363,7 +420,8 @@ class DynamicPool2d(nn.Module):
     """
     ATTRIBUTES = ('stride', )
 
-    def __init__(self, pool: nn.Module,
+    def __init__(self,
+                 pool: nn.Module,
                  strides: Sequence[int] = (1, 2, 3, 4),
                  slot: Optional[str] = None) -> None:
         super().__init__()
@@ -393,6 +451,12 @@ class DynamicPool2d(nn.Module):
         self.stride = self.default[0]
 
     def set_option(self, stride=None) -> None:
+        """Change the stride.
+
+        Args:
+            stride (int, optional): One of ``options['stride']`` or the trained
+                stride; None keeps the current value.
+        """
         allowed = set(self.options['stride']) | set(self.default)
         if stride is not None and stride not in allowed:
             raise ValueError(f'stride={stride!r} is not allowed; choose from '
@@ -407,11 +471,21 @@ class DynamicPool2d(nn.Module):
         # ceil_mode so that a map smaller than the window after earlier
         # large strides still gives one output (its valid part).
         if isinstance(p, nn.MaxPool2d):
-            return F.max_pool2d(x, p.kernel_size, self.stride, p.padding,
-                                p.dilation, ceil_mode=True)
-        return F.avg_pool2d(x, p.kernel_size, self.stride, p.padding,
-                            ceil_mode=True, count_include_pad=False,
-                            divisor_override=p.divisor_override)
+            return F.max_pool2d(
+                x,
+                p.kernel_size,
+                self.stride,
+                p.padding,
+                p.dilation,
+                ceil_mode=True)
+        return F.avg_pool2d(
+            x,
+            p.kernel_size,
+            self.stride,
+            p.padding,
+            ceil_mode=True,
+            count_include_pad=False,
+            divisor_override=p.divisor_override)
 
     def extra_repr(self) -> str:
         return f'option={self.option}, default={self.default}'

@@ -87,6 +87,13 @@ def exact_output_size(n_in, alpha: float):
     alpha dtype, and an integer expression of a symbolic ``n_in`` (a
     ``SymInt`` under ``torch.export`` / ``torch.compile``).
 
+    Args:
+        n_in (int | SymInt): Input size along one axis.
+        alpha (float): That axis's alpha (``1 / r``), > 0.
+
+    Returns:
+        int | SymInt: The output size.
+
     Example:
         >>> exact_output_size(1021, 2.0), exact_output_size(7, 10.0)
         (511, 2)
@@ -115,8 +122,7 @@ def _check_alpha_value(alpha: Sequence[float], input_size) -> None:
 
 
 @torch.compiler.disable
-def _read_output_size(alpha: Tensor, h_in: int, w_in: int) -> Tuple[int,
-                                                                     int]:
+def _read_output_size(alpha: Tensor, h_in: int, w_in: int) -> Tuple[int, int]:
     """The one host read of a DynOPool call: alpha's value, checked, and the
     exact integer output size. Opaque to ``torch.compile`` (it returns
     plain ints, which become dynamic after the first change: a new learned
@@ -235,8 +241,8 @@ def _plain_dynopool2d(x: Tensor, alpha: Sequence[float], mode: str) -> Tensor:
     ``torch.jit.trace``)."""
     h = exact_output_size(x.shape[-2], alpha[0])
     w = exact_output_size(x.shape[-1], alpha[1])
-    up = F.interpolate(x, size=(2 * h, 2 * w), mode='bilinear',
-                       align_corners=False)
+    up = F.interpolate(
+        x, size=(2 * h, 2 * w), mode='bilinear', align_corners=False)
     if mode == 'max':
         return F.max_pool2d(up, 2)
     return F.avg_pool2d(up, 2)
@@ -245,9 +251,9 @@ def _plain_dynopool2d(x: Tensor, alpha: Sequence[float], mode: str) -> Tensor:
 def _pair_scale(init_scale: ScaleType) -> Tuple[float, float]:
     if isinstance(init_scale, Real) and not isinstance(init_scale, bool):
         pair = (float(init_scale), float(init_scale))
-    elif (isinstance(init_scale, Sequence) and len(init_scale) == 2
-          and all(isinstance(v, Real) and not isinstance(v, bool)
-                  for v in init_scale)):
+    elif (isinstance(init_scale, Sequence) and len(init_scale) == 2 and all(
+            isinstance(v, Real) and not isinstance(v, bool)
+            for v in init_scale)):
         pair = (float(init_scale[0]), float(init_scale[1]))
     else:
         raise TypeError('init_scale must be a positive float or a pair '
@@ -391,6 +397,12 @@ class DynOPool2d(nn.Module):
     def output_size(self, input_size: Sequence[int]) -> Tuple[int, int]:
         """Integer ``(H_out, W_out)`` for an input of ``(H_in, W_in)``.
 
+        Args:
+            input_size (Sequence[int]): ``(H_in, W_in)``.
+
+        Returns:
+            tuple[int, int]: ``(H_out, W_out)``.
+
         Example:
             >>> DynOPool2d(0.5, dtype=torch.bfloat16).output_size((1021, 8))
             (511, 4)
@@ -402,9 +414,16 @@ class DynOPool2d(nn.Module):
 
     def continuous_output_size(self, input_size: Sequence[int]) -> Tensor:
         """Differentiable ``(H_out, W_out)``: integer forward value, gradient
-        of ``H_in / alpha_h`` (the straight-through estimator, Eq. 3-4)."""
-        return dynopool_output_size(_check_input_size(input_size),
-                                    self.alpha)
+        of ``H_in / alpha_h`` (the straight-through estimator, Eq. 3-4).
+
+        Args:
+            input_size (Sequence[int]): ``(H_in, W_in)``.
+
+        Returns:
+            Tensor: ``(H_out, W_out)``, float, with the straight-through
+            gradient.
+        """
+        return dynopool_output_size(_check_input_size(input_size), self.alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.deploy:
@@ -416,8 +435,8 @@ class DynOPool2d(nn.Module):
                 _check_alpha_value(a, tuple(x.shape[-2:]))
             size = (exact_output_size(x.shape[-2], a[0]),
                     exact_output_size(x.shape[-1], a[1]))
-        return dynopool2d(x, self.alpha, self.mode, self.position_grad,
-                          output_size=size)
+        return dynopool2d(
+            x, self.alpha, self.mode, self.position_grad, output_size=size)
 
     def switch_to_deploy(self) -> None:
         """Deployment mode (mmpretrain's ``switch_to_deploy`` convention):
@@ -440,5 +459,5 @@ class DynOPool2d(nn.Module):
         scale = ', '.join(f'{1 / a:.4g}' if a != 0 else 'inf'
                           for a in (a_h, a_w))
         return (f'scale=({scale}), mode={self.mode!r}, '
-                f'position_grad={self.position_grad!r}, fixed={self.fixed}'
-                + (', deploy=True' if self.deploy else ''))
+                f'position_grad={self.position_grad!r}, fixed={self.fixed}' +
+                (', deploy=True' if self.deploy else ''))

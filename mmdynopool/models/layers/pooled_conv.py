@@ -20,6 +20,11 @@ def hold(owner: nn.Module, name: str, module: nn.Module) -> None:
     backbone's ``dynopools``); the modules that call it hold it this way, so
     it appears in no other ``state_dict`` key and ``parameters()`` yields its
     ``alpha`` once.
+
+    Args:
+        owner (nn.Module): The module that calls ``module``.
+        name (str): The attribute name.
+        module (nn.Module): The held module.
     """
     object.__setattr__(owner, name, module)
 
@@ -54,6 +59,12 @@ class PooledConv2d(nn.Conv2d):
         self.set_pool(pool)
 
     def set_pool(self, pool: nn.Module) -> None:
+        """Set the pool that resizes the conv's output.
+
+        Args:
+            pool (nn.Module): The resizing layer, held by reference
+                (:func:`hold`).
+        """
         hold(self, 'pool', pool)
 
     @classmethod
@@ -100,9 +111,10 @@ def _pooled_class(conv_cls: type) -> type:
     if conv_cls not in _POOLED_CLASSES:
         _POOLED_CLASSES[conv_cls] = type(
             f'Pooled{conv_cls.__name__}', (PooledConv2d, conv_cls),
-            dict(__module__=__name__,
-                 __doc__=f'``{conv_cls.__name__}`` fed by a pool; see '
-                 ':class:`PooledConv2d`.'))
+            dict(
+                __module__=__name__,
+                __doc__=f'``{conv_cls.__name__}`` fed by a pool; see '
+                ':class:`PooledConv2d`.'))
     return _POOLED_CLASSES[conv_cls]
 
 

@@ -50,7 +50,8 @@ def _check_range(r1: float, r2: float) -> None:
                          f'0 < r1 < r2, got r1={r1!r}, r2={r2!r}')
 
 
-def shape_adaptor_num_modules(d_in: float, d_last: float,
+def shape_adaptor_num_modules(d_in: float,
+                              d_last: float,
                               r_min: float = 0.5,
                               rounding: str = 'floor') -> int:
     """Number of shape adaptors ``N = log_{1/r_min}(D_in / D_last)`` (Eq. 3).
@@ -67,6 +68,9 @@ def shape_adaptor_num_modules(d_in: float, d_last: float,
         r_min (float): Smallest ratio of one adaptor. Default: 0.5.
         rounding (str): ``'floor'`` (the authors, default) or ``'ceil'``
             (the printed Eq. 3).
+
+    Returns:
+        int: ``N``.
 
     Example:
         >>> shape_adaptor_num_modules(32, 2), shape_adaptor_num_modules(224, 2)
@@ -104,6 +108,16 @@ def shape_adaptor_init_alpha(d_in: float,
     smallest shape (the paper's "otherwise" case, tested exactly as the
     authors' code does).
 
+    Args:
+        d_in (float): Input size ``D_in``.
+        d_out (float): The wanted output size ``D_out``.
+        num_modules (int): ``N``, the adaptors in the network.
+        r_min (float): Smallest ratio of one adaptor. Default: 0.5.
+        r_max (float): Largest ratio. Default: 1.0.
+
+    Returns:
+        float: The raw alpha.
+
     Example:
         >>> a = shape_adaptor_init_alpha(32, 8, 4)
         >>> s = 0.5 + 0.5 / (1 + math.exp(-a))
@@ -138,6 +152,14 @@ def shape_adaptor_penalty(scales: Sequence[float], d_in: float,
     when ``D_cout = D_in * prod s(a_i)`` exceeds ``D_limit``, else 1 (and 1
     without a limit).
 
+    Args:
+        scales (Sequence[float]): The unpenalised factors ``s(a_i)``.
+        d_in (float): Input size ``D_in``.
+        d_limit (float, optional): ``D_limit``; None for no limit.
+
+    Returns:
+        float: ``rho``, in (0, 1].
+
     Example:
         >>> shape_adaptor_penalty([0.75] * 4, 32, 10)  # D_cout = 10.125
         0.996...
@@ -149,13 +171,21 @@ def shape_adaptor_penalty(scales: Sequence[float], d_in: float,
         else 1.0
 
 
-def set_shape_adaptor_penalty(adaptors: Sequence['ShapeAdaptor'],
-                              d_in: float, d_limit: Optional[float]) -> float:
+def set_shape_adaptor_penalty(adaptors: Sequence['ShapeAdaptor'], d_in: float,
+                              d_limit: Optional[float]) -> float:
     """Give every adaptor of ``adaptors`` the memory penalty of Eq. (8) for
     their current alphas (:func:`shape_adaptor_penalty` of their
     unpenalised factors) and return it. Fixed adaptors ("Fix (Final)")
     keep theirs and are left out. The penalty is not in the state dict:
     whoever builds a trained network with a memory limit sets it again.
+
+    Args:
+        adaptors (Sequence[ShapeAdaptor]): The network's adaptors.
+        d_in (float): Input size ``D_in``.
+        d_limit (float, optional): ``D_limit``; None for no limit.
+
+    Returns:
+        float: The penalty set.
     """
     adaptors = [sa for sa in adaptors if not sa.fixed]
     if d_limit is None or not adaptors:
@@ -187,7 +217,8 @@ def _check_rounding(rounding: str) -> None:
                          f'{rounding!r}')
 
 
-def _scaled_size(input_size: Tuple[int, int], s: float,
+def _scaled_size(input_size: Tuple[int, int],
+                 s: float,
                  rounding: str = 'floor') -> Tuple[int, int]:
     """``floor(D * s)`` (or half up) per axis, never below one pixel, in
     integer arithmetic (``s`` is a fraction ``p / q`` of integers): exact,
@@ -228,8 +259,8 @@ def _read_scale(a: Tensor, r1: float, r2: float) -> float:
 @torch.compiler.disable
 def _read_size(a: Tensor, r1: float, r2: float, input_size,
                rounding: str) -> Tuple[int, int]:
-    return _scaled_size(tuple(int(d) for d in input_size),
-                        _read_scale(a, r1, r2), rounding)
+    return _scaled_size(
+        tuple(int(d) for d in input_size), _read_scale(a, r1, r2), rounding)
 
 
 def shape_adaptor(x1: Tensor,
@@ -284,14 +315,19 @@ def shape_adaptor(x1: Tensor,
     return _mix(x1, x2, a, size, residual)
 
 
-def _mix(x1: Tensor, x2: Tensor, a, size, residual: bool,
+def _mix(x1: Tensor,
+         x2: Tensor,
+         a,
+         size,
+         residual: bool,
          symbolic: bool = False) -> Tensor:
     # A branch already at the target size needs no resize (an
     # align_corners=True resize to the same size is the identity), but with
     # symbolic sizes (export) comparing them would guard on their values.
-    y1, y2 = (t if not symbolic and tuple(t.shape[-2:]) == tuple(size) else
-              F.interpolate(t, size=size, mode='bilinear', align_corners=True)
-              for t in (x1, x2))
+    y1, y2 = (
+        t if not symbolic and tuple(t.shape[-2:]) == tuple(size) else
+        F.interpolate(t, size=size, mode='bilinear', align_corners=True)
+        for t in (x1, x2))
     out = (1 - a) * y1 + a * y2
     return 2 * out if residual else out
 
@@ -425,13 +461,20 @@ class ShapeAdaptor(nn.Module):
         return ((self.r2 - self.r1) * a + self.r1) * self.penalty
 
     def output_size(self, input_size: Tuple[int, int]) -> Tuple[int, int]:
-        """Integer ``(H_out, W_out)`` for an input of ``(H_in, W_in)``."""
+        """Integer ``(H_out, W_out)`` for an input of ``(H_in, W_in)``.
+
+        Args:
+            input_size (tuple[int, int]): ``(H_in, W_in)``.
+
+        Returns:
+            tuple[int, int]: ``(H_out, W_out)``.
+        """
         return _scaled_size(input_size, self.scale, self.rounding)
 
-    def forward(self,
-                x: Tensor,
-                branch_outputs: Optional[Tuple[Tensor, Tensor]] = None
-                ) -> Tensor:
+    def forward(
+            self,
+            x: Tensor,
+            branch_outputs: Optional[Tuple[Tensor, Tensor]] = None) -> Tensor:
         """Mix ``F1(x)`` and ``F2(x)`` resized from ``x``'s size (Eq. 1).
 
         Args:
@@ -448,9 +491,12 @@ class ShapeAdaptor(nn.Module):
             branch_outputs = (self.branch1(x), self.branch2(x))
         if self.deploy:
             a, s = self._deploy_values
-            return _mix(*branch_outputs, a,
-                        _scaled_size(x.shape[-2:], s, self.rounding),
-                        self.residual, symbolic=True)
+            return _mix(
+                *branch_outputs,
+                a,
+                _scaled_size(x.shape[-2:], s, self.rounding),
+                self.residual,
+                symbolic=True)
         return shape_adaptor(*branch_outputs, self.alpha, x.shape[-2:],
                              self.r1, self.r2, self.penalty, self.residual,
                              self.rounding)
@@ -462,8 +508,7 @@ class ShapeAdaptor(nn.Module):
         size, the forward plain ATen ops for ``torch.export`` and ONNX.
         Irreversible; ``alpha`` stays a (frozen) parameter."""
         self.fixed = True
-        a = _mixing_weight(self.alpha.detach(), self.r1, self.r2,
-                           self.penalty)
+        a = _mixing_weight(self.alpha.detach(), self.r1, self.r2, self.penalty)
         self._deploy_values = (float(a), _read_scale(a, self.r1, self.r2))
         self.deploy = True
 

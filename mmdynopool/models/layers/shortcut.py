@@ -21,7 +21,9 @@ __all__ = [
 SHORTCUTS = ('avgpool', 'subsample')
 
 
-def follow_shortcut(x: Tensor, stride: Union[int, float], shortcut: str,
+def follow_shortcut(x: Tensor,
+                    stride: Union[int, float],
+                    shortcut: str,
                     op=None) -> Tensor:
     """A ResNet shortcut ``op`` (a 1x1 conv taking ``(x, stride)``, or the
     identity) at another stride, sized like the main path: ``ceil(H / s)``
@@ -37,6 +39,16 @@ def follow_shortcut(x: Tensor, stride: Union[int, float], shortcut: str,
     For a 1x1 ``op`` both agree at ``s <= 1``. A transposed 1x1 is never
     used for ``1/2``: it would leave three zeros in every 2x2 cell of the
     identity path.
+
+    Args:
+        x (Tensor): The block input.
+        stride (int | float | tuple): The main path's stride now.
+        shortcut (str): ``'avgpool'`` or ``'subsample'``.
+        op (callable, optional): The 1x1 conv, called as ``op(x, stride)``;
+            None for the identity.
+
+    Returns:
+        Tensor: The shortcut output.
     """
     op = op or (lambda t, s: t[..., ::s[0], ::s[1]])
     h, w = x.shape[-2:]
@@ -50,14 +62,22 @@ def follow_shortcut(x: Tensor, stride: Union[int, float], shortcut: str,
 
 
 def check_shortcut(shortcut: str) -> None:
-    """``shortcut`` must be one of :data:`SHORTCUTS`."""
+    """``shortcut`` must be one of :data:`SHORTCUTS`.
+
+    Args:
+        shortcut (str): The value to check.
+    """
     if shortcut not in SHORTCUTS:
         raise ValueError(f'shortcut must be one of {SHORTCUTS}, got '
                          f'{shortcut!r}')
 
 
 def check_follow_at_trained_stride(value: bool) -> None:
-    """``follow_at_trained_stride`` must be a bool."""
+    """``follow_at_trained_stride`` must be a bool.
+
+    Args:
+        value (bool): The value to check.
+    """
     if not isinstance(value, bool):
         raise TypeError('follow_at_trained_stride must be a bool, got '
                         f'{value!r}')
@@ -80,10 +100,11 @@ class FollowerConv2d(nn.Conv2d):
     """
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d, leader: DynamicConv2d,
+    def from_conv(cls,
+                  conv: nn.Conv2d,
+                  leader: DynamicConv2d,
                   shortcut: str = 'avgpool',
-                  follow_at_trained_stride: bool = False
-                  ) -> 'FollowerConv2d':
+                  follow_at_trained_stride: bool = False) -> 'FollowerConv2d':
         check_shortcut(shortcut)
         check_follow_at_trained_stride(follow_at_trained_stride)
         new = _share_conv(cls, conv)
@@ -107,9 +128,16 @@ class FollowerResize(nn.Module):
     """The identity shortcut of a block whose leader's stride changed
     (:func:`follow_shortcut` of the identity: adaptive average pooling by
     default, ``x[..., ::s, ::s]`` with ``shortcut='subsample'``, a 2x
-    nearest up-sampling for ``s = 1/2``). No parameters."""
+    nearest up-sampling for ``s = 1/2``). No parameters.
 
-    def __init__(self, leader: DynamicConv2d,
+    Args:
+        leader (DynamicConv2d): The block's first strided conv.
+        shortcut (str): ``'avgpool'`` or ``'subsample'``. Default:
+            ``'avgpool'``.
+    """
+
+    def __init__(self,
+                 leader: DynamicConv2d,
                  shortcut: str = 'avgpool') -> None:
         super().__init__()
         check_shortcut(shortcut)
@@ -117,14 +145,21 @@ class FollowerResize(nn.Module):
         self.shortcut = shortcut
 
     def forward(self, x: Tensor) -> Tensor:
-        return follow_shortcut(x, follow_stride(self.leader, 1),
-                               self.shortcut)
+        return follow_shortcut(x, follow_stride(self.leader, 1), self.shortcut)
 
 
 def follow_stride(leader: DynamicConv2d,
                   own_default) -> Union[int, float, Tuple]:
     """Stride (a number, or a pair for an anisotropic leader) that keeps a
-    follower at the leader's resolution."""
+    follower at the leader's resolution.
+
+    Args:
+        leader (DynamicConv2d): The block's leading conv.
+        own_default (int | tuple): The follower's trained stride.
+
+    Returns:
+        int | float | tuple: The stride.
+    """
     pair = tuple(s * own_default / leader.default[0]
                  for s in stride_pair(leader.option[0]))
     _check_stride('follower stride', pair)

@@ -42,9 +42,10 @@ __all__ = [
 ]
 
 
-def level_strides(featmap_sizes: Sequence[Tuple[int, int]],
-                  input_shape: Optional[Tuple[int, int]] = None
-                  ) -> Optional[List[Tuple[float, float]]]:
+def level_strides(
+    featmap_sizes: Sequence[Tuple[int, int]],
+    input_shape: Optional[Tuple[int, int]] = None
+) -> Optional[List[Tuple[float, float]]]:
     """``(stride_w, stride_h)`` of every level: the input size over the
     level's size, per axis (mmdet's ``(w, h)`` order).
 
@@ -104,8 +105,11 @@ class DynamicStrideAnchorGenerator(AnchorGenerator):
             for i in range(self.num_levels)
         ]
 
-    def single_level_grid_priors(self, featmap_size, level_idx,
-                                 dtype=torch.float32, device='cuda'):
+    def single_level_grid_priors(self,
+                                 featmap_size,
+                                 level_idx,
+                                 dtype=torch.float32,
+                                 device='cuda'):
         """One level's anchors (``grid_priors`` computes all levels'
         strides at once; alone, a level knows only its own size)."""
         stride = level_strides([featmap_size])
@@ -127,8 +131,12 @@ class DynamicStrideAnchorGenerator(AnchorGenerator):
             anchors = HorizontalBoxes(anchors)
         return anchors
 
-    def sparse_priors(self, prior_idxs, featmap_size, level_idx,
-                      dtype=torch.float32, device='cuda'):
+    def sparse_priors(self,
+                      prior_idxs,
+                      featmap_size,
+                      level_idx,
+                      dtype=torch.float32,
+                      device='cuda'):
         """Anchors at ``prior_idxs`` of one level, at its actual stride."""
         height, width = featmap_size
         stride = level_strides([featmap_size])
@@ -180,7 +188,9 @@ class DynamicStrideRoIExtractor(SingleRoIExtractor):
                                                       featmap_strides)
         return super().build_roi_layers(layer_cfg, [1] * len(featmap_strides))
 
-    def forward(self, feats, rois: Tensor,
+    def forward(self,
+                feats,
+                rois: Tensor,
                 roi_scale_factor: Optional[float] = None) -> Tensor:
         """RoI features of ``rois`` (``(n, 5)``: batch index, x1, y1, x2,
         y2 in input pixels) from the level each is assigned to."""
@@ -193,8 +203,8 @@ class DynamicStrideRoIExtractor(SingleRoIExtractor):
                 self.roi_layers = layers
         out_size = self.roi_layers[0].output_size
         num_levels = len(feats)
-        roi_feats = feats[0].new_zeros(rois.size(0), self.out_channels,
-                                       *out_size)
+        roi_feats = feats[0].new_zeros(
+            rois.size(0), self.out_channels, *out_size)
         if len(rois) == 0:
             return roi_feats
         levels = self.map_roi_levels(rois, num_levels) if num_levels > 1 \

@@ -6,7 +6,6 @@ from mmengine.hooks import Hook
 from mmengine.testing import RunnerTestCase
 
 from mmdynopool.engine.hooks import AlphaGradHook
-
 from .tiny import ConvPoolConv, FixedImages, register, train_only, unregister
 
 
@@ -20,8 +19,8 @@ class TestAlphaGradHook:
         from mmdynopool.models import DynOPoolVGG
         torch.manual_seed(0)
         model = torch.nn.Module()
-        model.backbone = DynOPoolVGG(11, init_scales=[0.5, 0.6, 0.5, 0.5,
-                                                      0.5], out_indices=(4, ))
+        model.backbone = DynOPoolVGG(
+            11, init_scales=[0.5, 0.6, 0.5, 0.5, 0.5], out_indices=(4, ))
         return model
 
     @staticmethod
@@ -73,8 +72,8 @@ class TestAlphaGradHook:
         before = pool.alpha.detach().clone()
         opt.step()
         dlogr = -(pool.alpha.detach().log() - before.log())
-        torch.testing.assert_close(dlogr, -1e-4 * dl_dlogr / 4.0, rtol=1e-3,
-                                   atol=0)
+        torch.testing.assert_close(
+            dlogr, -1e-4 * dl_dlogr / 4.0, rtol=1e-3, atol=0)
 
     def test_shared_alpha_scaled_once(self):
         # HRNet's stream pools are each used on several paths: one alpha,
@@ -82,16 +81,9 @@ class TestAlphaGradHook:
         from types import SimpleNamespace
 
         from mmdynopool.models import DynOPoolHRNet
-        extra = dict(
-            stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
-                        num_blocks=(1, ), num_channels=(8, )),
-            stage2=dict(num_modules=1, num_branches=2, block='BASIC',
-                        num_blocks=(1, 1), num_channels=(8, 16)),
-            stage3=dict(num_modules=1, num_branches=3, block='BASIC',
-                        num_blocks=(1, 1, 1), num_channels=(8, 16, 32)),
-            stage4=dict(num_modules=1, num_branches=4, block='BASIC',
-                        num_blocks=(1, 1, 1, 1),
-                        num_channels=(8, 16, 32, 64)))
+        from mmdynopool.models.backbones.hrnet import hrnet_extra
+        extra = hrnet_extra(
+            8, blocks=1, modules=(1, 1, 1, 1), stage1_channels=8)
         torch.manual_seed(0)
         model = DynOPoolHRNet(extra=extra)
         pool = model.dynopools[2]  # stream 1
@@ -106,8 +98,7 @@ class TestAlphaGradHook:
 
         plain = grad()
         AlphaGradHook('log').before_train(SimpleNamespace(model=model))
-        torch.testing.assert_close(
-            grad(), plain * torch.tensor([1.5, 0.5])**2)
+        torch.testing.assert_close(grad(), plain * torch.tensor([1.5, 0.5])**2)
 
     def test_bad_space(self):
         with pytest.raises(ValueError, match="space.*'logr'"):
@@ -127,8 +118,8 @@ def alpha_net():
     return ConvPoolConv(mid=4, out=2, init_scale=INIT_SCALE, seed=0)
 
 
-ALPHA_NET = dict(type='ConvPoolConv', mid=4, out=2, init_scale=INIT_SCALE,
-                 seed=0)
+ALPHA_NET = dict(
+    type='ConvPoolConv', mid=4, out=2, init_scale=INIT_SCALE, seed=0)
 ALPHA_IMAGES = dict(type='FixedImages', num=4, size=SIZE)
 
 
@@ -193,8 +184,10 @@ class TestAlphaGradHookRunner(RunnerTestCase):
                 hooked = runner.model
                 factor = (start / alpha0)**k
                 torch.testing.assert_close(
-                    hooked.pool.alpha.detach() - start, step * factor,
-                    rtol=1e-5, atol=1e-7)
+                    hooked.pool.alpha.detach() - start,
+                    step * factor,
+                    rtol=1e-5,
+                    atol=1e-7)
                 if k:
                     assert not torch.allclose(factor, torch.ones(2))
                 # Only alpha's gradient was rescaled: the weights took the
@@ -212,8 +205,10 @@ class TestAlphaGradHookRunner(RunnerTestCase):
         # a fresh copy of its weights, though alpha sits far from alpha_0
         # (where the factor would be (1.5^2, 0.75^2)).
         trained = runner.model
-        assert not torch.allclose(trained.pool.alpha.detach(),
-                                  torch.tensor([2.0, 1 / 0.6]), atol=0.1)
+        assert not torch.allclose(
+            trained.pool.alpha.detach(),
+            torch.tensor([2.0, 1 / 0.6]),
+            atol=0.1)
         copy = alpha_net()
         copy.load_state_dict(trained.state_dict())
         torch.testing.assert_close(plain_grad(trained), plain_grad(copy))

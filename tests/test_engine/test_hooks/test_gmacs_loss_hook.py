@@ -5,14 +5,15 @@ import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmengine.testing import RunnerTestCase
 
-from mmdynopool.engine import GMACsLossHook
+from mmdynopool.engine import (GMACsLossHook, gmacs_loss_hook,
+                               set_gmacs_loss_weight)
 from mmdynopool.models import DynOPool2d
 from mmdynopool.utils import allow_mmengine_checkpoints
-
 from .tiny import register, train_only, unregister
 
 
@@ -69,11 +70,10 @@ class TestGMACsLossHook:
         (dict(loss_weight=1, input_size=32), 'input_size'),
         (dict(loss_weight=1, input_size=(32.5, 32)), 'input_size'),
         (dict(loss_weight=1, input_size=(0, 32)), 'input_size'),
-        (dict(loss_weight=1, input_size=(8, 8), in_channels=0),
-         'in_channels'),
+        (dict(loss_weight=1, input_size=(8, 8), in_channels=0), 'in_channels'),
         (dict(loss_weight=1, input_size=(8, 8), count='mmacs'), 'count'),
-        (dict(loss_weight=1, input_size=(8, 8), loss_name='gmacs'),
-         'loss_name'),
+        (dict(loss_weight=1, input_size=(8, 8),
+              loss_name='gmacs'), 'loss_name'),
     ])
     def test_bad_arguments(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
@@ -103,13 +103,11 @@ def test_alpha_param_group(demo_cfg, tmp_path):
 @pytest.mark.slow
 def test_resume_reproduces_the_run_exactly(demo_cfg, tmp_path):
     allow_mmengine_checkpoints()
-    straight = Runner.from_cfg(
-        demo_cfg(tmp_path / 'straight', iters=4))
+    straight = Runner.from_cfg(demo_cfg(tmp_path / 'straight', iters=4))
     straight.train()
     log_straight = straight.message_hub.get_scalar('train/loss').data[0]
 
-    first = Runner.from_cfg(
-        demo_cfg(tmp_path / 'resumed', iters=4))
+    first = Runner.from_cfg(demo_cfg(tmp_path / 'resumed', iters=4))
     first.train_loop._max_iters = 2  # stop after the iter-2 checkpoint
     first.train()
     cfg = demo_cfg(tmp_path / 'resumed', iters=4)
@@ -130,8 +128,7 @@ def test_resume_reproduces_the_run_exactly(demo_cfg, tmp_path):
     sd = straight.optim_wrapper.optimizer.state_dict()['state']
     sr = resumed.optim_wrapper.optimizer.state_dict()['state']
     for k in sd:
-        assert torch.equal(sd[k]['momentum_buffer'],
-                           sr[k]['momentum_buffer'])
+        assert torch.equal(sd[k]['momentum_buffer'], sr[k]['momentum_buffer'])
 
 
 # The hand-count model: conv (1 -> 2, 3x3, pad 1) on 8x8, DynOPool2d at
@@ -139,7 +136,6 @@ def test_resume_reproduces_the_run_exactly(demo_cfg, tmp_path):
 SIZE, BATCH, LAMBDA = 8, 3, 1e5
 CONV1_MACS = 2 * 1 * 3 * 3 * SIZE * SIZE  # 1152, whatever alpha
 CONV2_MACS_0 = 3 * 2 * 3 * 3 * 4 * 4  # 864 at the initial 4 x 4
-
 
 HAND_NET = dict(type='ConvPoolConv', mid=2, out=3, init_scale=0.5)
 HAND_IMAGES = dict(type='FixedImages', num=6, size=SIZE)
@@ -170,13 +166,15 @@ class Recorder(Hook):
     def before_train(self, runner):
         if self.start_alpha is not None and runner.iter == 0:
             with torch.no_grad():
-                runner.model.pool.alpha.copy_(
-                    torch.tensor(self.start_alpha))
+                runner.model.pool.alpha.copy_(torch.tensor(self.start_alpha))
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.alphas.append(runner.model.pool.alpha.detach().clone())
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         self.losses.append(float(outputs['loss_gmacs']))
 
@@ -194,8 +192,11 @@ class TestGMACsLossHookRunner(RunnerTestCase):
         train_only(cfg, HAND_NET, HAND_IMAGES, batch_size=BATCH)
         cfg.train_cfg = dict(by_epoch=True, max_epochs=2)  # 2 iters each
         cfg.custom_hooks = [
-            dict(type='GMACsLossHook', loss_weight=LAMBDA,
-                 input_size=(SIZE, SIZE), in_channels=1)
+            dict(
+                type='GMACsLossHook',
+                loss_weight=LAMBDA,
+                input_size=(SIZE, SIZE),
+                in_channels=1)
         ]
 
     def tearDown(self):
@@ -222,8 +223,8 @@ class TestGMACsLossHookRunner(RunnerTestCase):
         # Iteration 1 at the start alpha: 5 x 3 after the pool, so
         # 1e5 * 3 * (1152 + 15 / 16 * 864) * 1e-9 = 1e5 * 3 * 1962e-9.
         assert hand_sizes(rec.alphas[0]) == [5, 3]
-        assert rec.losses[0] == pytest.approx(LAMBDA * BATCH * 1962e-9,
-                                              rel=1e-6)
+        assert rec.losses[0] == pytest.approx(
+            LAMBDA * BATCH * 1962e-9, rel=1e-6)
         for alpha, loss in zip(rec.alphas, rec.losses):
             assert loss == pytest.approx(hand_loss(alpha), rel=1e-6)
         # The loss pushed alpha up (smaller maps) during the run.
@@ -235,20 +236,23 @@ class TestGMACsLossHookRunner(RunnerTestCase):
         model = runner.model
         with torch.no_grad():
             model.pool.alpha.copy_(torch.tensor(self.START))
-        data = next(iter(runner.build_dataloader(
-            self.epoch_based_cfg.train_dataloader)))
+        data = next(
+            iter(
+                runner.build_dataloader(
+                    self.epoch_based_cfg.train_dataloader)))
         data = model.data_preprocessor(data, True)
         loss = model(**data, mode='loss')['loss_gmacs']
-        assert float(loss.detach()) == pytest.approx(hand_loss(self.START),
-                                                     rel=1e-6)
+        assert float(loss.detach()) == pytest.approx(
+            hand_loss(self.START), rel=1e-6)
         grad, = torch.autograd.grad(loss, model.pool.alpha)
         # Straight through: the value counts 5 x 3, the gradient follows
         # the continuous size 8 / alpha, d/d alpha = -8 / alpha^2, times
         # the other axis's integer size.
         a_h, a_w = self.START
         per_pixel = LAMBDA * BATCH * CONV2_MACS_0 / 16 / 1e9
-        expected = [per_pixel * 3 * -SIZE / a_h**2,
-                    per_pixel * 5 * -SIZE / a_w**2]
+        expected = [
+            per_pixel * 3 * -SIZE / a_h**2, per_pixel * 5 * -SIZE / a_w**2
+        ]
         torch.testing.assert_close(grad, torch.tensor(expected))
         # A larger scale (smaller alpha) costs more MACs: dL/d alpha < 0.
         assert (grad < 0).all()
@@ -259,8 +263,10 @@ class TestGMACsLossHookRunner(RunnerTestCase):
         straight, rec_straight = self.run_with('straight')
         self.run_with('resumed', max_epochs=1)  # stops at epoch_1.pth
         resumed, rec = self.run_with('resumed', resume=True)
-        hooks = [next(h for h in r.hooks if isinstance(h, GMACsLossHook))
-                 for r in (straight, resumed)]
+        hooks = [
+            next(h for h in r.hooks if isinstance(h, GMACsLossHook))
+            for r in (straight, resumed)
+        ]
         # The reference stays the config's initial scales (before_run runs
         # before the checkpoint is loaded), not the resumed alpha.
         assert hooks[1].counter.initial_gmacs == pytest.approx(2016e-9)
@@ -290,9 +296,13 @@ class TestGMACsTargetRunner(RunnerTestCase):
         cfg.train_cfg = dict(by_epoch=True, max_epochs=5)  # 10 iterations
         cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
         cfg.custom_hooks = [
-            dict(type='GMACsLossHook', loss_weight=LAMBDA,
-                 input_size=(SIZE, SIZE), in_channels=1,
-                 target_gmacs=self.TARGET, settle=0.8)
+            dict(
+                type='GMACsLossHook',
+                loss_weight=LAMBDA,
+                input_size=(SIZE, SIZE),
+                in_channels=1,
+                target_gmacs=self.TARGET,
+                settle=0.8)
         ]
 
     def tearDown(self):
@@ -346,12 +356,43 @@ class TestGMACsTargetRunner(RunnerTestCase):
     def test_bad_target_arguments(self):
         for kwargs, name in ((dict(target_gmacs=0), 'target_gmacs'),
                              (dict(target_gmacs=True), 'target_gmacs'),
-                             (dict(target_gmacs=1.0, loss_weight=0),
-                              'loss_weight'),
+                             (dict(target_gmacs=1.0,
+                                   loss_weight=0), 'loss_weight'),
                              (dict(target_gmacs=1.0, settle=0), 'settle'),
-                             (dict(target_gmacs=1.0, gain=2), 'gain'),
-                             (dict(log_interval=0), 'log_interval')):
+                             (dict(target_gmacs=1.0, gain=2),
+                              'gain'), (dict(log_interval=0), 'log_interval')):
             args = dict(loss_weight=1.0, input_size=(8, 8))
             args.update(kwargs)
             with pytest.raises(ValueError, match=name):
                 GMACsLossHook(**args)
+
+
+# The config side of the hook: gmacs_loss_hook / set_gmacs_loss_weight.
+TOY = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))),
+    'configs', 'toy', 'vgg11-slim_{}_1xb64-20e_digits-{}.py')
+
+
+def test_gmacs_loss_hook_is_the_one_hook():
+    cfg = Config.fromfile(TOY.format('dynopool', 'tile'))
+    hook = gmacs_loss_hook(cfg)
+    assert hook['type'] == 'GMACsLossHook'
+    assert tuple(hook['input_size']) == (64, 64)  # the tile variant's
+    with pytest.raises(ValueError, match='exactly one GMACsLossHook.*found 0'):
+        gmacs_loss_hook(Config.fromfile(TOY.format('human', 'tile')))
+    cfg.custom_hooks = [hook, dict(hook)]
+    with pytest.raises(ValueError, match='exactly one GMACsLossHook.*found 2'):
+        gmacs_loss_hook(cfg)
+
+
+def test_set_gmacs_loss_weight():
+    cfg = Config.fromfile(TOY.format('dynopool', 'tile'))
+    new = set_gmacs_loss_weight(cfg, 0.5)
+    assert new.custom_hooks[0].loss_weight == 0.5
+    # Not modified, and the toy rule: the paper's CIFAR-tile lambda x 242.6.
+    assert cfg.custom_hooks[0].loss_weight == pytest.approx(
+        7.21e-5 * 242.6, abs=1e-4)
+    with pytest.raises(ValueError, match=r'lambda .* >= 0, got -1'):
+        set_gmacs_loss_weight(cfg, -1)
+    with pytest.raises(ValueError, match='exactly one GMACsLossHook.*found 0'):
+        set_gmacs_loss_weight(Config.fromfile(TOY.format('human', 'tile')), 1)

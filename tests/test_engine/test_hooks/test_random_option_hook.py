@@ -24,8 +24,8 @@ class Recorder(Hook):
 
     def _options(self, runner):
         dyn = DynamicLayers.from_model(runner.model)
-        return tuple((o[0], o[2]) for o in (dyn.modules[n][0].option
-                                            for n in dyn.names))
+        return tuple((o[0], o[2])
+                     for o in (dyn.modules[n][0].option for n in dyn.names))
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         self.train.append(self._options(runner))
@@ -43,37 +43,47 @@ def rof_cfg(work_dir, iters=4, val_interval=2, **hook):
     (4 images) and a test loop, with the hook."""
     model = dict(
         type='ImageClassifier',
-        data_preprocessor=dict(num_classes=10, mean=[33.3] * 3,
-                               std=[78.6] * 3),
-        backbone=dict(type='ResNet_CIFAR', depth=18, stem_channels=4,
-                      base_channels=4),
+        data_preprocessor=dict(
+            num_classes=10, mean=[33.3] * 3, std=[78.6] * 3),
+        backbone=dict(
+            type='ResNet_CIFAR', depth=18, stem_channels=4, base_channels=4),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(type='LinearClsHead', num_classes=10, in_channels=32))
     loader = dict(
-        batch_size=4, num_workers=0,
-        dataset=dict(type='ToyDigits', split='train', num_train=100,
-                     num_val=20, indices=24,
-                     pipeline=[dict(type='PackInputs')],
-                     serialize_data=False),  # its gc.collect() costs 0.3 s
+        batch_size=4,
+        num_workers=0,
+        dataset=dict(
+            type='ToyDigits',
+            split='train',
+            num_train=100,
+            num_val=20,
+            indices=24,
+            pipeline=[dict(type='PackInputs')],
+            serialize_data=False),  # its gc.collect() costs 0.3 s
         sampler=dict(type='DefaultSampler', shuffle=True))
-    val_loader = dict(loader, dataset=dict(loader['dataset'], split='val',
-                                           indices=4),
-                      sampler=dict(type='DefaultSampler', shuffle=False))
-    return Config(dict(
-        default_scope='mmpretrain', work_dir=str(work_dir),
-        model=model,
-        train_dataloader=loader, val_dataloader=val_loader,
-        test_dataloader=val_loader,
-        val_evaluator=dict(type='Accuracy'),
-        test_evaluator=dict(type='Accuracy'),
-        train_cfg=dict(by_epoch=False, max_iters=iters,
-                       val_interval=val_interval),
-        val_cfg=dict(), test_cfg=dict(),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        default_hooks=dict(logger=dict(type='LoggerHook', interval=1),
-                           checkpoint=None),
-        custom_hooks=[dict(type='RandomOptionHook', **hook)],
-        log_level='WARNING'))
+    val_loader = dict(
+        loader,
+        dataset=dict(loader['dataset'], split='val', indices=4),
+        sampler=dict(type='DefaultSampler', shuffle=False))
+    return Config(
+        dict(
+            default_scope='mmpretrain',
+            work_dir=str(work_dir),
+            model=model,
+            train_dataloader=loader,
+            val_dataloader=val_loader,
+            test_dataloader=val_loader,
+            val_evaluator=dict(type='Accuracy'),
+            test_evaluator=dict(type='Accuracy'),
+            train_cfg=dict(
+                by_epoch=False, max_iters=iters, val_interval=val_interval),
+            val_cfg=dict(),
+            test_cfg=dict(),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+            default_hooks=dict(
+                logger=dict(type='LoggerHook', interval=1), checkpoint=None),
+            custom_hooks=[dict(type='RandomOptionHook', **hook)],
+            log_level='WARNING'))
 
 
 class TestRandomOptionHook(RunnerTestCase):
@@ -97,8 +107,10 @@ class TestRandomOptionHook(RunnerTestCase):
         space = dyn.permutations(ATTRIBUTES)
         # The same draws as the documented generator, layer by layer, also
         # after the validation at iteration 2.
-        expected = [space[int(np.random.default_rng((3, i)).integers(
-            len(space)))] for i in range(4)]
+        expected = [
+            space[int(np.random.default_rng((3, i)).integers(len(space)))]
+            for i in range(4)
+        ]
         assert recorder.train == expected
         assert len(set(recorder.train)) > 1  # it changes between iterations
         default = dyn.default(ATTRIBUTES)
@@ -111,7 +123,8 @@ class TestRandomOptionHook(RunnerTestCase):
 
     def test_eval_permutation(self):
         runner, recorder = self.run_with(
-            attributes=ATTRIBUTES, seed=0,
+            attributes=ATTRIBUTES,
+            seed=0,
             eval_permutation=[list(p) for p in EVAL_PERMUTATION])
         dyn = DynamicLayers.from_model(runner.model)
         space = dyn.permutations(ATTRIBUTES)
@@ -137,8 +150,7 @@ def test_rof_bad_attributes():
     (dict(seed=-1), ValueError, 'seed must be an integer >= 0, got -1'),
     (dict(layers='AE'), ValueError, "layers must be letters from 'ABCD'"),
     (dict(arch='vgg'), ValueError, 'arch must be one of'),
-    (dict(follow_at_trained_stride=1), TypeError,
-     'follow_at_trained_stride'),
+    (dict(follow_at_trained_stride=1), TypeError, 'follow_at_trained_stride'),
 ])
 def test_rof_arguments_are_checked_where_they_enter(kwargs, error, match):
     """``seed=1.7`` used to draw with seed 1 without a word."""
@@ -147,10 +159,11 @@ def test_rof_arguments_are_checked_where_they_enter(kwargs, error, match):
 
 
 def test_rof_passes_the_trained_stride_shortcut_on():
-    from mmpretrain.models.backbones import ResNet_CIFAR
     from types import SimpleNamespace
+
+    from mmpretrain.models.backbones import ResNet_CIFAR
     model = ResNet_CIFAR(18, stem_channels=4, base_channels=4)
     hook = RandomOptionHook(follow_at_trained_stride=True)
-    hook.before_run(SimpleNamespace(model=model,
-                                    logger=SimpleNamespace(info=print)))
+    hook.before_run(
+        SimpleNamespace(model=model, logger=SimpleNamespace(info=print)))
     assert model.layer2[0].downsample[0].follow_at_trained_stride is True

@@ -42,8 +42,10 @@ class Tiny(BaseModel):
 
 def dataset():
     g = torch.Generator().manual_seed(0)
-    return [dict(inputs=torch.randn(1, 13, 11, generator=g), labels=i % 3)
-            for i in range(SAMPLES)]
+    return [
+        dict(inputs=torch.randn(1, 13, 11, generator=g), labels=i % 3)
+        for i in range(SAMPLES)
+    ]
 
 
 def batches():
@@ -103,38 +105,46 @@ def algorithm1(model, joint=False, d_limit=None, timing='authors'):
 
 def penalise(model, d_limit):
     # Eq. 8: rho = (D_limit / D_cout) ** (1 / N) when D_cout > D_limit.
-    s = [0.5 + 0.5 * torch.sigmoid(m.alpha).item()
-         for m in (model.sa1, model.sa2)]
+    s = [
+        0.5 + 0.5 * torch.sigmoid(m.alpha).item()
+        for m in (model.sa1, model.sa2)
+    ]
     d_cout = 13 * s[0] * s[1]
     rho = (d_limit / d_cout)**0.5 if d_cout > d_limit else 1.0
     model.sa1.penalty = model.sa2.penalty = rho
 
 
-def cfg_for(model, work_dir, joint=False, d_limit=None, resume=False,
+def cfg_for(model,
+            work_dir,
+            joint=False,
+            d_limit=None,
+            resume=False,
             **hook_options):
     """The runner's arguments: ``model`` (an instance) trained with the
     hook on :func:`dataset` for ``EPOCHS`` epochs."""
-    hook = dict(type='ShapeAdaptorHook', alpha_interval=INTERVAL,
-                **hook_options)
+    hook = dict(
+        type='ShapeAdaptorHook', alpha_interval=INTERVAL, **hook_options)
     if joint:
         hook['alpha_optimizer'] = None
     if d_limit is not None:
         hook.update(input_size=13, d_limit=d_limit)
     paramwise = dict(custom_keys={'.alpha': dict(lr_mult=0.2)})
     return dict(
-        model=model, work_dir=str(work_dir),
-        train_dataloader=dict(dataset=dataset(), batch_size=BATCH,
-                              sampler=dict(type='DefaultSampler',
-                                           shuffle=False),
-                              collate_fn=dict(type='pseudo_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.05,
-                                          momentum=0.9),
-                           paramwise_cfg=paramwise),
+        model=model,
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=dataset(),
+            batch_size=BATCH,
+            sampler=dict(type='DefaultSampler', shuffle=False),
+            collate_fn=dict(type='pseudo_collate')),
+        optim_wrapper=dict(
+            optimizer=dict(type='SGD', lr=0.05, momentum=0.9),
+            paramwise_cfg=paramwise),
         train_cfg=dict(by_epoch=True, max_epochs=EPOCHS),
         custom_hooks=[hook],
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
-                                           interval=1)),
-        resume=resume, log_level='WARNING')
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
+        resume=resume,
+        log_level='WARNING')
 
 
 def runner_for(*args, **kwargs):
@@ -146,10 +156,12 @@ def assert_same_model(a, b):
         torch.testing.assert_close(v, w, rtol=1e-6, atol=1e-7, msg=k)
 
 
-@pytest.mark.parametrize('joint,d_limit,timing', [
-    (False, None, 'authors'), (True, None, 'authors'),
-    (False, 6.0, 'authors'), (False, 6.0, 'current'), (True, 6.0, 'authors'),
-    (True, 6.0, 'current')])
+@pytest.mark.parametrize('joint,d_limit,timing', [(False, None, 'authors'),
+                                                  (True, None, 'authors'),
+                                                  (False, 6.0, 'authors'),
+                                                  (False, 6.0, 'current'),
+                                                  (True, 6.0, 'authors'),
+                                                  (True, 6.0, 'current')])
 def test_matches_algorithm1(tmp_path, joint, d_limit, timing):
     torch.manual_seed(0)
     model = Tiny()
@@ -172,9 +184,8 @@ def test_matches_algorithm1(tmp_path, joint, d_limit, timing):
     (dict(d_limit=-1, input_size=32), ValueError, 'd_limit'),
     (dict(alpha_optimizer='SGD'), TypeError, 'alpha_optimizer'),
     (dict(alpha_scheduler=dict(T_max=3)), TypeError, 'alpha_scheduler'),
-    (dict(alpha_optimizer=None,
-          alpha_scheduler=dict(type='ConstantLR')), ValueError,
-     'alpha_scheduler'),
+    (dict(alpha_optimizer=None, alpha_scheduler=dict(type='ConstantLR')),
+     ValueError, 'alpha_scheduler'),
     (dict(alpha_optimizer=dict(type='SDG', lr=0.1)), ValueError,
      r"alpha_optimizer type 'SDG' is not a registered optimizer"),
     (dict(alpha_scheduler=dict(type='CosineAnealingLR')), ValueError,
@@ -194,16 +205,21 @@ def test_the_two_penalty_timings_by_hand():
     from types import SimpleNamespace
 
     def rho(model):  # Eq. (8) for sa1, sa2 with D_in = 13, D_limit = 6
-        s = [0.5 + 0.5 * torch.sigmoid(m.alpha).item()
-             for m in (model.sa1, model.sa2)]
+        s = [
+            0.5 + 0.5 * torch.sigmoid(m.alpha).item()
+            for m in (model.sa1, model.sa2)
+        ]
         return (6 / (13 * s[0] * s[1]))**0.5
 
     seen = {}
     for timing in ('authors', 'current'):
         torch.manual_seed(0)
         model = Tiny()
-        hook = ShapeAdaptorHook(alpha_interval=1, input_size=13, d_limit=6.0,
-                                penalty_timing=timing)
+        hook = ShapeAdaptorHook(
+            alpha_interval=1,
+            input_size=13,
+            d_limit=6.0,
+            penalty_timing=timing)
         hook._adaptors = hook._trainable = [model.sa1, model.sa2]
 
         def step(runner, data_batch):  # an alpha step: both alphas + 0.5
@@ -297,8 +313,9 @@ class TestShapeAdaptorHookRunner(RunnerTestCase):
         super().tearDown()
 
     def build(self, work_dir, **kwargs):
-        cfg = cfg_for(dict(type='SeededTiny'),
-                      osp.join(self.temp_dir.name, work_dir), **kwargs)
+        cfg = cfg_for(
+            dict(type='SeededTiny'), osp.join(self.temp_dir.name, work_dir),
+            **kwargs)
         cfg['train_dataloader']['dataset'] = dict(type='TinyData')
         return self.build_runner(Config(cfg))
 
@@ -306,21 +323,23 @@ class TestShapeAdaptorHookRunner(RunnerTestCase):
         allow_mmengine_checkpoints()
         # T_max explicit: the first run is cut short below, which would
         # otherwise shorten its cosine.
-        cosine = dict(alpha_scheduler=dict(type='CosineAnnealingLR',
-                                           T_max=EPOCHS))
+        cosine = dict(
+            alpha_scheduler=dict(type='CosineAnnealingLR', T_max=EPOCHS))
         straight = self.build('straight', **cosine)
         straight.train()
         first = self.build('resumed', **cosine)
         first.train_loop._max_epochs = 1  # stop after the epoch-1 checkpoint
         first.train()
-        ckpt = torch.load(osp.join(first.work_dir, 'epoch_1.pth'),
-                          weights_only=False)
+        ckpt = torch.load(
+            osp.join(first.work_dir, 'epoch_1.pth'), weights_only=False)
         assert ckpt['shape_adaptor_hook']['optimizer']['state']
         resumed = self.build('resumed', resume=True, **cosine)
         resumed.train()
         assert_same_model(resumed.model, straight.model)
-        hooks = [next(h for h in r.hooks if isinstance(h, ShapeAdaptorHook))
-                 for r in (straight, resumed)]
+        hooks = [
+            next(h for h in r.hooks if isinstance(h, ShapeAdaptorHook))
+            for r in (straight, resumed)
+        ]
         sa, sb = (h.optim_wrapper.state_dict() for h in hooks)
         for pa, pb in zip(sa['state'].values(), sb['state'].values()):
             torch.testing.assert_close(pa['momentum_buffer'],
@@ -334,8 +353,7 @@ class TestShapeAdaptorHookRunner(RunnerTestCase):
         runner = self.build('iters')
         runner._train_loop = dict(by_epoch=False, max_iters=6)
         runner.train()
-        hook = next(h for h in runner.hooks
-                    if isinstance(h, ShapeAdaptorHook))
+        hook = next(h for h in runner.hooks if isinstance(h, ShapeAdaptorHook))
         assert hook._by_epoch is False and hook.scheduler.T_max == 6
         # Cosine over the 6 iterations ends at 0 (per epoch it would not
         # move).

@@ -16,7 +16,6 @@ from torch.utils.data import Dataset
 
 from mmdynopool.engine.hooks import ShapeLoggingHook
 from mmdynopool.models import DynOPoolResNet_CIFAR
-
 from .tiny import train_only
 
 SIZE = 32
@@ -34,8 +33,11 @@ class ShapeNet(BaseModel):
         with torch.random.fork_rng():
             torch.manual_seed(0)
             self.backbone = DynOPoolResNet_CIFAR(
-                18, stem_channels=4, base_channels=4,
-                init_scales=list(init_scales), out_indices=out_indices)
+                18,
+                stem_channels=4,
+                base_channels=4,
+                init_scales=list(init_scales),
+                out_indices=out_indices)
             self.head = nn.Linear(32, 2)
 
     def forward(self, inputs, labels=None, mode='tensor'):
@@ -55,8 +57,8 @@ class ShapeImages(Dataset):
 
     def __getitem__(self, index):
         g = torch.Generator().manual_seed(index)
-        return dict(inputs=torch.randn(3, SIZE, SIZE, generator=g),
-                    labels=index % 2)
+        return dict(
+            inputs=torch.randn(3, SIZE, SIZE, generator=g), labels=index % 2)
 
 
 def hand_sizes(scales, size=SIZE):
@@ -80,11 +82,13 @@ class Recorder(Hook):
     def __init__(self):
         self.steps, self.scales = [], []
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
                          outputs=None):
         self.steps.append(runner.iter + 1)
-        self.scales.append(
-            [p.scale for p in runner.model.backbone.dynopools])
+        self.scales.append([p.scale for p in runner.model.backbone.dynopools])
 
 
 class TestShapeLoggingHook(RunnerTestCase):
@@ -97,8 +101,8 @@ class TestShapeLoggingHook(RunnerTestCase):
         DATASETS.register_module(module=ShapeImages, force=True)
         cfg = self.iter_based_cfg
         # init_weights re-draws the convs: seed 0 makes them the same.
-        train_only(cfg, dict(type='ShapeNet'), dict(type='ShapeImages'),
-                   batch_size=2)
+        train_only(
+            cfg, dict(type='ShapeNet'), dict(type='ShapeImages'), batch_size=2)
         cfg.train_cfg = dict(by_epoch=False, max_iters=4)
         cfg.default_hooks = dict(logger=dict(type='LoggerHook', interval=1))
         cfg.custom_hooks = [
@@ -116,8 +120,10 @@ class TestShapeLoggingHook(RunnerTestCase):
         cfg = self.iter_based_cfg.copy()
         cfg.visualizer = dict(
             type='Visualizer',
-            vis_backends=[dict(type='LocalVisBackend'),
-                          dict(type='TensorboardVisBackend')])
+            vis_backends=[
+                dict(type='LocalVisBackend'),
+                dict(type='TensorboardVisBackend')
+            ])
         runner = self.build_runner(cfg)
         rec = Recorder()
         runner.register_hook(rec)
@@ -129,12 +135,14 @@ class TestShapeLoggingHook(RunnerTestCase):
             if step % 2:
                 continue
             row = {}
-            for i, ((r_h, r_w), (h, w)) in enumerate(
-                    zip(scales, hand_sizes(scales))):
-                row.update({f'scale/backbone.dynopools.{i}/h': r_h,
-                            f'scale/backbone.dynopools.{i}/w': r_w,
-                            f'size/backbone.dynopools.{i}/h': h,
-                            f'size/backbone.dynopools.{i}/w': w})
+            for i, ((r_h, r_w),
+                    (h, w)) in enumerate(zip(scales, hand_sizes(scales))):
+                row.update({
+                    f'scale/backbone.dynopools.{i}/h': r_h,
+                    f'scale/backbone.dynopools.{i}/w': r_w,
+                    f'size/backbone.dynopools.{i}/h': h,
+                    f'size/backbone.dynopools.{i}/w': w
+                })
             want[step] = row
         assert list(want) == [2, 4]
         # The scalars are the current ones: alpha moved during the run.
@@ -143,8 +151,7 @@ class TestShapeLoggingHook(RunnerTestCase):
         assert hand_sizes(rec.scales[1]) != hand_sizes(rec.scales[3])
 
         # Local backend: one line per log, step = iteration + 1.
-        with open(osp.join(runner.log_dir, 'vis_data',
-                           'scalars.json')) as f:
+        with open(osp.join(runner.log_dir, 'vis_data', 'scalars.json')) as f:
             lines = [json.loads(line) for line in f]
         got = {
             d.pop('step'): d
@@ -161,19 +168,23 @@ class TestShapeLoggingHook(RunnerTestCase):
         # TensorBoard, read back with its own event reader.
         events = EventAccumulator(osp.join(runner.log_dir, 'vis_data'))
         events.Reload()
-        tags = [t for t in events.Tags()['scalars']
-                if t.startswith(('scale/', 'size/'))]
+        tags = [
+            t for t in events.Tags()['scalars']
+            if t.startswith(('scale/', 'size/'))
+        ]
         assert sorted(tags) == sorted(want[4])
         assert sum(t.startswith('scale/') for t in tags) == 2 * 3
         for tag in tags:
             assert [e.step for e in events.Scalars(tag)] == [2, 4]
             for e in events.Scalars(tag):
-                assert e.value == pytest.approx(want[e.step][tag],
-                                                rel=1e-6), tag
+                assert e.value == pytest.approx(
+                    want[e.step][tag], rel=1e-6), tag
 
         # The log line of every log, with the hand-counted sizes.
-        lines = [r.getMessage() for r in logs.records
-                 if r.getMessage().startswith('shapes: ')]
+        lines = [
+            r.getMessage() for r in logs.records
+            if r.getMessage().startswith('shapes: ')
+        ]
         assert len(lines) == 2
         for line, step in zip(lines, want):
             sizes = ' '.join(f'{want[step][f"size/backbone.dynopools.{i}/h"]}x'
@@ -191,8 +202,7 @@ class TestShapeLoggingHook(RunnerTestCase):
             type='Visualizer',
             vis_backends=[dict(type='TensorboardVisBackend')])
         runner = self.build_runner(cfg)
-        hook = next(h for h in runner.hooks
-                    if isinstance(h, ShapeLoggingHook))
+        hook = next(h for h in runner.hooks if isinstance(h, ShapeLoggingHook))
         with self.assertLogs(runner.logger, 'INFO') as logs:
             scalars = hook.log_shapes(runner, step=10)
         assert scalars['scale/backbone.dynopools.0/h'] == pytest.approx(0.6)
@@ -207,8 +217,8 @@ class TestShapeLoggingHook(RunnerTestCase):
         events.Reload()
         tags = events.Tags()['scalars']
         assert sorted(tags) == sorted(scalars)
-        first = next(t for t in tags if t.startswith('size/')
-                     and t.endswith('/h'))
+        first = next(
+            t for t in tags if t.startswith('size/') and t.endswith('/h'))
         assert events.Scalars(first)[0].value == 19
         assert events.Scalars(first)[0].step == 10
         assert sum(t.startswith('scale/') for t in tags) == 2 * 3
@@ -222,8 +232,12 @@ class TestShapeLoggingHook(RunnerTestCase):
 
 
 @pytest.mark.parametrize('kwargs', [
-    dict(interval=0), dict(interval=2.0), dict(interval=True),
-    dict(input_size=(32, )), dict(input_size=32), dict(input_size=(0, 32)),
+    dict(interval=0),
+    dict(interval=2.0),
+    dict(interval=True),
+    dict(input_size=(32, )),
+    dict(input_size=32),
+    dict(input_size=(0, 32)),
     dict(input_size=(32.0, 32))
 ])
 def test_bad_arguments(kwargs):

@@ -22,6 +22,7 @@ from mmseg.models.backbones import HRNet
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdynopool.analysis import resizing_report
+# yapf: disable
 from mmdynopool.models.backbones import (DynOPoolEfficientNet, DynOPoolHRNet,
                                          DynOPoolMobileNetV2,
                                          DynOPoolMobileNetV2_CIFAR,
@@ -33,9 +34,9 @@ from mmdynopool.models.backbones import (DynOPoolEfficientNet, DynOPoolHRNet,
                                          ShapeAdaptorResNet_CIFAR,
                                          ShapeAdaptorSlimVGG, ShapeAdaptorVGG,
                                          SlimVGG)
+# yapf: enable
 from mmdynopool.models.backbones.base import uniform_positions
 from mmdynopool.models.layers import DynOPool2d, ShapeAdaptor
-
 from .test_hrnet import TINY
 
 ALL4 = dict(out_indices=(0, 1, 2, 3))
@@ -44,8 +45,9 @@ ALL4 = dict(out_indices=(0, 1, 2, 3))
 def out_sizes(model, size):
     model.eval()
     with torch.no_grad():
-        return [tuple(o.shape[-2:]) for o in model(torch.rand(1, 3, size,
-                                                              size))]
+        return [
+            tuple(o.shape[-2:]) for o in model(torch.rand(1, 3, size, size))
+        ]
 
 
 def n_params(model):
@@ -54,21 +56,21 @@ def n_params(model):
 
 # Every resizing backbone, small: (class, constructor arguments).
 EVERY = {
-    c.__name__: (c, kw) for c, kw in [
+    c.__name__: (c, kw)
+    for c, kw in [
         (DynOPoolResNet, dict(depth=18, base_channels=8, stem_channels=8)),
         (DynOPoolResNet_CIFAR, dict(depth=18, base_channels=8)),
         (DynOPoolVGG, dict(depth=11, norm_cfg=dict(type='BN'))),
-        (DynOPoolSlimVGG, dict(depth=11, widen_factor=0.125,
-                               norm_cfg=dict(type='BN'))),
+        (DynOPoolSlimVGG,
+         dict(depth=11, widen_factor=0.125, norm_cfg=dict(type='BN'))),
         (DynOPoolMobileNetV2, dict(widen_factor=0.25)),
         (DynOPoolMobileNetV2_CIFAR, dict(widen_factor=0.25)),
         (DynOPoolHRNet, dict(extra=TINY)),
         (DynOPoolEfficientNet, dict(arch='b0')),
         (ShapeAdaptorVGG, dict(depth=11, norm_cfg=dict(type='BN'))),
-        (ShapeAdaptorSlimVGG, dict(depth=11, widen_factor=0.125,
-                                   norm_cfg=dict(type='BN'))),
-        (ShapeAdaptorResNet, dict(depth=18, base_channels=8,
-                                  stem_channels=8)),
+        (ShapeAdaptorSlimVGG,
+         dict(depth=11, widen_factor=0.125, norm_cfg=dict(type='BN'))),
+        (ShapeAdaptorResNet, dict(depth=18, base_channels=8, stem_channels=8)),
         (ShapeAdaptorResNet_CIFAR, dict(depth=18, base_channels=8)),
         (ShapeAdaptorMobileNetV2, dict(widen_factor=0.25)),
     ]
@@ -89,51 +91,61 @@ def test_one_key_scheme(name):
     from mmseg.registry import MODELS as SEG_MODELS
     assert name in MODELS or name in SEG_MODELS
     alphas = [k for k in model.state_dict() if k.endswith('alpha')]
-    assert alphas == [f'dynopools.{i}.alpha'
-                      for i in range(len(model.dynopools))]
+    assert alphas == [
+        f'dynopools.{i}.alpha' for i in range(len(model.dynopools))
+    ]
     assert isinstance(model.dynopools, torch.nn.ModuleList)
     kind = DynOPool2d if name.startswith('DynOPool') else ShapeAdaptor
     assert all(type(m) is kind for m in model.dynopools)
-    assert [m for m in model.modules() if isinstance(m, kind)] == list(
-        model.dynopools)
+    assert [m for m in model.modules()
+            if isinstance(m, kind)] == list(model.dynopools)
     # Each one is used: every alpha gets a gradient.
     size = 64 if 'CIFAR' not in name and 'ShapeAdaptor' not in name else 32
     outs = model(torch.randn(2, 3, size, size))
     sum(o.square().mean() for o in outs).backward()
-    assert all(m.alpha.grad is not None and torch.isfinite(m.alpha.grad).all()
-               for m in model.dynopools)
+    assert all(
+        m.alpha.grad is not None and torch.isfinite(m.alpha.grad).all()
+        for m in model.dynopools)
 
 
 # (human class, DynOPool class, shared kwargs, input size, expected sizes)
 PAIRS = [
-    (ResNet, DynOPoolResNet, dict(depth=50, **ALL4), 224,
-     [(56, 56), (28, 28), (14, 14), (7, 7)]),
-    (ResNet, DynOPoolResNet, dict(depth=18, **ALL4), 100,
-     [(25, 25), (13, 13), (7, 7), (4, 4)]),
-    (ResNet, DynOPoolResNet, dict(depth=18, deep_stem=True, avg_down=True,
-                                  **ALL4), 64,
-     [(16, 16), (8, 8), (4, 4), (2, 2)]),
-    (ResNet, DynOPoolResNet, dict(depth=50, style='caffe', **ALL4), 64,
-     [(16, 16), (8, 8), (4, 4), (2, 2)]),
-    (ResNet_CIFAR, DynOPoolResNet_CIFAR, dict(depth=50, **ALL4), 32,
-     [(32, 32), (16, 16), (8, 8), (4, 4)]),
-    (ResNet_CIFAR, DynOPoolResNet_CIFAR, dict(depth=18, **ALL4), 32,
-     [(32, 32), (16, 16), (8, 8), (4, 4)]),
-    (VGG, DynOPoolVGG, dict(depth=16, out_indices=(0, 1, 2, 3, 4)), 224,
-     [(112, 112), (56, 56), (28, 28), (14, 14), (7, 7)]),
+    (ResNet, DynOPoolResNet, dict(depth=50, **ALL4), 224, [(56, 56), (28, 28),
+                                                           (14, 14), (7, 7)]),
+    (ResNet, DynOPoolResNet, dict(depth=18, **ALL4), 100, [(25, 25), (13, 13),
+                                                           (7, 7), (4, 4)]),
+    (ResNet, DynOPoolResNet,
+     dict(depth=18, deep_stem=True, avg_down=True,
+          **ALL4), 64, [(16, 16), (8, 8), (4, 4), (2, 2)]),
+    (ResNet, DynOPoolResNet, dict(depth=50, style='caffe',
+                                  **ALL4), 64, [(16, 16), (8, 8), (4, 4),
+                                                (2, 2)]),
+    (ResNet_CIFAR, DynOPoolResNet_CIFAR, dict(depth=50, **ALL4), 32, [(32, 32),
+                                                                      (16, 16),
+                                                                      (8, 8),
+                                                                      (4, 4)]),
+    (ResNet_CIFAR, DynOPoolResNet_CIFAR, dict(depth=18, **ALL4), 32, [(32, 32),
+                                                                      (16, 16),
+                                                                      (8, 8),
+                                                                      (4, 4)]),
+    (VGG, DynOPoolVGG, dict(depth=16,
+                            out_indices=(0, 1, 2, 3, 4)), 224, [(112, 112),
+                                                                (56, 56),
+                                                                (28, 28),
+                                                                (14, 14),
+                                                                (7, 7)]),
     (VGG, DynOPoolVGG, dict(depth=11, out_indices=(3, ),
                             with_last_pool=False), 32, [(2, 2)]),
     (MobileNetV2, DynOPoolMobileNetV2, dict(out_indices=(1, 2, 4, 7)), 224,
      [(56, 56), (28, 28), (14, 14), (7, 7)]),
     (MobileNetV2_CIFAR, DynOPoolMobileNetV2_CIFAR,
-     dict(out_indices=(1, 2, 4, 7)), 32, [(32, 32), (16, 16), (8, 8),
-                                          (4, 4)]),
+     dict(out_indices=(1, 2, 4, 7)), 32, [(32, 32), (16, 16), (8, 8), (4, 4)]),
 ]
 IDS = [f'{p[1].__name__}-{i}' for i, p in enumerate(PAIRS)]
 
 
-@pytest.mark.parametrize('human_cls,dyno_cls,kwargs,size,expected', PAIRS,
-                         ids=IDS)
+@pytest.mark.parametrize(
+    'human_cls,dyno_cls,kwargs,size,expected', PAIRS, ids=IDS)
 class TestHumanPairs:
 
     def test_same_shapes_as_human_at_init(self, human_cls, dyno_cls, kwargs,
@@ -150,20 +162,24 @@ class TestHumanPairs:
         result = dyno.load_state_dict(human.state_dict(), strict=False)
         assert result.unexpected_keys == []
         assert sorted(result.missing_keys) == [
-            f'dynopools.{i}.alpha' for i in range(len(pools))]
+            f'dynopools.{i}.alpha' for i in range(len(pools))
+        ]
 
 
-@pytest.mark.parametrize('build', [
-    lambda s: DynOPoolVGG(depth=11, init_scales=s[:5], out_indices=(4, )),
-    lambda s: DynOPoolMobileNetV2(widen_factor=0.25, init_scales=s[:5]),
-    lambda s: DynOPoolResNet_CIFAR(depth=18, base_channels=8,
-                                   init_scales=s[:3]),
-],
-                         ids=['vgg', 'mobilenet_v2', 'resnet_cifar'])
+@pytest.mark.parametrize(
+    'build', [
+        lambda s: DynOPoolVGG(depth=11, init_scales=s[:5], out_indices=(4, )),
+        lambda s: DynOPoolMobileNetV2(widen_factor=0.25, init_scales=s[:5]),
+        lambda s: DynOPoolResNet_CIFAR(
+            depth=18, base_channels=8, init_scales=s[:3]),
+    ],
+    ids=['vgg', 'mobilenet_v2', 'resnet_cifar'])
 @settings(max_examples=6, deadline=None)
 @given(
-    scales=st.lists(st.tuples(st.floats(0.2, 1.8), st.floats(0.2, 1.8)),
-                    min_size=6, max_size=6),
+    scales=st.lists(
+        st.tuples(st.floats(0.2, 1.8), st.floats(0.2, 1.8)),
+        min_size=6,
+        max_size=6),
     size=st.integers(8, 40))
 def test_random_alphas(build, scales, size):
     model = build(scales)
@@ -175,15 +191,16 @@ def test_random_alphas(build, scales, size):
         assert (pool.alpha.grad != 0).all()
 
 
-@pytest.mark.parametrize('build', [
-    lambda cfg: DynOPoolVGG(depth=11, out_indices=(4, ), dynopool_cfg=cfg),
-    lambda cfg: DynOPoolMobileNetV2(widen_factor=0.25, dynopool_cfg=cfg),
-    lambda cfg: DynOPoolResNet(depth=18, base_channels=8, stem_channels=8,
-                               dynopool_cfg=cfg),
-    lambda cfg: DynOPoolResNet_CIFAR(depth=18, base_channels=8,
-                                     dynopool_cfg=cfg),
-],
-                         ids=['vgg', 'mobilenet_v2', 'resnet', 'resnet_cifar'])
+@pytest.mark.parametrize(
+    'build', [
+        lambda cfg: DynOPoolVGG(depth=11, out_indices=(4, ), dynopool_cfg=cfg),
+        lambda cfg: DynOPoolMobileNetV2(widen_factor=0.25, dynopool_cfg=cfg),
+        lambda cfg: DynOPoolResNet(
+            depth=18, base_channels=8, stem_channels=8, dynopool_cfg=cfg),
+        lambda cfg: DynOPoolResNet_CIFAR(
+            depth=18, base_channels=8, dynopool_cfg=cfg),
+    ],
+    ids=['vgg', 'mobilenet_v2', 'resnet', 'resnet_cifar'])
 def test_position_grad_reaches_every_pool(build):
     """``dynopool_cfg=dict(position_grad=...)`` sets every DynOPool, and the
     alpha gradient then follows that convention (r = 0.5 on even sizes puts
@@ -248,8 +265,9 @@ def test_shape_adaptors_keep_human_keys():
                       (ResNet_CIFAR(50), ShapeAdaptorResNet_CIFAR(50))]:
         result = sa.load_state_dict(human.state_dict(), strict=False)
         assert result.unexpected_keys == []
-        assert all(k.startswith('dynopools.') or '.downsample.' in k
-                   for k in result.missing_keys)
+        assert all(
+            k.startswith('dynopools.') or '.downsample.' in k
+            for k in result.missing_keys)
         assert sum(k.startswith('dynopools.')
                    for k in result.missing_keys) == len(sa.dynopools)
 
@@ -275,23 +293,25 @@ def test_shape_adaptor_bad_arguments(kwargs, match):
 
 
 def frozen(model):
-    return [not p.requires_grad for n, p in model.named_parameters()
-            if n.endswith('alpha')]
+    return [
+        not p.requires_grad for n, p in model.named_parameters()
+        if n.endswith('alpha')
+    ]
 
 
 # name -> (build(frozen_stages), stage of each resizing layer, max stage)
 DYNOPOOL = {
     # stem pool, layer2..4 (layer1 keeps the resolution)
-    'resnet': (lambda f: DynOPoolResNet(18, frozen_stages=f), [0, 2, 3, 4],
-               4),
+    'resnet': (lambda f: DynOPoolResNet(18, frozen_stages=f), [0, 2, 3, 4], 4),
     # one pool ends each of the 5 stages; VGG's k freezes stages 0..k-1
     'vgg': (lambda f: DynOPoolVGG(11, frozen_stages=f), [1, 2, 3, 4, 5], 5),
     # stem, layer2, layer3, layer4, layer6 (strided layers of MobileNetV2)
-    'mobilenet_v2': (lambda f: DynOPoolMobileNetV2(
-        widen_factor=0.25, frozen_stages=f), [0, 2, 3, 4, 6], 7),
+    'mobilenet_v2':
+    (lambda f: DynOPoolMobileNetV2(widen_factor=0.25, frozen_stages=f),
+     [0, 2, 3, 4, 6], 7),
     # stem, stream 0 (stem conv2), stream j in transition j
-    'hrnet': (lambda f: DynOPoolHRNet(TINY, frozen_stages=f),
-              [0, 0, 1, 2, 3], 4),
+    'hrnet': (lambda f: DynOPoolHRNet(TINY, frozen_stages=f), [0, 0, 1, 2,
+                                                               3], 4),
 }
 
 
@@ -310,26 +330,30 @@ def test_dynopool_alphas_follow_frozen_stages(name):
 
 
 def test_frozen_alpha_does_not_move_in_training():
-    model = DynOPoolResNet(18, base_channels=8, stem_channels=8,
-                           frozen_stages=2)
+    model = DynOPoolResNet(
+        18, base_channels=8, stem_channels=8, frozen_stages=2)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    before = [p.detach().clone() for n, p in model.named_parameters()
-              if n.endswith('alpha')]
+    before = [
+        p.detach().clone() for n, p in model.named_parameters()
+        if n.endswith('alpha')
+    ]
     sum(o.mean() for o in model(torch.randn(2, 3, 32, 32))).backward()
     opt.step()
-    after = [p.detach() for n, p in model.named_parameters()
-             if n.endswith('alpha')]
+    after = [
+        p.detach() for n, p in model.named_parameters() if n.endswith('alpha')
+    ]
     moved = [not torch.equal(a, b) for a, b in zip(before, after)]
     assert moved == [False, False, True, True]  # stem, layer2 frozen
 
 
-@pytest.mark.parametrize('build,top', [
-    (lambda f: ShapeAdaptorVGG(11, frozen_stages=f), 5),
-    (lambda f: ShapeAdaptorResNet(18, frozen_stages=f), 4),
-    (lambda f: ShapeAdaptorMobileNetV2(widen_factor=0.25, frozen_stages=f),
-     7),
-],
-                         ids=['vgg', 'resnet', 'mobilenet_v2'])
+@pytest.mark.parametrize(
+    'build,top', [
+        (lambda f: ShapeAdaptorVGG(11, frozen_stages=f), 5),
+        (lambda f: ShapeAdaptorResNet(18, frozen_stages=f), 4),
+        (lambda f: ShapeAdaptorMobileNetV2(widen_factor=0.25, frozen_stages=f),
+         7),
+    ],
+    ids=['vgg', 'resnet', 'mobilenet_v2'])
 def test_shape_adaptor_alphas_follow_frozen_stages(build, top):
     # Nothing frozen at -1, everything at the last stage, and monotone.
     counts = [sum(frozen(build(f))) for f in range(-1, top + 1)]
@@ -351,17 +375,20 @@ def test_norm_eval_keeps_every_batchnorm_in_eval(name):
 # Every DynOPool backbone and the library class it extends (SlimVGG: ours,
 # the human network the DynOPool slim VGG extends).
 PARENTS = {
-    'DynOPoolResNet': ResNet, 'DynOPoolResNet_CIFAR': ResNet_CIFAR,
-    'DynOPoolVGG': VGG, 'DynOPoolSlimVGG': SlimVGG,
+    'DynOPoolResNet': ResNet,
+    'DynOPoolResNet_CIFAR': ResNet_CIFAR,
+    'DynOPoolVGG': VGG,
+    'DynOPoolSlimVGG': SlimVGG,
     'DynOPoolMobileNetV2': MobileNetV2,
-    'DynOPoolMobileNetV2_CIFAR': MobileNetV2_CIFAR, 'DynOPoolHRNet': HRNet,
+    'DynOPoolMobileNetV2_CIFAR': MobileNetV2_CIFAR,
+    'DynOPoolHRNet': HRNet,
     'DynOPoolEfficientNet': EfficientNet
 }
 
 
 def test_every_dynopool_backbone_has_a_parent_here():
-    assert sorted(PARENTS) == sorted(n for n in EVERY
-                                     if n.startswith('DynOPool'))
+    assert sorted(PARENTS) == sorted(
+        n for n in EVERY if n.startswith('DynOPool'))
 
 
 @pytest.mark.parametrize('name', sorted(PARENTS))
@@ -385,13 +412,15 @@ def test_same_seed_same_weights_as_the_human_backbone(name):
     assert torch.equal(next_human, next_dyno)
 
 
-@pytest.mark.parametrize('human_cls,dyno_cls,kwargs', [
-    (ResNet, DynOPoolResNet, dict(depth=18)),
-    (HRNet, DynOPoolHRNet, dict(extra=TINY)),
-    (VGG, DynOPoolVGG, dict(depth=11)),
-    (VGG, lambda **kw: DynOPoolSlimVGG(widen_factor=0.25, **kw),
-     dict(depth=11)),
-], ids=['resnet18', 'hrnet', 'vgg11', 'slim-vgg11'])
+@pytest.mark.parametrize(
+    'human_cls,dyno_cls,kwargs', [
+        (ResNet, DynOPoolResNet, dict(depth=18)),
+        (HRNet, DynOPoolHRNet, dict(extra=TINY)),
+        (VGG, DynOPoolVGG, dict(depth=11)),
+        (VGG, lambda **kw: DynOPoolSlimVGG(widen_factor=0.25, **kw),
+         dict(depth=11)),
+    ],
+    ids=['resnet18', 'hrnet', 'vgg11', 'slim-vgg11'])
 def test_conv_cfg_survives_the_conversion(human_cls, dyno_cls, kwargs):
     """Every conv built from ``conv_cfg`` stays that conv (ResNet-18 used to
     have 20 ConvWS layers and its DynOPool version 14; the slim VGGs
@@ -399,8 +428,10 @@ def test_conv_cfg_survives_the_conversion(human_cls, dyno_cls, kwargs):
     from mmcv.cnn.bricks.conv_ws import ConvWS2d
     cfg = dict(conv_cfg=dict(type='ConvWS'), **kwargs)
     human, dyno = human_cls(**cfg), dyno_cls(**cfg)
-    n_ws = [sum(isinstance(m, ConvWS2d) for m in net.modules())
-            for net in (human, dyno)]
+    n_ws = [
+        sum(isinstance(m, ConvWS2d) for m in net.modules())
+        for net in (human, dyno)
+    ]
     assert n_ws[0] > 0 and n_ws[0] == n_ws[1]
     assert sorted(human.state_dict()) == sorted(
         k for k in dyno.state_dict() if not k.startswith('dynopools.'))

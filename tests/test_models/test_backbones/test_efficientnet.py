@@ -9,9 +9,11 @@ from mmdynopool.models.backbones import DynOPoolEfficientNet
 
 def stage_sizes(model, x):
     sizes = []
-    hooks = [layer.register_forward_hook(
-        lambda m, a, out: sizes.append(tuple(out.shape[-2:])))
-        for layer in model.layers]
+    hooks = [
+        layer.register_forward_hook(
+            lambda m, a, out: sizes.append(tuple(out.shape[-2:])))
+        for layer in model.layers
+    ]
     with torch.no_grad():
         model(x)
     for h in hooks:
@@ -42,8 +44,7 @@ def test_sizes_and_outputs_of_the_human_design_at_init(size):
 
 
 def test_alpha_gradient_and_learned_size():
-    model = DynOPoolEfficientNet('b0',
-                                 init_scales=[0.6, 0.5, 0.5, 0.5, 0.5])
+    model = DynOPoolEfficientNet('b0', init_scales=[0.6, 0.5, 0.5, 0.5, 0.5])
     out = model(torch.rand(2, 3, 64, 64))[-1]
     # 64 * 0.6 = 38.4 -> 38, then 19, 10, 5, 3 (round half up).
     assert out.shape[-2:] == (3, 3)
@@ -55,8 +56,7 @@ def test_alpha_gradient_and_learned_size():
 def test_frozen_stages_freeze_the_resizers_they_hold():
     # mmpretrain freezes layers[0:k]; the pools follow layers 0, 2, 3, 4, 5.
     for k in range(8):
-        model = DynOPoolEfficientNet('b0',
-                                     frozen_stages=k)
+        model = DynOPoolEfficientNet('b0', frozen_stages=k)
         frozen = [not p.alpha.requires_grad for p in model.dynopools]
         assert frozen == [k > i for i in (0, 2, 3, 4, 5)], k
     with pytest.raises(ValueError, match='frozen_stages.*8'):
@@ -71,10 +71,14 @@ def test_edge_residual_arch_converts_every_strided_conv():
     dyno = DynOPoolEfficientNet('es')
     human.eval()
     dyno.eval()
-    strided = [n for n, m in human.named_modules()
-               if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)]
+    strided = [
+        n for n, m in human.named_modules()
+        if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)
+    ]
     assert len(dyno.dynopools) == len(strided) == 5
-    assert not [n for n, m in dyno.named_modules()
-                if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)]
+    assert not [
+        n for n, m in dyno.named_modules()
+        if isinstance(m, torch.nn.Conv2d) and m.stride != (1, 1)
+    ]
     x = torch.rand(1, 3, 97, 64)
     assert stage_sizes(dyno, x) == stage_sizes(human, x)

@@ -9,26 +9,8 @@ from mmseg.models.backbones import HRNet
 
 from mmdynopool.analysis import resizing_report
 from mmdynopool.models.backbones import DynOPoolHRNet
+from mmdynopool.models.backbones.hrnet import hrnet_extra
 from mmdynopool.models.layers import DynOPool2d
-
-
-def hrnet_extra(width, blocks=4, modules=(1, 1, 4, 3)):
-    """mmseg's HRNet-W18/W32/W48 settings (``blocks``/``modules`` shrink
-    them for fast tests without changing any resizing path)."""
-    c = width
-    return dict(
-        stage1=dict(num_modules=modules[0], num_branches=1,
-                    block='BOTTLENECK', num_blocks=(blocks, ),
-                    num_channels=(64, )),
-        stage2=dict(num_modules=modules[1], num_branches=2, block='BASIC',
-                    num_blocks=(blocks, ) * 2, num_channels=(c, 2 * c)),
-        stage3=dict(num_modules=modules[2], num_branches=3, block='BASIC',
-                    num_blocks=(blocks, ) * 3,
-                    num_channels=(c, 2 * c, 4 * c)),
-        stage4=dict(num_modules=modules[3], num_branches=4, block='BASIC',
-                    num_blocks=(blocks, ) * 4,
-                    num_channels=(c, 2 * c, 4 * c, 8 * c)))
-
 
 TINY = hrnet_extra(4, blocks=1, modules=(1, 1, 2, 2))
 
@@ -60,8 +42,8 @@ class TestDynOPoolHRNet:
         n_d = sum(p.numel() for p in dyno.parameters())
         assert n_d - n_h == 2 * 5  # stem + 4 streams, (alpha_h, alpha_w)
         result = dyno.load_state_dict(human.state_dict(), strict=False)
-        assert sorted(result.missing_keys) == [
-            f'dynopools.{i}.alpha' for i in range(5)]
+        assert sorted(
+            result.missing_keys) == [f'dynopools.{i}.alpha' for i in range(5)]
         assert result.unexpected_keys == []
         loaded = dyno.state_dict()
         for k, v in human.state_dict().items():
@@ -85,7 +67,8 @@ class TestDynOPoolHRNet:
     @given(
         scales=st.lists(
             st.tuples(st.floats(0.15, 2.0), st.floats(0.15, 2.0)),
-            min_size=5, max_size=5),
+            min_size=5,
+            max_size=5),
         h=st.integers(8, 48),
         w=st.integers(8, 48))
     def test_random_alphas_forward_backward(self, scales, h, w):
@@ -97,8 +80,8 @@ class TestDynOPoolHRNet:
         alphas = [p.alpha.tolist() for p in model.dynopools]
 
         def hand(size, alpha):
-            return tuple(math.floor(max(d / a, 1.5) + 0.5)
-                         for d, a in zip(size, alpha))
+            return tuple(
+                math.floor(max(d / a, 1.5) + 0.5) for d, a in zip(size, alpha))
 
         size = hand((h, w), alphas[0])
         for i, out in enumerate(outs):
@@ -112,19 +95,24 @@ class TestDynOPoolHRNet:
     def test_registry_and_init_scale_pairs(self):
         from mmseg.registry import MODELS
         model = MODELS.build(
-            dict(type='DynOPoolHRNet', extra=TINY,
-                 init_scales=[(0.5, 0.25)] * 5,
-                 dynopool_cfg=dict(mode='avg')))
+            dict(
+                type='DynOPoolHRNet',
+                extra=TINY,
+                init_scales=[(0.5, 0.25)] * 5,
+                dynopool_cfg=dict(mode='avg')))
         assert out_sizes(model, (64, 256)) == [(16, 16), (8, 4), (4, 2),
                                                (2, 2)]
         assert all(p.mode == 'avg' for p in model.dynopools)
 
     @pytest.mark.parametrize('extra,match', [
-        ({k: v for k, v in TINY.items() if k != 'stage3'}, 'stage3'),
-        (dict(TINY, stage2=dict(TINY['stage2'], num_blocks=(1, ))),
-         'num_blocks has 1 entries'),
-        (dict(TINY, stage2=dict(TINY['stage2'], block='FANCY')),
-         'block must be one of'),
+        ({
+            k: v
+            for k, v in TINY.items() if k != 'stage3'
+        }, 'stage3'),
+        (dict(TINY, stage2=dict(
+            TINY['stage2'], num_blocks=(1, ))), 'num_blocks has 1 entries'),
+        (dict(TINY, stage2=dict(TINY['stage2'],
+                                block='FANCY')), 'block must be one of'),
         (dict(TINY, stage4=dict(TINY['stage2'])), 'fewer than'),
     ])
     def test_bad_extra(self, extra, match):

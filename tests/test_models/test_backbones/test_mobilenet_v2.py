@@ -11,8 +11,9 @@ from mmdynopool.models.backbones import (DynOPoolMobileNetV2,
 def test_cifar_variant_has_three_resizing_layers():
     human = MobileNetV2_CIFAR(widen_factor=0.25)
     rows = resizing_report(human, (32, 32))['layers']
-    assert [(r['in'], r['out']) for r in rows] == [
-        ((32, 32), (16, 16)), ((16, 16), (8, 8)), ((8, 8), (4, 4))]
+    assert [(r['in'], r['out']) for r in rows] == [((32, 32), (16, 16)),
+                                                   ((16, 16), (8, 8)),
+                                                   ((8, 8), (4, 4))]
     assert len(DynOPoolMobileNetV2_CIFAR(widen_factor=0.25).dynopools) == 3
 
 
@@ -20,9 +21,10 @@ def test_dynopool_runs_after_the_activation():
     model = DynOPoolMobileNetV2(widen_factor=0.25)
     # Rule B: the stem and each strided depthwise conv run at stride 1 and
     # their activation hands its output to the shared pool.
-    convs = [model.conv1] + [getattr(model, n)[0].conv[-2]
-                             for n in ('layer2', 'layer3', 'layer4',
-                                       'layer6')]
+    convs = [model.conv1] + [
+        getattr(model, n)[0].conv[-2]
+        for n in ('layer2', 'layer3', 'layer4', 'layer6')
+    ]
     assert all(c.conv.stride == (1, 1) for c in convs)
     assert [c.activate.pool for c in convs] == list(model.dynopools)
     human = MobileNetV2(widen_factor=0.25)

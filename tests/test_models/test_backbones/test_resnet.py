@@ -9,7 +9,6 @@ from mmdynopool.analysis import resizing_report
 from mmdynopool.models.backbones import (DynOPoolResNet, DynOPoolResNet_CIFAR,
                                          ShapeAdaptorResNet,
                                          ShapeAdaptorResNet_CIFAR)
-
 from .test_base import ALL4, out_sizes
 
 
@@ -34,8 +33,8 @@ class TestDynOPoolResNet:
         assert model.maxpool.pool is model.dynopools[0]
 
     def test_init_scales(self):
-        model = DynOPoolResNet_CIFAR(depth=18, init_scales=[0.6, 0.5, 0.5],
-                                     **ALL4)
+        model = DynOPoolResNet_CIFAR(
+            depth=18, init_scales=[0.6, 0.5, 0.5], **ALL4)
         assert out_sizes(model, 32) == [(32, 32), (19, 19), (10, 10), (5, 5)]
 
     @settings(max_examples=10, deadline=None)
@@ -43,8 +42,12 @@ class TestDynOPoolResNet:
         scales=st.lists(st.floats(0.2, 1.8), min_size=4, max_size=4),
         size=st.integers(9, 64))
     def test_random_alphas_forward_backward(self, scales, size):
-        model = DynOPoolResNet(depth=18, base_channels=8, stem_channels=8,
-                               init_scales=scales, **ALL4)
+        model = DynOPoolResNet(
+            depth=18,
+            base_channels=8,
+            stem_channels=8,
+            init_scales=scales,
+            **ALL4)
         outs = model(torch.randn(2, 3, size, size))
         sum(o.square().mean() for o in outs).backward()
         for pool in model.dynopools:
@@ -67,8 +70,7 @@ class TestDynOPoolResNet:
         assert isinstance(model, DynOPoolResNet)
 
     @pytest.mark.parametrize('registry', ['mmseg', 'mmpretrain'])
-    def test_default_outputs_are_those_of_the_registrys_resnet(
-            self, registry):
+    def test_default_outputs_are_those_of_the_registrys_resnet(self, registry):
         """Built from mmseg's registry it returns mmseg's ResNet tuple (all
         four stages), from mmpretrain's mmpretrain's (the last stage)."""
         import importlib
@@ -84,14 +86,14 @@ class TestShapeAdaptorResNet:
 
     def test_residual_cell(self):
         model = ShapeAdaptorResNet_CIFAR(depth=18)
-        blocks = [b for name in model.res_layers
-                  for b in getattr(model, name)]
+        blocks = [b for name in model.res_layers for b in getattr(model, name)]
         # stem + blocks[0..6]: positions 0, 2, 4, 6 -> blocks 1, 3, 5.
-        sa_blocks = [i for i, b in enumerate(blocks)
-                     if b.shape_adaptor is not None]
+        sa_blocks = [
+            i for i, b in enumerate(blocks) if b.shape_adaptor is not None
+        ]
         assert sa_blocks == [1, 3, 5]
-        assert [blocks[i].shape_adaptor for i in sa_blocks] == list(
-            model.dynopools[1:])
+        assert [blocks[i].shape_adaptor
+                for i in sa_blocks] == list(model.dynopools[1:])
         for i in sa_blocks:
             sa = blocks[i].shape_adaptor
             assert sa.residual and blocks[i].downsample[0].stride == (2, 2)
@@ -104,8 +106,8 @@ class TestShapeAdaptorResNet:
             block.conv2(block.relu(block.norm1(block.conv1(x)))))
         interp = lambda t: torch.nn.functional.interpolate(  # noqa: E731
             t, size, mode='bilinear', align_corners=True)
-        expected = torch.relu(2 * ((1 - a) * interp(block.downsample(x)) +
-                                   a * interp(weights)))
+        expected = torch.relu(
+            2 * ((1 - a) * interp(block.downsample(x)) + a * interp(weights)))
         torch.testing.assert_close(block(x), expected)
         # A block without an adaptor is the library block.
         plain = blocks[0].eval()
@@ -117,8 +119,7 @@ class TestShapeAdaptorResNet:
         torch.manual_seed(0)
         ref = ShapeAdaptorResNet_CIFAR(depth, base_channels=8)
         torch.manual_seed(0)
-        model = ShapeAdaptorResNet_CIFAR(depth, base_channels=8,
-                                         with_cp=True)
+        model = ShapeAdaptorResNet_CIFAR(depth, base_channels=8, with_cp=True)
         lib = BasicBlock if depth == 18 else Bottleneck
         blocks = [b for n in model.res_layers for b in getattr(model, n)]
         # Built as the library's own block type (a subclass), not swapped.
@@ -140,8 +141,9 @@ class TestShapeAdaptorResNet:
         assert all(sa.alpha.grad is not None for sa in model.dynopools)
 
     def test_count_rounding_option(self):
-        assert len(ShapeAdaptorResNet(18, input_size=224,
-                                      count_rounding='ceil').dynopools) == 7
+        assert len(
+            ShapeAdaptorResNet(18, input_size=224,
+                               count_rounding='ceil').dynopools) == 7
 
     def test_bad_depth(self):
         with pytest.raises(KeyError, match='depth must be one of'):

@@ -24,11 +24,11 @@ def test_widths_and_keys(slim_cls, full_cls):
     full = full_cls(11, **KW)
     convs = [m for m in slim.modules() if isinstance(m, nn.Conv2d)]
     full_convs = [m for m in full.modules() if isinstance(m, nn.Conv2d)]
-    assert [c.out_channels for c in convs] == [
-        c.out_channels // 8 for c in full_convs] == [8, 16, 32, 32, 64, 64,
-                                                     64, 64]
-    assert [c.in_channels for c in convs[1:]] == [
-        c.out_channels for c in convs[:-1]]
+    assert [c.out_channels
+            for c in convs] == [c.out_channels // 8 for c in full_convs
+                                ] == [8, 16, 32, 32, 64, 64, 64, 64]
+    assert [c.in_channels
+            for c in convs[1:]] == [c.out_channels for c in convs[:-1]]
     # Same module names as the full-width model (and the same layer types).
     assert slim.state_dict().keys() == full.state_dict().keys()
     assert slim.out_channels == 64
@@ -59,26 +59,30 @@ def test_shape_adaptor_slim_keeps_adaptors():
 
 @pytest.mark.parametrize('value', [0, -0.5, 1.5])
 def test_bad_widen_factor(value):
-    with pytest.raises(ValueError,
-                       match=rf'widen_factor must be in \(0, 1\], got '
-                       f'{value}'):
+    with pytest.raises(
+            ValueError,
+            match=rf'widen_factor must be in \(0, 1\], got '
+            f'{value}'):
         SlimVGG(11, widen_factor=value)
 
 
 def test_slim_frozen_stages_freeze_the_rebuilt_layers():
     model = DynOPoolSlimVGG(11, widen_factor=0.25, frozen_stages=2, **KW)
-    frozen = {n.split('.')[1] for n, p in model.named_parameters()
-              if not p.requires_grad and n.startswith('features.')}
+    frozen = {
+        n.split('.')[1]
+        for n, p in model.named_parameters()
+        if not p.requires_grad and n.startswith('features.')
+    }
     # VGG-11 stages 0 and 1 hold features 0 and 2 (a pool between).
     assert frozen == {'0', '2'}
-    assert [p.alpha.requires_grad for p in model.dynopools] == [
-        False, False, True, True]
+    assert [p.alpha.requires_grad
+            for p in model.dynopools] == [False, False, True, True]
 
 
 def test_shape_adaptor_registry():
     from mmpretrain.registry import MODELS
-    model = MODELS.build(dict(type='ShapeAdaptorVGG', depth=11,
-                              num_adaptors=3))
+    model = MODELS.build(
+        dict(type='ShapeAdaptorVGG', depth=11, num_adaptors=3))
     assert len(model.dynopools) == 3
     assert math.isclose(model.dynopools[0].penalty, 1.0)
 
@@ -106,16 +110,17 @@ def test_bad_depth():
             cls(12)
 
 
-@pytest.mark.parametrize('cls', [DynOPoolVGG, ShapeAdaptorVGG,
-                                 DynOPoolSlimVGG])
+@pytest.mark.parametrize('cls',
+                         [DynOPoolVGG, ShapeAdaptorVGG, DynOPoolSlimVGG])
 def test_vggs_own_classifier_is_refused_at_construction(cls):
     """VGG's classifier flattens a fixed 512x7x7 map: mmpretrain's VGG runs
     on 225 px (floor: 7x7), DynOPool's round half up gives 8x8 and the
     classifier crashed in the forward. Refused where it enters, with why."""
-    assert VGG(11, num_classes=10)(torch.rand(1, 3, 225, 225))[-1].shape == (
-        1, 10)
-    with pytest.raises(ValueError, match=r'num_classes=10.*512 x 7 x 7.*'
-                       r'num_classes=-1'):
+    assert VGG(
+        11, num_classes=10)(torch.rand(1, 3, 225, 225))[-1].shape == (1, 10)
+    with pytest.raises(
+            ValueError, match=r'num_classes=10.*512 x 7 x 7.*'
+            r'num_classes=-1'):
         cls(11, num_classes=10)
     with pytest.raises(ValueError, match='num_classes=10'):
         cls(11, 10)  # positional, as VGG takes it

@@ -28,10 +28,10 @@ def bilinear_kernel(w, k):
             y0, x0 = int(np.floor(y)), int(np.floor(x))
             y1, x1 = min(y0 + 1, k0 - 1), min(x0 + 1, k0 - 1)
             wy, wx = y - y0, x - x0
-            out[..., i, j] = ((1 - wy) * (1 - wx) * w[..., y0, x0] +
-                              (1 - wy) * wx * w[..., y0, x1] +
-                              wy * (1 - wx) * w[..., y1, x0] +
-                              wy * wx * w[..., y1, x1])
+            out[..., i,
+                j] = ((1 - wy) * (1 - wx) * w[..., y0, x0] +
+                      (1 - wy) * wx * w[..., y0, x1] + wy *
+                      (1 - wx) * w[..., y1, x0] + wy * wx * w[..., y1, x1])
     return out
 
 
@@ -57,8 +57,9 @@ class TestDynamicConv2d:
     def test_default_is_the_original(self, conv, layer_case):
         x = layer_case.ref(torch.randn(2, 6, 13, 10, dtype=torch.float64))
         layer, _, _ = on_case(conv, layer_case)
-        layer_case.assert_close(layer(layer_case.to(x)),
-                                layer_case.ref(copy.deepcopy(conv))(x))
+        layer_case.assert_close(
+            layer(layer_case.to(x)),
+            layer_case.ref(copy.deepcopy(conv))(x))
         assert list(layer.state_dict()) == ['weight', 'bias']
 
     @pytest.mark.parametrize('stride', [1, 2, 3, 4])
@@ -69,8 +70,14 @@ class TestDynamicConv2d:
         x = torch.randn(1, 6, 17, 12, dtype=torch.float64)
         layer, w, b = on_case(conv, layer_case)
         layer.set_option(stride=stride, dilation=dilation)
-        ref = F.conv2d(x, w, b, stride=stride, padding=dilation,
-                       dilation=dilation, groups=2)
+        ref = F.conv2d(
+            x,
+            w,
+            b,
+            stride=stride,
+            padding=dilation,
+            dilation=dilation,
+            groups=2)
         out = layer(layer_case.to(x))
         layer_case.assert_close(out, ref)
         assert out.shape[-2:] == (-(-17 // stride), -(-12 // stride))
@@ -82,8 +89,13 @@ class TestDynamicConv2d:
         layer, w, b = on_case(conv, layer_case)
         layer.set_option(stride=0.5, dilation=dilation)
         out = layer(layer_case.to(x))
-        ref = F.conv2d(zero_interleave(x), w, b, padding=dilation,
-                       dilation=dilation, groups=2)
+        ref = F.conv2d(
+            zero_interleave(x),
+            w,
+            b,
+            padding=dilation,
+            dilation=dilation,
+            groups=2)
         assert out.shape[-2:] == (14, 18)
         layer_case.assert_close(out, ref)
 
@@ -93,8 +105,8 @@ class TestDynamicConv2d:
         layer, _, b = on_case(conv, layer_case)
         layer.set_option(stride=1, kernel_size=k)
         w = torch.from_numpy(bilinear_kernel(conv.weight.detach().numpy(), k))
-        ref = F.conv2d(x, layer_case.ref(w) * 9 / k**2, b, padding=k // 2,
-                       groups=2)
+        ref = F.conv2d(
+            x, layer_case.ref(w) * 9 / k**2, b, padding=k // 2, groups=2)
         layer_case.assert_close(layer(layer_case.to(x)), ref)
 
     def test_magnitude_scale_on_constant_kernel(self):
@@ -159,16 +171,21 @@ class TestAnisotropicStride:
 
     @pytest.mark.parametrize('bad', [(0.5, 2), (2, ), (0, 1), (1.5, 1)])
     def test_bad_pairs(self, conv, bad):
-        with pytest.raises(ValueError, match='strides must be 0.5, a '
-                           'positive integer or a pair'):
+        with pytest.raises(
+                ValueError,
+                match='strides must be 0.5, a '
+                'positive integer or a pair'):
             DynamicConv2d.from_conv(conv, strides=(1, bad))
 
 
 @pytest.mark.parametrize('stride', [(0.5, 2), (1.5, 2), 0, 2.5])
 def test_functional_refuses_bad_strides(conv, stride):
     with pytest.raises(ValueError, match='stride must be 0.5'):
-        dynamic_conv2d(torch.rand(1, 6, 8, 8, dtype=torch.float64),
-                       conv.weight, stride=stride, groups=2)
+        dynamic_conv2d(
+            torch.rand(1, 6, 8, 8, dtype=torch.float64),
+            conv.weight,
+            stride=stride,
+            groups=2)
 
 
 @pytest.mark.parametrize('strides', [(1, (1, 2)), (), (1, True), 'ab'])
@@ -190,8 +207,8 @@ def pad_interleave_conv(x, w, b, stride, dilation, mode, groups=2):
     z = zero_interleave(xp)
     z = z if halved[1] else z[..., :, ::2]
     z = z if halved[0] else z[..., ::2, :]
-    out = F.conv2d(F.pad(z, (pad, ) * 4), w, b, dilation=dilation,
-                   groups=groups)
+    out = F.conv2d(
+        F.pad(z, (pad, ) * 4), w, b, dilation=dilation, groups=groups)
     h, wd = x.shape[-2:]
     top = 2 * q[0] if halved[0] else q[0]
     left = 2 * q[1] if halved[1] else q[1]
@@ -211,8 +228,9 @@ class TestPaddingMode:
         layer = DynamicConv2d.from_conv(conv)
         assert layer.padding_mode == mode
         layer.set_option(stride=stride, dilation=dilation)
-        ref = nn.Conv2d(6, 4, 3, stride, dilation, dilation, groups=2,
-                        padding_mode=mode).double()
+        ref = nn.Conv2d(
+            6, 4, 3, stride, dilation, dilation, groups=2,
+            padding_mode=mode).double()
         ref.weight, ref.bias = conv.weight, conv.bias
         torch.testing.assert_close(layer(x), ref(x))
 
@@ -223,8 +241,8 @@ class TestPaddingMode:
         layer = DynamicConv2d.from_conv(conv)
         layer.set_option(stride=1, kernel_size=5)
         w = torch.from_numpy(bilinear_kernel(conv.weight.detach().numpy(), 5))
-        ref = F.conv2d(F.pad(x, (2, ) * 4, mode=mode), w * 9 / 25,
-                       conv.bias, groups=2)
+        ref = F.conv2d(
+            F.pad(x, (2, ) * 4, mode=mode), w * 9 / 25, conv.bias, groups=2)
         torch.testing.assert_close(layer(x), ref)
 
     @pytest.mark.parametrize('mode', ['zeros', 'reflect', 'circular'])

@@ -18,8 +18,7 @@ class TestPooledConv2d:
         pooled = PooledConv2d.from_conv(conv,
                                         layer_case.to(copy.deepcopy(pool)))
         x = layer_case.ref(torch.randn(2, 3, 20, 20))
-        expected = F.conv2d(pool(x), ref_conv.weight, ref_conv.bias,
-                            padding=1)
+        expected = F.conv2d(pool(x), ref_conv.weight, ref_conv.bias, padding=1)
         layer_case.assert_close(pooled(layer_case.to(x)), expected)
         assert pooled.weight is conv.weight and pooled.stride == (1, 1)
         assert list(pooled.state_dict()) == ['weight', 'bias']
@@ -28,9 +27,10 @@ class TestPooledConv2d:
     def test_shared_pool_survives_deepcopy(self):
         pool = DynOPool2d()
         model = nn.ModuleDict(
-            dict(pool=pool,
-                 a=PooledConv2d(2, 2, 1, pool=pool),
-                 b=PoolAfter(nn.ReLU(), pool)))
+            dict(
+                pool=pool,
+                a=PooledConv2d(2, 2, 1, pool=pool),
+                b=PoolAfter(nn.ReLU(), pool)))
         clone = copy.deepcopy(model)
         assert clone.a.pool is clone.pool and clone.b.pool is clone.pool
         assert clone.pool is not pool
@@ -62,8 +62,8 @@ class TestFromConvKeepsTheConv:
         assert pooled.eps == 1e-3 and pooled.stride == (1, 1)
         assert conv.stride == (2, 2)  # the original is left as it was
         x = torch.randn(2, 3, 12, 12)
-        expected = conv_ws_2d(pool(x), conv.weight, conv.bias, 1, 1, 1, 1,
-                              1e-3)
+        expected = conv_ws_2d(
+            pool(x), conv.weight, conv.bias, 1, 1, 1, 1, 1e-3)
         torch.testing.assert_close(pooled(x), expected)
         plain = F.conv2d(pool(x), conv.weight, conv.bias, padding=1)
         assert not torch.allclose(pooled(x), plain)
@@ -89,8 +89,7 @@ class TestFromConvKeepsTheConv:
         torch.testing.assert_close(after, torch.rand(3))
 
     def test_plain_conv_gives_a_plain_pooled_conv(self):
-        pooled = PooledConv2d.from_conv(nn.Conv2d(2, 2, 3, 2, 1),
-                                        DynOPool2d())
+        pooled = PooledConv2d.from_conv(nn.Conv2d(2, 2, 3, 2, 1), DynOPool2d())
         assert type(pooled) is PooledConv2d
         clone = copy.deepcopy(pooled)
         assert type(clone) is PooledConv2d and clone.pool is not pooled.pool

@@ -52,8 +52,8 @@ class TestShapeAdaptor:
         g = layer_case.ref(torch.randn(out.shape))
         out.backward(layer_case.to(g))
         size = out.shape[-2:]
-        y1 = F.interpolate(F.max_pool2d(x, 2), size, mode='bilinear',
-                           align_corners=True)
+        y1 = F.interpolate(
+            F.max_pool2d(x, 2), size, mode='bilinear', align_corners=True)
         y2 = F.interpolate(x, size, mode='bilinear', align_corners=True)
         a = sigmoid(-0.3)
         # d/d alpha of (1 - a_rho) y1 + a_rho y2, a_rho = a rho + const.
@@ -64,16 +64,19 @@ class TestShapeAdaptor:
         torch.manual_seed(0)
         conv_s2 = layer_case.ref(nn.Conv2d(4, 4, 1, stride=2))
         body = layer_case.ref(nn.Conv2d(4, 4, 3, padding=1))
-        sa = ShapeAdaptor(layer_case.to(copy.deepcopy(conv_s2)),
-                          layer_case.to(copy.deepcopy(body)), init_alpha=0.0,
-                          residual=True, device=layer_case.device,
-                          dtype=layer_case.dtype)
+        sa = ShapeAdaptor(
+            layer_case.to(copy.deepcopy(conv_s2)),
+            layer_case.to(copy.deepcopy(body)),
+            init_alpha=0.0,
+            residual=True,
+            device=layer_case.device,
+            dtype=layer_case.dtype)
         x = layer_case.ref(torch.randn(1, 4, 16, 16))
         size = (12, 12)
-        expected = (F.interpolate(conv_s2(x), size, mode='bilinear',
-                                  align_corners=True) +
-                    F.interpolate(body(x), size, mode='bilinear',
-                                  align_corners=True))
+        expected = (
+            F.interpolate(
+                conv_s2(x), size, mode='bilinear', align_corners=True) +
+            F.interpolate(body(x), size, mode='bilinear', align_corners=True))
         layer_case.assert_close(sa(layer_case.to(x)), expected)
 
     def test_branches_from_config(self):
@@ -111,13 +114,11 @@ class TestShapeAdaptor:
                                                         (448, 2, 7, 8)])
     def test_num_modules_eq3(self, d_in, d_last, floor, ceil):
         assert shape_adaptor_num_modules(d_in, d_last) == floor
-        assert shape_adaptor_num_modules(d_in, d_last,
-                                         rounding='ceil') == ceil
+        assert shape_adaptor_num_modules(d_in, d_last, rounding='ceil') == ceil
         # Table 3's 0.58 at 224 px is (8 / 224) ** (1 / 6).
         if d_in == 224:
             alpha = shape_adaptor_init_alpha(224, 8, floor)
-            assert 0.5 + 0.5 * sigmoid(alpha) == pytest.approx(0.574,
-                                                               abs=1e-3)
+            assert 0.5 + 0.5 * sigmoid(alpha) == pytest.approx(0.574, abs=1e-3)
 
     @pytest.mark.parametrize('rounding,sizes', [('floor', [22, 15, 10, 7]),
                                                 ('round', [23, 16, 11, 8])])
@@ -147,8 +148,8 @@ class TestShapeAdaptor:
 
     def test_init_eq5_unreachable_small_gives_ln_eps(self):
         # 32 * 0.5 ** 2 = 8 > 4: the smallest shape is used.
-        assert shape_adaptor_init_alpha(32, 4, 2) == pytest.approx(
-            math.log(1e-4))
+        assert shape_adaptor_init_alpha(32, 4,
+                                        2) == pytest.approx(math.log(1e-4))
         with pytest.raises(ValueError, match='out of reach'):
             shape_adaptor_init_alpha(32, 64, 2)
 
@@ -291,8 +292,8 @@ class TestShapeAdaptorPaths:
         from torch._dynamo.testing import CompileCounterWithBackend
         torch._dynamo.reset()
         torch.manual_seed(0)
-        net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), ShapeAdaptor(),
-                            nn.Conv2d(4, 2, 1))
+        net = nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1), ShapeAdaptor(), nn.Conv2d(4, 2, 1))
         counter = CompileCounterWithBackend('aot_eager')
         compiled = torch.compile(net, backend=counter)
         x = torch.rand(2, 3, 40, 40)
@@ -321,8 +322,11 @@ class TestShapeAdaptorPaths:
         h = torch.export.Dim('h', min=4, max=256)
         w = torch.export.Dim('w', min=4, max=256)
         x = torch.rand(1, 2, 30, 30)
-        program = torch.export.export(sa, (x, ),
-                                      dynamic_shapes={'x': {2: h, 3: w}})
+        program = torch.export.export(
+            sa, (x, ), dynamic_shapes={'x': {
+                2: h,
+                3: w
+            }})
         for s in sizes:
             x = torch.rand(1, 2, *s)
             torch.testing.assert_close(program.module()(x), sa(x))

@@ -8,7 +8,6 @@ import torch
 
 pytest.importorskip('mmdet')
 
-from mmcv.ops import RoIAlign  # noqa: E402
 from mmdet.models.roi_heads.roi_extractors import \
     SingleRoIExtractor  # noqa: E402
 from mmdet.models.task_modules.prior_generators import \
@@ -18,8 +17,11 @@ from mmdynopool.models.resizing import _INPUT_SHAPE  # noqa: E402
 from mmdynopool.models.task_modules import (  # noqa: E402
     DynamicStrideAnchorGenerator, DynamicStrideRoIExtractor, level_strides)
 
-ANCHORS = dict(octave_base_scale=4, scales_per_octave=3,
-               ratios=[0.5, 1.0, 2.0], strides=[8, 16, 32, 64, 128])
+ANCHORS = dict(
+    octave_base_scale=4,
+    scales_per_octave=3,
+    ratios=[0.5, 1.0, 2.0],
+    strides=[8, 16, 32, 64, 128])
 
 
 @pytest.fixture
@@ -56,11 +58,13 @@ class TestAnchorGenerator:
         ours = DynamicStrideAnchorGenerator(**ANCHORS)
         theirs = AnchorGenerator(**ANCHORS)
         sizes = human_sizes(100, 152, ANCHORS['strides'])
-        for a, b in zip(ours.grid_priors(sizes, device='cpu'),
-                        theirs.grid_priors(sizes, device='cpu')):
+        for a, b in zip(
+                ours.grid_priors(sizes, device='cpu'),
+                theirs.grid_priors(sizes, device='cpu')):
             assert torch.equal(a, b)
-        for a, b in zip(ours.valid_flags(sizes, (97, 150), 'cpu'),
-                        theirs.valid_flags(sizes, (97, 150), 'cpu')):
+        for a, b in zip(
+                ours.valid_flags(sizes, (97, 150), 'cpu'),
+                theirs.valid_flags(sizes, (97, 150), 'cpu')):
             assert torch.equal(a, b)
 
     def test_divisible_input_at_the_human_sizes_is_mmdets(self, input_shape):
@@ -68,18 +72,21 @@ class TestAnchorGenerator:
         ours = DynamicStrideAnchorGenerator(**ANCHORS)
         theirs = AnchorGenerator(**ANCHORS)
         sizes = human_sizes(256, 384, ANCHORS['strides'])
-        for a, b in zip(ours.grid_priors(sizes, device='cpu'),
-                        theirs.grid_priors(sizes, device='cpu')):
+        for a, b in zip(
+                ours.grid_priors(sizes, device='cpu'),
+                theirs.grid_priors(sizes, device='cpu')):
             assert torch.equal(a, b)
         idx = torch.tensor([0, 5, 17, 100])
         torch.testing.assert_close(
             ours.sparse_priors(idx, sizes[0], 0, device='cpu'),
             theirs.sparse_priors(idx, sizes[0], 0, device='cpu'))
 
-    @pytest.mark.parametrize('sizes', [
-        [(23, 41), (11, 20), (6, 9), (3, 5), (2, 3)],  # learned, per axis
-        [(40, 13), (19, 7), (9, 4), (5, 2), (3, 2)],
-    ])
+    @pytest.mark.parametrize(
+        'sizes',
+        [
+            [(23, 41), (11, 20), (6, 9), (3, 5), (2, 3)],  # learned, per axis
+            [(40, 13), (19, 7), (9, 4), (5, 2), (3, 2)],
+        ])
     def test_priors_tile_the_image_per_axis(self, sizes, input_shape):
         H, W = 200, 300
         input_shape((H, W))
@@ -97,8 +104,7 @@ class TestAnchorGenerator:
             assert cy.max() == pytest.approx(H - sh, rel=1e-5)
             assert W - cx.max() <= sw + 1e-4 and H - cy.max() <= sh + 1e-4
             # The anchors' shapes stay the configured ones.
-            torch.testing.assert_close(
-                priors[:9], gen.base_anchors[level])
+            torch.testing.assert_close(priors[:9], gen.base_anchors[level])
         flags = gen.valid_flags(sizes, (H, W), 'cpu')
         assert all(f.all() for f in flags)  # every prior inside the pad
         half = gen.valid_flags(sizes, (H // 2, W), 'cpu')[0]
@@ -108,9 +114,11 @@ class TestAnchorGenerator:
 
 class TestRoIExtractor:
 
-    CFG = dict(roi_layer=dict(type='RoIAlign', output_size=4,
-                              sampling_ratio=2, aligned=True),
-               out_channels=2, featmap_strides=[4, 8])
+    CFG = dict(
+        roi_layer=dict(
+            type='RoIAlign', output_size=4, sampling_ratio=2, aligned=True),
+        out_channels=2,
+        featmap_strides=[4, 8])
 
     def rois(self):
         return torch.tensor([[0, 4., 8., 40., 52.], [0, 30., 10., 90., 70.],
@@ -123,11 +131,11 @@ class TestRoIExtractor:
         theirs = SingleRoIExtractor(**self.CFG)
         # No resizing backbone: the configured strides.
         input_shape(None)
-        torch.testing.assert_close(ours(feats, self.rois()),
-                                   theirs(feats, self.rois()))
+        torch.testing.assert_close(
+            ours(feats, self.rois()), theirs(feats, self.rois()))
         input_shape((128, 192))  # the human sizes: the same strides
-        torch.testing.assert_close(ours(feats, self.rois()),
-                                   theirs(feats, self.rois()))
+        torch.testing.assert_close(
+            ours(feats, self.rois()), theirs(feats, self.rois()))
 
     def test_per_axis_strides_against_a_linear_map(self, input_shape):
         # On a feature map f(y, x) = 2 x + 3 y, RoIAlign's bilinear samples
@@ -136,9 +144,10 @@ class TestRoIExtractor:
         H, W = 120, 200
         fh, fw = 17, 41  # strides 120 / 17 and 200 / 41: not equal
         input_shape((H, W))
-        ys, xs = torch.meshgrid(torch.arange(fh, dtype=torch.float32),
-                                torch.arange(fw, dtype=torch.float32),
-                                indexing='ij')
+        ys, xs = torch.meshgrid(
+            torch.arange(fh, dtype=torch.float32),
+            torch.arange(fw, dtype=torch.float32),
+            indexing='ij')
         fmap = (2 * xs + 3 * ys)[None, None].repeat(1, 2, 1, 1)
         cfg = dict(self.CFG, featmap_strides=[8])
         ext = DynamicStrideRoIExtractor(**cfg)

@@ -2,7 +2,8 @@
 
 One call, :func:`run_toy_studies`, trains every run of three studies on the
 toy digits (:class:`~mmdynopool.datasets.ToyDigits`) with the slim VGG-11
-configs of ``configs/toy/`` and writes the tables and figures of the README:
+configs of ``configs/toy/`` and writes the tables and figures of
+``docs/studies/``:
 
 * **control** (stretch-V and its transpose stretch-H): human vs DynOPool with
   both alpha-derivative conventions (``position_grad`` ``'central'`` and
@@ -23,15 +24,18 @@ configs of ``configs/toy/`` and writes the tables and figures of the README:
   (:data:`TARGET_FAMILY`), and a Fix (Final) retrain of every learned target
   shape (frozen, same seed and schedule, no GMACs loss). On stretch-V /
   stretch-H the target runs are the transposition control. Its report is
-  :mod:`.toy_target_report`'s.
+  :mod:`toy_target_report`'s.
 
-Every run is :func:`run_experiment` (resumable; finished runs are read
-back), runs go to ``jobs`` worker processes with a progress bar
-(:func:`~.parallel.run_parallel`), each pinned to ``threads`` torch threads
-and recording them, the DynOPool backend and the torch version
-(:func:`~.parallel.runtime_record`); the alpha trajectories come from each
-run's ``ShapeLoggingHook`` scalars. The tables, figures and the report file
-come from :mod:`.toy_report` (:mod:`.toy_target_report` for ``target``).
+Every run is :func:`run_experiment` (resumable; finished runs are read back),
+runs go to ``jobs`` worker processes with a progress bar
+(:func:`~mmdynopool.analysis.parallel.run_parallel`), each pinned to
+``threads`` torch threads and recording them, the DynOPool backend and the
+torch version (:func:`~mmdynopool.analysis.parallel.runtime_record`); the alpha
+trajectories come from each run's ``ShapeLoggingHook`` scalars. The tables,
+figures and the report file come from :mod:`toy_report`
+(:mod:`toy_target_report` for ``target``). The command is
+``tools/repro/toy_studies.py``; this folder must be on ``sys.path`` (the
+command puts it there).
 """
 import glob
 import json
@@ -40,15 +44,16 @@ import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
 
-from .complexity import exact_config_gmacs
-from .config_surgery import (gmacs_loss_hook, set_gmacs_loss_weight,
-                             set_input_resolution)
-from .parallel import run_parallel, runtime_record
-from .toy_report import (CONTROL_MODELS, LAMBDA_FACTORS, RESOLUTIONS,
-                         SWEEP_DATASET, s_lambda_from_sweep, summarise_control,
-                         summarise_s, summarise_sweep, write_toy_report)
-from .toy_target import (TARGET_DATASETS, TARGET_FAMILY, configure_target,
-                         target_needs, target_plan)
+from toy_report import (CONTROL_MODELS, LAMBDA_FACTORS, RESOLUTIONS,
+                        SWEEP_DATASET, s_lambda_from_sweep, summarise_control,
+                        summarise_s, summarise_sweep, write_toy_report)
+from toy_target import (TARGET_DATASETS, TARGET_FAMILY, configure_target,
+                        target_needs, target_plan)
+
+from mmdynopool.analysis.complexity import exact_config_gmacs
+from mmdynopool.analysis.parallel import run_parallel, runtime_record
+from mmdynopool.engine import (gmacs_loss_hook, set_gmacs_loss_weight,
+                               set_input_resolution)
 
 __all__ = [
     'run_toy_studies', 'toy_study_plan', 'build_run_cfg',
@@ -58,14 +63,16 @@ __all__ = [
 # The pairs variant trains 60 epochs, the others 20 (the config names say).
 CONFIG = osp.join('toy', 'vgg11-slim_{kind}_1xb64-{epochs}e_digits-{data}.py')
 STUDIES = ('control', 'sweep', 'dynopool_s')
-#: Every study: the three above (the README's) and issue 21's ``target``.
+#: Every study: the three above (docs/studies/toy_studies.md) and issue 21's
+#: ``target``.
 ALL_STUDIES = STUDIES + ('target', )
 # model name -> (config kind, cfg options)
 MODELS = {
     'human': ('human', {}),
     'central': ('dynopool', {}),
     'one_sided': ('dynopool', {
-        'model.backbone.dynopool_cfg': dict(position_grad='one_sided')
+        'model.backbone.dynopool_cfg':
+        dict(position_grad='one_sided')
     }),
     # 'central' at 4x the config's lambda: the control where the GMACs loss
     # holds the alphas back.
@@ -83,19 +90,27 @@ HOOK_OPTIONS = {'central_alpha': {'AlphaGradHook': dict(space='alpha')}}
 
 
 def _spec(study, dataset, model, seed, **extra) -> Dict:
-    return dict(study=study, dataset=dataset, model=model, seed=seed,
-                **extra)
+    return dict(study=study, dataset=dataset, model=model, seed=seed, **extra)
 
 
-def toy_study_plan(studies: Sequence[str] = STUDIES,
-                   seeds: int = 5,
-                   sweep_seeds: int = 5,
-                   s_lambda: Optional[float] = None,
-                   target_seeds: int = 10,
-                   target_gmacs: Optional[Dict[str, float]] = None
-                   ) -> List[Dict]:
+def toy_study_plan(
+        studies: Sequence[str] = STUDIES,
+        seeds: int = 5,
+        sweep_seeds: int = 5,
+        s_lambda: Optional[float] = None,
+        target_seeds: int = 10,
+        target_gmacs: Optional[Dict[str, float]] = None) -> List[Dict]:
     """The runs of ``studies`` (``dynopool_s`` needs ``s_lambda``,
     ``target`` needs ``target_gmacs``: per dataset, the GMACs to aim at).
+
+    Args:
+        studies (Sequence[str]): Of :data:`ALL_STUDIES`. Default:
+            :data:`STUDIES`.
+        seeds (int): Seeds of the control and DynOPool-S studies. Default: 5.
+        sweep_seeds (int): Seeds per sweep point. Default: 5.
+        s_lambda (float, optional): DynOPool-S's lambda.
+        target_seeds (int): Seeds of the target study. Default: 10.
+        target_gmacs (dict, optional): Per dataset, the target study's GMACs.
 
     Returns:
         list[dict]: One spec per run: ``study``, ``dataset``, ``model``,
@@ -116,29 +131,52 @@ def toy_study_plan(studies: Sequence[str] = STUDIES,
             for model in CONTROL_MODELS:
                 extra = dict(lambda_factor=4.0) if model == 'central_x4' \
                     else {}
-                plan += [_spec('control', dataset, model, s, **extra)
-                         for s in range(seeds)]
+                plan += [
+                    _spec('control', dataset, model, s, **extra)
+                    for s in range(seeds)
+                ]
     if 'sweep' in studies:
         for f in LAMBDA_FACTORS:
-            plan += [_spec('sweep', SWEEP_DATASET, 'central', s,
-                           lambda_factor=f, count='batch')
-                     for s in range(sweep_seeds)]
-        plan += [_spec('sweep', SWEEP_DATASET, 'central', s,
-                       lambda_factor=1.0, count='image')
-                 for s in range(sweep_seeds)]
+            plan += [
+                _spec(
+                    'sweep',
+                    SWEEP_DATASET,
+                    'central',
+                    s,
+                    lambda_factor=f,
+                    count='batch') for s in range(sweep_seeds)
+            ]
+        plan += [
+            _spec(
+                'sweep',
+                SWEEP_DATASET,
+                'central',
+                s,
+                lambda_factor=1.0,
+                count='image') for s in range(sweep_seeds)
+        ]
         for res in RESOLUTIONS:
-            plan += [_spec('sweep', SWEEP_DATASET, 'human', s,
-                           resolution=res) for s in range(seeds if res == 32
-                                                          else sweep_seeds)]
+            plan += [
+                _spec('sweep', SWEEP_DATASET, 'human', s, resolution=res)
+                for s in range(seeds if res == 32 else sweep_seeds)
+            ]
     if 'dynopool_s' in studies:
         if s_lambda is None:
             raise ValueError('the dynopool_s study needs s_lambda (from the '
                              'sweep)')
         # Its baseline: the sweep's 32 px human runs.
-        plan += [_spec('sweep', SWEEP_DATASET, 'human', s, resolution=32)
-                 for s in range(seeds)]
-        plan += [_spec('dynopool_s', SWEEP_DATASET, 'central', s,
-                       loss_weight=float(s_lambda)) for s in range(seeds)]
+        plan += [
+            _spec('sweep', SWEEP_DATASET, 'human', s, resolution=32)
+            for s in range(seeds)
+        ]
+        plan += [
+            _spec(
+                'dynopool_s',
+                SWEEP_DATASET,
+                'central',
+                s,
+                loss_weight=float(s_lambda)) for s in range(seeds)
+        ]
     plan += baselines
     unique = {}
     for spec in plan:
@@ -168,17 +206,30 @@ def _run_dir(work_dir: str, spec: Dict) -> str:
     return osp.join(work_dir, *parts, f'seed{spec["seed"]}')
 
 
-def build_run_cfg(spec: Dict, epochs: Optional[int] = None,
+def build_run_cfg(spec: Dict,
+                  epochs: Optional[int] = None,
                   cfg_options: Optional[Dict] = None):
     """The mmengine ``Config`` of one run spec (a ``target_fixfinal`` spec
-    carries ``fixed_backbone``, from its target run's result)."""
+    carries ``fixed_backbone``, from its target run's result).
+
+    Args:
+        spec (dict): A :func:`toy_study_plan` entry.
+        epochs (int, optional): Overrides the config's schedule.
+        cfg_options (dict, optional): Merged last.
+
+    Returns:
+        Config: The run's config.
+    """
     from mmengine.config import Config
 
-    from ..utils import config_path
+    from mmdynopool.utils import config_path
     kind, options = MODELS[spec['model']]
-    cfg = Config.fromfile(config_path(CONFIG.format(
-        kind=kind, data=spec['dataset'],
-        epochs=60 if spec['dataset'] == 'pairs' else 20)))
+    cfg = Config.fromfile(
+        config_path(
+            CONFIG.format(
+                kind=kind,
+                data=spec['dataset'],
+                epochs=60 if spec['dataset'] == 'pairs' else 20)))
     cfg.merge_from_dict(dict(options, randomness=dict(seed=spec['seed'])))
     if epochs is not None:
         cfg.merge_from_dict({
@@ -187,8 +238,10 @@ def build_run_cfg(spec: Dict, epochs: Optional[int] = None,
             'param_scheduler.T_max': epochs
         })
     if kind == 'dynopool':
-        lam = spec.get('loss_weight', gmacs_loss_hook(cfg)['loss_weight'] *
-                       spec.get('lambda_factor', 1.0))
+        lam = spec.get(
+            'loss_weight',
+            gmacs_loss_hook(cfg)['loss_weight'] *
+            spec.get('lambda_factor', 1.0))
         cfg = set_gmacs_loss_weight(cfg, lam)
         gmacs_loss_hook(cfg)['count'] = spec.get('count', 'batch')
         # Log scales every 10 iterations for the alpha trajectories.
@@ -208,10 +261,9 @@ def _run_one(task, needed=None):
     """One run in a worker process (top level, so it pickles); ``needed``:
     the result of the run it needs (a Fix (Final) retrain's target run)."""
     import mmdynopool  # noqa: F401  (registrations)
-
-    from ..engine import gmacs_loss_hooks
-    from ..models.layers.dynopool import AlphaDivergedError
-    from .experiments import run_experiment
+    from mmdynopool.analysis.experiments import run_experiment
+    from mmdynopool.engine import gmacs_loss_hooks
+    from mmdynopool.models.layers.dynopool import AlphaDivergedError
     spec, work_dir, epochs, cfg_options, threads = task
     run_dir = _run_dir(work_dir, spec)
     extra = dict(spec, **runtime_record(threads))
@@ -222,10 +274,14 @@ def _run_one(task, needed=None):
     if spec['model'] == 'target_fixfinal':
         if not needed or needed.get('failed') or \
                 'fixed_backbone' not in needed:
-            return dict(extra, failed=True, value=None, gmacs=None,
-                        work_dir=run_dir,
-                        error='its target run has no learned shape (it '
-                        'diverged)')
+            return dict(
+                extra,
+                failed=True,
+                value=None,
+                gmacs=None,
+                work_dir=run_dir,
+                error='its target run has no learned shape (it '
+                'diverged)')
         spec = extra = dict(extra, fixed_backbone=needed['fixed_backbone'])
     cfg = build_run_cfg(spec, epochs, cfg_options)
     cfg.log_level = 'WARNING'
@@ -233,14 +289,23 @@ def _run_one(task, needed=None):
     if hook:
         extra['loss_weight'] = hook[0]['loss_weight']
     try:
-        result = run_experiment(cfg, run_dir, _size(spec), extra=extra,
-                                export_fixed=spec['model'] == 'target')
+        result = run_experiment(
+            cfg,
+            run_dir,
+            _size(spec),
+            extra=extra,
+            export_fixed=spec['model'] == 'target')
     except AlphaDivergedError as e:
         # A diverged run (an alpha through 0 or past the scale cap) is a
         # result, not a crash of the study: recorded, counted in the report,
         # left out of means. Any other error stops the study.
-        result = dict(extra, failed=True, error=f'{type(e).__name__}: {e}',
-                      value=None, gmacs=None, work_dir=run_dir)
+        result = dict(
+            extra,
+            failed=True,
+            error=f'{type(e).__name__}: {e}',
+            value=None,
+            gmacs=None,
+            work_dir=run_dir)
         with open(failed, 'w') as f:
             json.dump(result, f, indent=1)
         return result
@@ -251,8 +316,8 @@ def _run_one(task, needed=None):
 def _trajectory(run_dir: str) -> Dict[str, List[float]]:
     """``step`` and the first two resizing layers' ``(r_h, r_w)`` over
     training, from the ShapeLoggingHook scalars of the newest log dir."""
-    files = sorted(glob.glob(osp.join(run_dir, '*', 'vis_data',
-                                      'scalars.json')))
+    files = sorted(
+        glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')))
     out = {'step': []}
     for path in files:  # a resumed run continues in a newer log dir
         with open(path) as f:
@@ -267,19 +332,29 @@ def _trajectory(run_dir: str) -> Dict[str, List[float]]:
     return out
 
 
-def _run_all(plan, work_dir, epochs, cfg_options, jobs,
+def _run_all(plan,
+             work_dir,
+             epochs,
+             cfg_options,
+             jobs,
              threads=1) -> List[Dict]:
     tasks = [(s, work_dir, epochs, cfg_options, threads) for s in plan]
     return run_parallel(_run_one, tasks, jobs, target_needs(plan))
 
 
-def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 32,
+def alpha_gradient_noise(dataset: str = 'stretch-v',
+                         batches: int = 32,
                          seed: int = 0) -> Dict[str, Dict]:
     """Per-batch alpha gradients at initialisation under both conventions.
 
     One DynOPool slim VGG-11 (the config's, seeded), ``batches`` training
     batches; for each ``position_grad`` the same weights and batches give
     one gradient of the task loss per batch and resizing layer.
+
+    Args:
+        dataset (str): Toy variant. Default: ``'stretch-v'``.
+        batches (int): Training batches. Default: 32.
+        seed (int): Seed of the weights and batches. Default: 0.
 
     Returns:
         dict: per convention, ``mean`` and ``std`` over batches of each
@@ -291,16 +366,18 @@ def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 32,
     from mmengine.runner import Runner, set_random_seed
     from mmpretrain.registry import MODELS
 
-    from ..models.layers import DynOPool2d
-    cfg = build_run_cfg(dict(study='control', dataset=dataset,
-                             model='central', seed=seed))
+    from mmdynopool.models.layers import DynOPool2d
+    cfg = build_run_cfg(
+        dict(study='control', dataset=dataset, model='central', seed=seed))
     init_default_scope('mmpretrain')
     set_random_seed(seed)  # python, numpy (the random crops) and torch
     model = MODELS.build(cfg.model)
     model.train()
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=seed)
-    data = [model.data_preprocessor(b, True)
-            for _, b in zip(range(batches), loader)]
+    data = [
+        model.data_preprocessor(b, True)
+        for _, b in zip(range(batches), loader)
+    ]
     pools = [m for m in model.modules() if isinstance(m, DynOPool2d)]
     out = {}
     for conv in ('central', 'one_sided'):
@@ -311,13 +388,15 @@ def alpha_gradient_noise(dataset: str = 'stretch-v', batches: int = 32,
             model.zero_grad()
             losses = model(**d, mode='loss')
             sum(v for k, v in losses.items() if 'loss' in k).backward()
-            grads.append(torch.stack([p.alpha.grad.detach().clone()
-                                      for p in pools]))
+            grads.append(
+                torch.stack([p.alpha.grad.detach().clone() for p in pools]))
         g = torch.stack(grads)  # (batches, layers, 2)
         mean = g.mean(0)
-        out[conv] = dict(mean=mean.tolist(), std=g.std(0).tolist(),
-                         sign_agreement=(torch.sign(g) == torch.sign(mean))
-                         .float().mean(0).tolist())
+        out[conv] = dict(
+            mean=mean.tolist(),
+            std=g.std(0).tolist(),
+            sign_agreement=(
+                torch.sign(g) == torch.sign(mean)).float().mean(0).tolist())
     return out
 
 
@@ -325,10 +404,19 @@ def human_cost(dataset: str, cfg_options: Optional[Dict] = None) -> float:
     """Exact conv + linear GMACs of the human model of ``dataset`` (its
     config, ``cfg_options`` merged) on one 32x32 image: the target study's
     ``target_gmacs``. Computed, not written down: the head's classes differ
-    between datasets (100 on pairs)."""
+    between datasets (100 on pairs).
+
+    Args:
+        dataset (str): Toy variant.
+        cfg_options (dict, optional): Merged into the config.
+
+    Returns:
+        float: GMACs of one image.
+    """
     return exact_config_gmacs(
-        build_run_cfg(dict(dataset=dataset, model='human', seed=0), None,
-                      cfg_options), (32, 32), 'mmpretrain')
+        build_run_cfg(
+            dict(dataset=dataset, model='human', seed=0), None, cfg_options),
+        (32, 32), 'mmpretrain')
 
 
 def run_toy_studies(work_dir: str,
@@ -372,12 +460,12 @@ def run_toy_studies(work_dir: str,
         raise ValueError('studies must be a non-empty subset of '
                          f'{ALL_STUDIES}, got {list(studies)!r}')
     for name, v in (('seeds', seeds), ('sweep_seeds', sweep_seeds),
-                    ('jobs', jobs), ('target_seeds', target_seeds),
-                    ('threads', threads)):
+                    ('jobs', jobs), ('target_seeds', target_seeds), ('threads',
+                                                                     threads)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f'{name} must be an integer >= 1, got {v!r}')
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(
-            epochs, int) or epochs < 1):
+    if epochs is not None and (isinstance(epochs, bool)
+                               or not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f'epochs must be an integer >= 1, got {epochs!r}')
     work_dir = osp.abspath(work_dir)
     os.makedirs(work_dir, exist_ok=True)
@@ -385,12 +473,18 @@ def run_toy_studies(work_dir: str,
     first = [s for s in studies if s != 'dynopool_s']
     if 'dynopool_s' in studies and s_lambda is None and 'sweep' not in first:
         first.append('sweep')
-    target_gmacs = {d: human_cost(d, cfg_options)
-                    for d in TARGET_DATASETS} if 'target' in studies else None
+    target_gmacs = {
+        d: human_cost(d, cfg_options)
+        for d in TARGET_DATASETS
+    } if 'target' in studies else None
     results = _run_all(
-        toy_study_plan(first, seeds, sweep_seeds, target_seeds=target_seeds,
-                       target_gmacs=target_gmacs), work_dir, epochs,
-        cfg_options, jobs, threads) if first else []
+        toy_study_plan(
+            first,
+            seeds,
+            sweep_seeds,
+            target_seeds=target_seeds,
+            target_gmacs=target_gmacs), work_dir, epochs, cfg_options, jobs,
+        threads) if first else []
     summary = {}
     if any(r['study'] == 'sweep' for r in results):
         summary['sweep'] = summarise_sweep(results)
@@ -400,29 +494,37 @@ def run_toy_studies(work_dir: str,
         done = {r['work_dir'] for r in results}
         results += [
             r for r in _run_all(
-                toy_study_plan(('dynopool_s', ), seeds, sweep_seeds,
-                               s_lambda), work_dir, epochs, cfg_options, jobs,
-                threads)
+                toy_study_plan(('dynopool_s', ), seeds, sweep_seeds, s_lambda),
+                work_dir, epochs, cfg_options, jobs, threads)
             if r['work_dir'] not in done
         ]
         summary['dynopool_s'] = summarise_s(results)
     if 'control' in studies:
         summary['control'] = summarise_control(results)
         summary['gradient_noise'] = alpha_gradient_noise('stretch-v')
-    settings = dict(studies=list(studies), seeds=seeds,
-                    sweep_seeds=sweep_seeds, epochs=epochs,
-                    cfg_options=cfg_options or {}, threads=threads,
-                    wall_seconds=round(time.time() - start, 1))
+    settings = dict(
+        studies=list(studies),
+        seeds=seeds,
+        sweep_seeds=sweep_seeds,
+        epochs=epochs,
+        cfg_options=cfg_options or {},
+        threads=threads,
+        wall_seconds=round(time.time() - start, 1))
     out = {}
     if 'target' in studies:
-        from .toy_target_report import write_target_report
+        from toy_target_report import write_target_report
         out['target_report'] = write_target_report(
             report_dir or work_dir,
-            dict(settings, target_seeds=target_seeds,
-                 target_gmacs=target_gmacs,
-                 family=[list(s) for s in TARGET_FAMILY]), results)
+            dict(
+                settings,
+                target_seeds=target_seeds,
+                target_gmacs=target_gmacs,
+                family=[list(s) for s in TARGET_FAMILY]), results)
         if set(studies) == {'target'}:
-            return dict(out, report=out['target_report'], summary=summary,
-                        runs=results)
+            return dict(
+                out,
+                report=out['target_report'],
+                summary=summary,
+                runs=results)
     report = write_toy_report(work_dir, summary, results, settings)
     return dict(out, report=report, summary=summary, runs=results)

@@ -1,4 +1,4 @@
-"""The toy ``target`` study's runs (:mod:`.toy_study` runs them): DynOPool
+"""The toy ``target`` study's runs (:mod:`toy_study` runs them): DynOPool
 asked for the human model's cost, the human family at about that cost, Fix
 (Final) retrains of the learned shapes.
 
@@ -7,7 +7,7 @@ asked for the human model's cost, the human family at about that cost, Fix
   exact GMACs on one 32x32 image
   (:func:`~mmdynopool.analysis.complexity.exact_config_gmacs`);
 * ``target_fixfinal``: the shape a ``target`` run learned, frozen
-  (:func:`~mmdynopool.analysis.export_fixed_config`, recorded by the target
+  (:func:`~mmdynopool.engine.export_fixed_config`, recorded by the target
   run as ``fixed_backbone``), trained from scratch on the same seed and
   schedule without the GMACs loss: what the shape is worth apart from the
   dynamics of learning it;
@@ -32,12 +32,11 @@ TARGET_FAMILY = ((24, 46), (24, 48))
 
 
 def _spec(study, dataset, model, seed, **extra) -> Dict:
-    return dict(study=study, dataset=dataset, model=model, seed=seed,
-                **extra)
+    return dict(study=study, dataset=dataset, model=model, seed=seed, **extra)
 
 
-def target_plan(seeds: int,
-                target_gmacs: Dict[str, float]) -> Tuple[List, List]:
+def target_plan(seeds: int, target_gmacs: Dict[str,
+                                               float]) -> Tuple[List, List]:
     """The target study's runs over seeds ``0 ... seeds - 1``.
 
     Args:
@@ -66,9 +65,9 @@ def target_plan(seeds: int,
     ]
     # Labelled as the sweep (pairs, 32 px) and the control label them.
     baselines = [
-        _spec('sweep', d, 'human', s, resolution=32) if d == 'pairs' else
-        _spec('control', d, 'human', s) for d in TARGET_DATASETS
-        for s in range(seeds)
+        _spec('sweep', d, 'human', s, resolution=32)
+        if d == 'pairs' else _spec('control', d, 'human', s)
+        for d in TARGET_DATASETS for s in range(seeds)
     ]
     baselines += [
         _spec('target', 'pairs', 'human', s, resolution=list(size))
@@ -80,9 +79,18 @@ def target_plan(seeds: int,
 def target_needs(plan: Sequence[Dict]) -> List[Optional[int]]:
     """Per spec of ``plan``, the index of the run whose result it needs: a
     ``target_fixfinal`` run needs the ``target`` run of its dataset and
-    seed (which must be in ``plan``); other runs need none."""
-    where = {(s['dataset'], s['seed']): i for i, s in enumerate(plan)
-             if s['model'] == 'target'}
+    seed (which must be in ``plan``); other runs need none.
+
+    Args:
+        plan (Sequence[dict]): Run specs.
+
+    Returns:
+        list[int | None]: One entry per spec.
+    """
+    where = {
+        (s['dataset'], s['seed']): i
+        for i, s in enumerate(plan) if s['model'] == 'target'
+    }
     needs = []
     for s in plan:
         if s['model'] != 'target_fixfinal':
@@ -98,9 +106,13 @@ def target_needs(plan: Sequence[Dict]) -> List[Optional[int]]:
 def configure_target(cfg, spec: Dict) -> None:
     """Make a DynOPool toy config (in place) the ``target`` run of ``spec``
     (its ``target_gmacs``) or its ``target_fixfinal`` retrain (its
-    ``fixed_backbone``: learned scales, ``fixed=True``; no GMACs loss)."""
-    from ..engine import gmacs_loss_hooks
-    from .config_surgery import gmacs_loss_hook
+    ``fixed_backbone``: learned scales, ``fixed=True``; no GMACs loss).
+
+    Args:
+        cfg (Config): A DynOPool toy config (changed in place).
+        spec (dict): The run's spec.
+    """
+    from mmdynopool.engine import gmacs_loss_hook, gmacs_loss_hooks
     if spec['model'] == 'target':
         gmacs_loss_hook(cfg)['target_gmacs'] = float(spec['target_gmacs'])
     elif spec['model'] == 'target_fixfinal':

@@ -1,21 +1,23 @@
-"""The report of the toy ``target`` study (:mod:`.toy_target`): tables from
+"""The report of the toy ``target`` study (:mod:`toy_target`): tables from
 the per-run results alone, so that :func:`recompute_target_report` gives
 the committed markdown back from the committed JSON.
 
-Every comparison is paired by seed (:func:`~.stats.paired_difference`:
-mean difference, 95 % t interval, paired t-test). The human family on
-``pairs`` is read at each target run's own cost, linearly in log GMACs
-between the two non-square inputs that bracket it
-(:func:`~.stats.interpolate_log_cost`).
+Every comparison is paired by seed
+(:func:`~mmdynopool.analysis.stats.paired_difference`: mean difference, 95 % t
+interval, paired t-test). The human family on ``pairs`` is read at each target
+run's own cost, linearly in log GMACs between the two non-square inputs that
+bracket it (:func:`~mmdynopool.analysis.stats.interpolate_log_cost`).
 """
 import json
 import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-from .stats import (cost_within, format_paired, interpolate_log_cost, mean_std,
-                    paired_difference)
-from .toy_target import TARGET_DATASETS
+from toy_target import TARGET_DATASETS
+
+from mmdynopool.analysis.stats import (cost_within, format_paired,
+                                       interpolate_log_cost, mean_std,
+                                       paired_difference)
 
 __all__ = [
     'format_target_report', 'write_target_report', 'recompute_target_report',
@@ -36,7 +38,14 @@ _DROP = ('trajectory', )
 
 def target_condition(run: Dict) -> Optional[str]:
     """The report's name of a run's condition, None for runs of other
-    studies."""
+    studies.
+
+    Args:
+        run (dict): A run's result.
+
+    Returns:
+        str | None: The condition.
+    """
     model = run.get('model')
     if model == 'target':
         return TARGET
@@ -92,8 +101,8 @@ def _values(runs: Dict[int, Dict]) -> Dict[int, float]:
 
 def _condition_rows(dataset, conds, target, family) -> List[str]:
     rows = []
-    order = [HUMAN] + [f'human {h}x{w}' for h, w in family] + [TARGET,
-                                                               FIXFINAL]
+    order = [HUMAN] + [f'human {h}x{w}'
+                       for h, w in family] + [TARGET, FIXFINAL]
     for cond in (c for c in order if c in conds):
         runs = conds[cond]
         ok = _ok(runs)
@@ -104,8 +113,9 @@ def _condition_rows(dataset, conds, target, family) -> List[str]:
         acc = mean_std([r['value'] for r in ok.values()])
         mmacs = mean_std([r['gmacs'] * 1e3 for r in ok.values()])
         ratio = mean_std([r['gmacs'] / target for r in ok.values()])
-        within = sum(cost_within(r['gmacs'], target, COST_TOLERANCE)
-                     for r in ok.values())
+        within = sum(
+            cost_within(r['gmacs'], target, COST_TOLERANCE)
+            for r in ok.values())
         rows.append(
             f'| {dataset} | {cond} | {len(ok)} ({failed}) | '
             f'{acc[0]:.2f} ± {acc[1]:.2f} | {mmacs[0]:.3f} ± {mmacs[1]:.3f} |'
@@ -165,9 +175,11 @@ def _orientation(scales) -> str:
 def _transposition(runs) -> List[str]:
     v = _by_condition(runs, 'stretch-v').get(TARGET, {})
     h = _by_condition(runs, 'stretch-h').get(TARGET, {})
-    lines = ['| seed | stretch-v layers 1-2 (r_h, r_w) | orientation | '
-             'stretch-h layers 1-2 (r_h, r_w) | orientation | flipped |',
-             '|---|---|---|---|---|---|']
+    lines = [
+        '| seed | stretch-v layers 1-2 (r_h, r_w) | orientation | '
+        'stretch-h layers 1-2 (r_h, r_w) | orientation | flipped |',
+        '|---|---|---|---|---|---|'
+    ]
     flipped = 0
     seeds = sorted(set(v) & set(h))
 
@@ -195,8 +207,10 @@ def _per_seed(dataset, conds, family) -> List[str]:
     if dataset == 'pairs':
         vals[FAMILY] = _family_at_cost(conds, family)
     seeds = sorted({s for runs in conds.values() for s in runs})
-    lines = [f'| seed | {" | ".join(cols)} | target MMACs |',
-             '|---' * (len(cols) + 2) + '|']
+    lines = [
+        f'| seed | {" | ".join(cols)} | target MMACs |',
+        '|---' * (len(cols) + 2) + '|'
+    ]
     target = conds.get(TARGET, {})
     for s in seeds:
         cells = [f'{vals[c][s]:.2f}' if s in vals[c] else '-' for c in cols]
@@ -215,7 +229,14 @@ def _runtime(runs) -> str:
 
 def format_target_report(data: Dict) -> str:
     """The markdown report from ``data`` (``settings`` and ``runs``, as
-    :func:`write_target_report` stores them)."""
+    :func:`write_target_report` stores them).
+
+    Args:
+        data (dict): ``settings`` and ``runs``.
+
+    Returns:
+        str: The markdown.
+    """
     settings, runs = data['settings'], data['runs']
     family = settings['family']
     targets = settings['target_gmacs']
@@ -225,26 +246,26 @@ def format_target_report(data: Dict) -> str:
     out = [
         '# DynOPool at the human cost on the toy digits (target study)\n',
         f'Slim VGG-11, seeds 0-{settings["target_seeds"] - 1}, {schedule}'
-        f'. Target X = the human model\'s exact cost at 32x32: '
-        + ', '.join(f'{d} {targets[d] * 1e3:.4f} MMACs'
-                    for d in TARGET_DATASETS) +
+        f'. Target X = the human model\'s exact cost at 32x32: ' +
+        ', '.join(f'{d} {targets[d] * 1e3:.4f} MMACs'
+                  for d in TARGET_DATASETS) +
         '. DynOPool: `GMACsLossHook(target_gmacs=X)` (adaptive lambda, sizes '
         'settled and frozen at 80 % of the run); Fix (Final): its learned '
         'shape retrained frozen from scratch, same seed and schedule. Human '
-        'family on pairs: the 32x32 image resized to '
-        + ', '.join(f'{h}x{w}' for h, w in family) + '.\n',
-        f'Runs: {_runtime(runs)}.\n',
+        'family on pairs: the 32x32 image resized to ' +
+        ', '.join(f'{h}x{w}'
+                  for h, w in family) + '.\n', f'Runs: {_runtime(runs)}.\n',
         '## Conditions (mean ± std over seeds)\n',
         '| dataset | condition | seeds (failed) | top-1 (%) | MMACs | '
         'cost / X | within ±5 % of X |', '|---|---|---|---|---|---|---|'
     ]
     for d in TARGET_DATASETS:
-        out += _condition_rows(d, _by_condition(runs, d), targets[d],
-                               family)
-    out += ['\n## Paired differences by seed (top-1 points; mean [95 % t '
-            'interval] (paired t-test p))\n',
-            '| dataset | comparison | seeds | difference |',
-            '|---|---|---|---|']
+        out += _condition_rows(d, _by_condition(runs, d), targets[d], family)
+    out += [
+        '\n## Paired differences by seed (top-1 points; mean [95 % t '
+        'interval] (paired t-test p))\n',
+        '| dataset | comparison | seeds | difference |', '|---|---|---|---|'
+    ]
     for d in TARGET_DATASETS:
         for name, p in _comparisons(d, _by_condition(runs, d), family):
             out.append(f'| {d} | {name} | {p["n"]} | {format_paired(p)} |')
@@ -253,8 +274,9 @@ def format_target_report(data: Dict) -> str:
         out += ['', strongest]
     target_runs = [r for r in runs if r.get('model') == 'target']
     ok = [r for r in target_runs if not r.get('failed')]
-    within = sum(cost_within(r['gmacs'], targets[r['dataset']],
-                             COST_TOLERANCE) for r in ok)
+    within = sum(
+        cost_within(r['gmacs'], targets[r['dataset']], COST_TOLERANCE)
+        for r in ok)
     fix, same = 0, 0
     for d in TARGET_DATASETS:
         conds = _by_condition(runs, d)
@@ -262,10 +284,12 @@ def format_target_report(data: Dict) -> str:
         for s, r in _ok(conds.get(FIXFINAL, {})).items():
             fix += 1
             same += s in learned and _sizes(r) == _sizes(learned[s])
-    out += [f'\nCost: {within} of {len(target_runs)} target runs end within '
-            f'±5 % of X ({len(target_runs) - len(ok)} failed). Fix (Final) '
-            f'ran at its target run\'s sizes in {same} of {fix} runs.\n',
-            '## Transposition control (target runs)\n']
+    out += [
+        f'\nCost: {within} of {len(target_runs)} target runs end within '
+        f'±5 % of X ({len(target_runs) - len(ok)} failed). Fix (Final) '
+        f'ran at its target run\'s sizes in {same} of {fix} runs.\n',
+        '## Transposition control (target runs)\n'
+    ]
     out += _transposition(runs)
     for d in TARGET_DATASETS:
         out += [f'\n## Per seed, {d} (top-1 %)\n']
@@ -279,18 +303,29 @@ def _study_runs(runs: List[Dict], seeds: int) -> List[Dict]:
         if r.get('dataset') in TARGET_DATASETS and r.get('seed', seeds) < \
                 seeds and target_condition(r) is not None:
             keep.append({k: v for k, v in r.items() if k not in _DROP})
-    return sorted(keep, key=lambda r: (r['dataset'], str(target_condition(r)),
-                                       r['seed']))
+    return sorted(
+        keep,
+        key=lambda r: (r['dataset'], str(target_condition(r)), r['seed']))
 
 
 def write_target_report(report_dir: str, settings: Dict,
                         runs: List[Dict]) -> str:
     """Write ``toy_target_runs.json`` (settings and the study's runs) and
     ``toy_target.md`` (:func:`format_target_report` of that JSON) to
-    ``report_dir``; return the markdown's path."""
+    ``report_dir``; return the markdown's path.
+
+    Args:
+        report_dir (str): Where the files go.
+        settings (dict): How the study ran.
+        runs (list[dict]): Every run's result (others than the study's are left
+            out).
+
+    Returns:
+        str: The markdown's path.
+    """
     os.makedirs(report_dir, exist_ok=True)
-    data = dict(settings=settings,
-                runs=_study_runs(runs, settings['target_seeds']))
+    data = dict(
+        settings=settings, runs=_study_runs(runs, settings['target_seeds']))
     text = json.dumps(data, indent=1, default=str)
     with open(osp.join(report_dir, RUNS_FILE), 'w') as f:
         f.write(text + '\n')
@@ -301,6 +336,13 @@ def write_target_report(report_dir: str, settings: Dict,
 
 
 def recompute_target_report(runs_json: str) -> str:
-    """The report's markdown from a ``toy_target_runs.json`` alone."""
+    """The report's markdown from a ``toy_target_runs.json`` alone.
+
+    Args:
+        runs_json (str): The JSON file.
+
+    Returns:
+        str: The markdown.
+    """
     with open(runs_json) as f:
         return format_target_report(json.load(f))

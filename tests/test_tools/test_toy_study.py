@@ -1,7 +1,6 @@
-"""mmdynopool.analysis.toy_study: the plan of runs and their configs."""
+"""tools/repro/toy_study.py: the plan of runs and their configs."""
 import pytest
-
-from mmdynopool.analysis import toy_study as ts
+import toy_study as ts
 
 
 def test_plan_counts():
@@ -17,26 +16,30 @@ def test_plan_counts():
     assert by_study == dict(control=50, sweep=18 + 3 + 5 + 9, dynopool_s=5)
     dirs = {ts._run_dir('w', s) for s in plan}
     # Hand-written: where each kind of run lives (the README points there).
-    for expected in ('w/stretch-v/human/seed4', 'w/stretch-h/one_sided/seed0',
-                     'w/stretch-h/central_x4_lambda-x4/seed2',
-                     'w/stretch-v/central_alpha/seed1',
-                     'w/pairs/central/seed2',  # the sweep's x1 point
-                     'w/pairs/central_lambda-x0/seed0',
-                     'w/pairs/central_count-image/seed1',
-                     'w/pairs/human_24px/seed2', 'w/pairs/human/seed4',
-                     'w/pairs/central_S-lambda-0.01/seed4'):
+    for expected in (
+            'w/stretch-v/human/seed4',
+            'w/stretch-h/one_sided/seed0',
+            'w/stretch-h/central_x4_lambda-x4/seed2',
+            'w/stretch-v/central_alpha/seed1',
+            'w/pairs/central/seed2',  # the sweep's x1 point
+            'w/pairs/central_lambda-x0/seed0',
+            'w/pairs/central_count-image/seed1',
+            'w/pairs/human_24px/seed2',
+            'w/pairs/human/seed4',
+            'w/pairs/central_S-lambda-0.01/seed4'):
         assert expected in dirs, expected
     # dynopool_s alone brings its baseline with it.
     alone = ts.toy_study_plan(['dynopool_s'], 2, 3, s_lambda=0.01)
-    assert sorted((s['model'], s['study']) for s in alone) == [
-        ('central', 'dynopool_s')] * 2 + [('human', 'sweep')] * 2
+    assert sorted(
+        (s['model'], s['study']) for s in
+        alone) == [('central', 'dynopool_s')] * 2 + [('human', 'sweep')] * 2
     with pytest.raises(ValueError, match='s_lambda'):
         ts.toy_study_plan(['dynopool_s'])
 
 
 def test_run_cfg_overrides():
-    spec = dict(study='control', dataset='stretch-h', model='one_sided',
-                seed=3)
+    spec = dict(
+        study='control', dataset='stretch-h', model='one_sided', seed=3)
     cfg = ts.build_run_cfg(spec, epochs=2)
     assert cfg.randomness.seed == 3 and cfg.train_cfg.max_epochs == 2
     assert cfg.model.backbone.dynopool_cfg == dict(position_grad='one_sided')
@@ -47,17 +50,24 @@ def test_run_cfg_overrides():
     spaces = {}
     for model in ('one_sided', 'central_alpha'):
         cfg = ts.build_run_cfg(dict(spec, model=model))
-        spaces[model] = [h.space for h in cfg.custom_hooks
-                         if h.type == 'AlphaGradHook']
+        spaces[model] = [
+            h.space for h in cfg.custom_hooks if h.type == 'AlphaGradHook'
+        ]
     assert spaces == dict(one_sided=['log'], central_alpha=['alpha'])
-    spec = dict(study='sweep', dataset='pairs', model='central', seed=0,
-                lambda_factor=4.0, count='image')
-    hook = next(h for h in ts.build_run_cfg(spec).custom_hooks
-                if h.type == 'GMACsLossHook')
+    spec = dict(
+        study='sweep',
+        dataset='pairs',
+        model='central',
+        seed=0,
+        lambda_factor=4.0,
+        count='image')
+    hook = next(
+        h for h in ts.build_run_cfg(spec).custom_hooks
+        if h.type == 'GMACsLossHook')
     assert hook.count == 'image' and hook.loss_weight == pytest.approx(
         4 * 0.0534)
-    spec = dict(study='sweep', dataset='pairs', model='human', seed=0,
-                resolution=24)
+    spec = dict(
+        study='sweep', dataset='pairs', model='human', seed=0, resolution=24)
     cfg = ts.build_run_cfg(spec)
     assert cfg.model.head.num_classes == 100
     assert dict(type='Resize', scale=(24, 24)) in \

@@ -1,67 +1,46 @@
-"""Config surgery: the config changes the analysis and the tools make.
+"""Config changes that the tools and the studies make; each returns a
+changed copy and leaves the config passed in as it was.
 
-* :func:`gmacs_loss_hook`: the config's one ``GMACsLossHook`` (through
-  :func:`mmdynopool.engine.gmacs_loss_hooks`, the one place that knows its
-  config type);
-* :func:`set_gmacs_loss_weight`: lambda of a run (a sweep point);
 * :func:`set_input_resolution`: the human model trained at another input
   resolution (the DynOPool paper's Fig. 5);
 * :func:`export_fixed_config`: "Fix (Final)", a learned shape retrained
-  frozen (Shape Adaptor, Table 4); :func:`export_fixed_config_file` from a
-  config and a checkpoint to a config file.
+  frozen (Shape Adaptor, Table 4), and :func:`export_fixed_config_file`,
+  which writes it as a config inheriting the original one.
 
-Each returns a changed copy; the config passed in is not modified.
+The GMACs loss's own config helpers (:func:`gmacs_loss_hooks`,
+:func:`gmacs_loss_hook`, :func:`set_gmacs_loss_weight`) live beside the
+hook, in :mod:`mmdynopool.engine.hooks.gmacs_loss_hook`.
 """
 import copy
 import math
-from typing import Sequence
+import os
+import os.path as osp
+from typing import Dict, Sequence
 
 from mmengine.config import Config
 from torch import nn
 
-from ..engine.hooks.gmacs_loss_hook import gmacs_loss_hooks
 from ..models.layers import DynOPool2d, ShapeAdaptor, shape_adaptor_penalty
 from ..utils.model import shape_adaptor_limit
+from .hooks.gmacs_loss_hook import gmacs_loss_hooks
 
 __all__ = [
-    'gmacs_loss_hook', 'set_gmacs_loss_weight', 'set_input_resolution',
-    'export_fixed_config', 'export_fixed_config_file'
+    'set_input_resolution', 'export_fixed_config', 'export_fixed_config_file'
 ]
 
 
-def gmacs_loss_hook(cfg: Config) -> dict:
-    """The one ``GMACsLossHook`` dict of ``cfg.custom_hooks`` (editing it
-    edits ``cfg``); a ``ValueError`` when there is none or several.
-
-    Example:
-        >>> from mmengine.config import Config
-        >>> from mmdynopool.analysis import gmacs_loss_hook
-        >>> cfg = Config(dict(custom_hooks=[dict(
-        ...     type='GMACsLossHook', loss_weight=0.1, input_size=(32, 32))]))
-        >>> gmacs_loss_hook(cfg)['input_size']
-        (32, 32)
-    """
-    hooks = gmacs_loss_hooks(cfg)
-    if len(hooks) != 1:
-        raise ValueError('the DynOPool config must have exactly one '
-                         f'GMACsLossHook in custom_hooks, found {len(hooks)}')
-    return hooks[0]
-
-
-def set_gmacs_loss_weight(cfg: Config, loss_weight: float) -> Config:
-    """A copy of ``cfg`` whose ``GMACsLossHook`` has ``loss_weight``."""
-    if not loss_weight >= 0:
-        raise ValueError(f'lambda (GMACsLossHook loss_weight) must be >= 0, '
-                         f'got {loss_weight!r}')
-    cfg = copy.deepcopy(cfg)
-    gmacs_loss_hook(cfg)['loss_weight'] = float(loss_weight)
-    return cfg
-
-
 def set_input_resolution(cfg: Config, size: Sequence[int]) -> Config:
-    """A copy of ``cfg`` whose train and val images are resized to ``size``
-    (``(H, W)``): an mmcv ``Resize`` right before the final ``Pack*``
-    transform of each pipeline (after any crop)."""
+    """A copy of ``cfg`` whose train, val and test images are resized to
+    ``size``: an mmcv ``Resize`` right before the final ``Pack*`` transform
+    of each pipeline (after any crop).
+
+    Args:
+        cfg (Config): A training config.
+        size (Sequence[int]): ``(H, W)``, both >= 1.
+
+    Returns:
+        Config: The changed copy.
+    """
     if len(size) != 2 or min(size) < 1:
         raise ValueError(f'resolution must be (H, W) with H, W >= 1, got '
                          f'{size!r}')
@@ -79,7 +58,7 @@ def set_input_resolution(cfg: Config, size: Sequence[int]) -> Config:
     return cfg
 
 
-def export_fixed_config(cfg, model: nn.Module):
+def export_fixed_config(cfg: Config, model: nn.Module) -> Config:
     """A copy of ``cfg`` whose backbone starts at ``model``'s learned
     shape, frozen: "Fix (Final)", retraining the learned shape from scratch
     (Shape Adaptor, Table 4).
@@ -92,6 +71,13 @@ def export_fixed_config(cfg, model: nn.Module):
       memory penalty of Eq. (8) that the config's ``ShapeAdaptorHook``
       (``input_size``, ``d_limit``) gives these alphas; the hook is
       dropped.
+
+    Args:
+        cfg (Config): The config ``model`` was built from.
+        model (nn.Module): The trained model (or its backbone).
+
+    Returns:
+        Config: The changed copy.
     """
     backbone = getattr(model, 'backbone', model)
     layers = list(getattr(backbone, 'dynopools', None) or [])
@@ -118,17 +104,29 @@ def export_fixed_config(cfg, model: nn.Module):
 
 def export_fixed_config_file(config: str, checkpoint: str,
                              out_file: str) -> Config:
-    """:func:`export_fixed_config` of ``config``'s model with
-    ``checkpoint``'s learned alphas, written to ``out_file``.
+    """Write :func:`export_fixed_config` of ``config``'s model with
+    ``checkpoint``'s learned alphas as a config file that inherits
+    ``config`` (``_base_``, as a path relative to ``out_file``'s folder)
+    and overrides only what changed: the backbone's learned
+    ``init_scales`` / ``init_alphas``, ``fixed=True`` in its
+    ``dynopool_cfg`` / ``adaptor_cfg``, and ``custom_hooks`` without the
+    GMACs loss or the Shape Adaptor hook.
+
+    Args:
+        config (str): The trained model's config file.
+        checkpoint (str): Its checkpoint (must hold every learned alpha).
+        out_file (str): The config file to write.
 
     Returns:
-        Config: The exported config.
+        Config: The exported config (what ``Config.fromfile(out_file)``
+        builds).
     """
     from ..utils import build_model_from_cfg
     from ..utils.model import load_weights
     cfg, model = build_model_from_cfg(config)
-    missing = [k for k in load_weights(model, checkpoint)
-               if k.endswith('.alpha')]
+    missing = [
+        k for k in load_weights(model, checkpoint) if k.endswith('.alpha')
+    ]
     if missing:
         # A human model's checkpoint (or another network's) loads without
         # them and would export the initial shape as the learned one.
@@ -138,8 +136,60 @@ def export_fixed_config_file(config: str, checkpoint: str,
             (f' (+{len(missing) - 5} more)' if len(missing) > 5 else '') +
             f': it is not a trained checkpoint of {config!r}')
     fixed = export_fixed_config(cfg, model)
-    fixed.dump(out_file)
-    return fixed
+    changes = _overrides(cfg.to_dict(), fixed.to_dict())
+    out_dir = osp.dirname(osp.abspath(out_file))
+    os.makedirs(out_dir, exist_ok=True)
+    base = osp.relpath(osp.abspath(config), out_dir)
+    lines = [
+        '# Fix (Final): the learned shape of', f'#   {checkpoint}',
+        '# frozen (tools/analysis/export_fixed.py); the rest is',
+        f'#   {config}', f'_base_ = [{base!r}]', ''
+    ]
+    lines += [f'{k} = {_python(v)}' for k, v in changes.items()]
+    with open(out_file, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines) + '\n')
+    return Config.fromfile(out_file)
+
+
+def _overrides(old: Dict, new: Dict) -> Dict:
+    """What ``new`` changes in ``old``, as a config inheriting ``old``
+    states it: changed values, and a dict that lost keys whole with
+    ``_delete_=True`` (lists are always replaced whole by inheritance)."""
+    out = {}
+    for k, v in new.items():
+        if k not in old:
+            out[k] = v
+        elif isinstance(v, dict) and isinstance(old[k], dict):
+            if set(old[k]) - set(v):
+                out[k] = dict(v, _delete_=True)
+            else:
+                sub = _overrides(old[k], v)
+                if sub:
+                    out[k] = sub
+        elif v != old[k]:
+            out[k] = v
+    return out
+
+
+def _python(v, indent: int = 0) -> str:
+    """``v`` as Python source for a config file (floats round-trip)."""
+    pad = ' ' * (indent + 4)
+    if isinstance(v, dict):
+        if not all(isinstance(k, str) and k.isidentifier() for k in v):
+            items = [f'{k!r}: {_python(x, indent + 4)}' for k, x in v.items()]
+            return '{' + ', '.join(items) + '}'
+        return 'dict(' + ', '.join(f'{k}={_python(x, indent + 4)}'
+                                   for k, x in v.items()) + ')'
+    if isinstance(v, (list, tuple)):
+        items = [_python(x, indent + 4) for x in v]
+        if isinstance(v, tuple):
+            return '(' + ', '.join(items) + (',)' if len(items) == 1 else ')')
+        one_line = '[' + ', '.join(items) + ']'
+        if len(one_line) + indent <= 70:
+            return one_line
+        return '[\n' + ''.join(f'{pad}{x},\n' for x in items) + \
+            ' ' * indent + ']'
+    return repr(v)
 
 
 def _check_learned_alphas(model: nn.Module, layers) -> None:
@@ -166,6 +216,8 @@ def _export_fixed_shape_adaptors(cfg, adaptors):
     new = copy.deepcopy(cfg)
     new.model.backbone.init_alphas = [float(sa.alpha) for sa in adaptors]
     new.model.backbone.adaptor_cfg = dict(fixed=True, penalty=rho)
-    new.custom_hooks = [h for h in new.get('custom_hooks', [])
-                        if h.get('type') != 'ShapeAdaptorHook']
+    new.custom_hooks = [
+        h for h in new.get('custom_hooks', [])
+        if h.get('type') != 'ShapeAdaptorHook'
+    ]
     return new

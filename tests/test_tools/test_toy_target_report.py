@@ -1,27 +1,30 @@
-"""mmdynopool.analysis.toy_target_report: the tables against numbers
+"""tools/repro/toy_target_report.py: the tables against numbers
 worked out by hand, and the report recomputed from its JSON alone."""
 import math
 import os.path as osp
 
 import pytest
-
-from mmdynopool.analysis.toy_target_report import (RUNS_FILE,
-                                                   format_target_report,
-                                                   recompute_target_report,
-                                                   write_target_report)
+from toy_target_report import (RUNS_FILE, format_target_report,
+                               recompute_target_report, write_target_report)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 X = 2.5e-3
-RT = dict(threads=1, dynopool_path='fused-cpu', MMDYNOPOOL_NO_EXT=None,
-          torch='2.x')
+RT = dict(
+    threads=1, dynopool_path='fused-cpu', MMDYNOPOOL_NO_EXT=None, torch='2.x')
 WIDE = [[0.3, 0.7], [0.4, 0.6], [0.5, 0.5], [0.5, 0.5]]
 TALL = [[0.7, 0.3], [0.6, 0.4], [0.5, 0.5], [0.5, 0.5]]
 MIXED = [[0.7, 0.3], [0.4, 0.6], [0.5, 0.5], [0.5, 0.5]]
 
 
 def run(dataset, model, seed, value, gmacs, **kw):
-    return dict(RT, dataset=dataset, model=model, seed=seed, value=value,
-                gmacs=gmacs, **kw)
+    return dict(
+        RT,
+        dataset=dataset,
+        model=model,
+        seed=seed,
+        value=value,
+        gmacs=gmacs,
+        **kw)
 
 
 def study_runs():
@@ -29,37 +32,71 @@ def study_runs():
     X * 1.1, so the family read at the target cost is the mean of its two
     members."""
     runs = []
-    values = [(80, 81, 83, 84, 83), (82, 83, 85, 85, 85),
-              (84, 85, 89, 90, 88)]
+    values = [(80, 81, 83, 84, 83), (82, 83, 85, 85, 85), (84, 85, 89, 90, 88)]
     for s, (h, lo, hi, t, fix) in enumerate(values):
         runs += [
             run('pairs', 'human', s, h, X, study='sweep', resolution=32),
-            run('pairs', 'human', s, lo, X / 1.1, study='target',
+            run('pairs',
+                'human',
+                s,
+                lo,
+                X / 1.1,
+                study='target',
                 resolution=[24, 46]),
-            run('pairs', 'human', s, hi, X * 1.1, study='target',
+            run('pairs',
+                'human',
+                s,
+                hi,
+                X * 1.1,
+                study='target',
                 resolution=[24, 48]),
-            run('pairs', 'target', s, t, X, study='target', scales=WIDE,
+            run('pairs',
+                'target',
+                s,
+                t,
+                X,
+                study='target',
+                scales=WIDE,
                 target_gmacs=X),
-            run('pairs', 'target_fixfinal', s, fix, X, study='target',
+            run('pairs',
+                'target_fixfinal',
+                s,
+                fix,
+                X,
+                study='target',
                 scales=WIDE)
         ]
-    runs += [run('stretch-v', 'target', 0, 90, X * 1.04, scales=WIDE),
-             run('stretch-v', 'target', 1, 91, X * 1.04, scales=WIDE),
-             dict(RT, dataset='stretch-v', model='target', seed=2,
-                  failed=True, value=None, gmacs=None),
-             run('stretch-h', 'target', 0, 92, X * 1.06, scales=TALL),
-             run('stretch-h', 'target', 1, 93, X * 0.99, scales=MIXED),
-             run('stretch-h', 'target', 2, 93, X, scales=TALL),
-             run('stretch-v', 'human', 0, 95, X, study='control'),
-             # Another study's run in the same work dir: left out.
-             run('pairs', 'central', 0, 50.0, X, study='sweep',
-                 lambda_factor=4.0)]
+    runs += [
+        run('stretch-v', 'target', 0, 90, X * 1.04, scales=WIDE),
+        run('stretch-v', 'target', 1, 91, X * 1.04, scales=WIDE),
+        dict(
+            RT,
+            dataset='stretch-v',
+            model='target',
+            seed=2,
+            failed=True,
+            value=None,
+            gmacs=None),
+        run('stretch-h', 'target', 0, 92, X * 1.06, scales=TALL),
+        run('stretch-h', 'target', 1, 93, X * 0.99, scales=MIXED),
+        run('stretch-h', 'target', 2, 93, X, scales=TALL),
+        run('stretch-v', 'human', 0, 95, X, study='control'),
+        # Another study's run in the same work dir: left out.
+        run('pairs', 'central', 0, 50.0, X, study='sweep', lambda_factor=4.0)
+    ]
     return runs
 
 
 def settings():
-    return dict(target_seeds=3, epochs=None, family=[[24, 46], [24, 48]],
-                target_gmacs={'pairs': X, 'stretch-v': X, 'stretch-h': X})
+    return dict(
+        target_seeds=3,
+        epochs=None,
+        family=[[24, 46], [24, 48]],
+        target_gmacs={
+            'pairs': X,
+            'stretch-v': X,
+            'stretch-h': X
+        })
 
 
 def p_df2(t):
@@ -97,8 +134,9 @@ def test_tables_by_hand():
     assert line(md, '| pairs | human 32x32 |') == \
         '| pairs | human 32x32 | 3 (0) | 82.00 ± 2.00 | 2.500 ± 0.000 | ' \
         '1.000 | 3/3 |'
-    assert line(md, '| pairs | human 24x46 |').endswith(
-        '| 2.273 ± 0.000 | 0.909 | 0/3 |')
+    assert line(
+        md,
+        '| pairs | human 24x46 |').endswith('| 2.273 ± 0.000 | 0.909 | 0/3 |')
     assert line(md, '| stretch-v | DynOPool target |') == \
         '| stretch-v | DynOPool target | 2 (1) | 90.50 ± 0.71 | ' \
         '2.600 ± 0.000 | 1.040 | 2/2 |'

@@ -1,4 +1,5 @@
-"""The README's main job: human vs DynOPool HRNet on the embedded digits.
+"""The README's demo (``tools/demo.py``): human vs DynOPool HRNet on the
+embedded digits.
 
 :func:`run_demo` trains the human FCN-HRNet of ``configs/demo/`` and the
 DynOPool one at the human model's cost (``GMACsLossHook(target_gmacs)``) on
@@ -13,8 +14,8 @@ import os
 import os.path as osp
 from typing import Dict, Optional
 
-from ..utils import config_path
-from .experiments import run_experiment
+from mmdynopool.analysis.experiments import run_experiment
+from mmdynopool.utils import config_path
 
 __all__ = ['run_demo', 'format_demo']
 
@@ -43,13 +44,16 @@ def _demo_cfg(rel: str, work_dir: str, iters: Optional[int]):
 def _run_model(task, needed=None) -> Dict:
     """One demo model in a worker process (module level: it pickles)."""
     import mmdynopool  # noqa: F401  (registrations)
-    from .parallel import runtime_record
+    from mmdynopool.analysis.parallel import runtime_record
     name, rel, work_dir, iters, threads = task
     extra = dict(model=name, **runtime_record(threads))
     cfg = _demo_cfg(rel, work_dir, iters)
     extra.update(iters=cfg.train_cfg.max_iters, seed=cfg.randomness.seed)
-    return run_experiment(cfg, osp.join(work_dir, name.lower()),
-                          tuple(cfg.crop_size), extra=extra)
+    return run_experiment(
+        cfg,
+        osp.join(work_dir, name.lower()),
+        tuple(cfg.crop_size),
+        extra=extra)
 
 
 def run_demo(work_dir: str = 'work_dirs/demo',
@@ -71,8 +75,8 @@ def run_demo(work_dir: str = 'work_dirs/demo',
         dict: ``rows`` (one :func:`run_experiment` result per model),
         ``table`` (markdown) and ``report`` (its file).
     """
-    from ..datasets import build_digits_voc
-    from .parallel import run_parallel
+    from mmdynopool.analysis.parallel import run_parallel
+    from mmdynopool.datasets import build_digits_voc
     if iters is not None and (isinstance(iters, bool)
                               or not isinstance(iters, int) or iters < 1):
         raise ValueError(f'iters must be an integer >= 1, got {iters!r}')
@@ -80,8 +84,11 @@ def run_demo(work_dir: str = 'work_dirs/demo',
     os.makedirs(work_dir, exist_ok=True)
     build_digits_voc(osp.join(work_dir, 'digits_voc'))  # once, before
     tasks = [(name, rel, work_dir, iters, 1) for name, rel in MODELS]
-    print(f'training {len(tasks)} FCN-HRNets ({", ".join(n for n, _ in MODELS)}'
-          f') on the digit mosaics; logs in {work_dir}/<model>/', flush=True)
+    names = ', '.join(n for n, _ in MODELS)
+    print(
+        f'training {len(tasks)} FCN-HRNets ({names}) on the digit mosaics;'
+        f' logs in {work_dir}/<model>/',
+        flush=True)
     rows = run_parallel(_run_model, tasks, jobs)
     table = format_demo(rows)
     report = osp.join(work_dir, 'demo.md')
@@ -91,10 +98,19 @@ def run_demo(work_dir: str = 'work_dirs/demo',
 
 
 def format_demo(rows) -> str:
-    """The comparison table: mIoU, GMACs and the learned sizes."""
-    lines = ['| model | mIoU (%) | GMACs per image | feature-map sizes '
-             '(stem, streams 1-4) | seed, threads, DynOPool path |',
-             '|---|---|---|---|---|']
+    """The comparison table: mIoU, GMACs and the learned sizes.
+
+    Args:
+        rows (list[dict]): :func:`run_demo`'s rows.
+
+    Returns:
+        str: The markdown table.
+    """
+    lines = [
+        '| model | mIoU (%) | GMACs per image | feature-map sizes '
+        '(stem, streams 1-4) | seed, threads, DynOPool path |',
+        '|---|---|---|---|---|'
+    ]
     for r in rows:
         sizes = ' '.join(f'{h}x{w}' for h, w in r['resolutions'][1:])
         run = f'{r.get("seed", 0)}, {r.get("threads", "?")}, ' \

@@ -1,9 +1,8 @@
-"""mmdynopool.analysis.toy_target: the target study's runs and configs."""
+"""tools/repro/toy_target.py: the target study's runs and configs."""
 import pytest
-
-from mmdynopool.analysis import toy_study as ts
-from mmdynopool.analysis.toy_target import (TARGET_DATASETS, TARGET_FAMILY,
-                                            target_needs, target_plan)
+import toy_study as ts
+from toy_target import (TARGET_DATASETS, TARGET_FAMILY, target_needs,
+                        target_plan)
 
 X = {'pairs': 2.5e-3, 'stretch-v': 2.4e-3, 'stretch-h': 2.3e-3}
 
@@ -15,12 +14,14 @@ def test_target_plan_and_needs():
     assert len(learned) == 2 * 3 * 3 and len(baselines) == 3 * 3 + 2 * 3
     plan = ts.toy_study_plan(['target'], target_seeds=3, target_gmacs=X)
     dirs = [ts._run_dir('w', s) for s in plan]
-    for expected in ('w/pairs/target/seed2', 'w/stretch-h/target/seed0',
-                     'w/stretch-v/target_fixfinal/seed1',
-                     'w/pairs/human/seed2',  # the sweep's 32 px run
-                     'w/stretch-v/human/seed0',  # the control's
-                     'w/pairs/human_24x46px/seed1',
-                     'w/pairs/human_24x48px/seed2'):
+    for expected in (
+            'w/pairs/target/seed2',
+            'w/stretch-h/target/seed0',
+            'w/stretch-v/target_fixfinal/seed1',
+            'w/pairs/human/seed2',  # the sweep's 32 px run
+            'w/stretch-v/human/seed0',  # the control's
+            'w/pairs/human_24x46px/seed1',
+            'w/pairs/human_24x48px/seed2'):
         assert expected in dirs, expected
     assert len(set(dirs)) == len(plan) == 33
     targets = [s for s in plan if s['model'] == 'target']
@@ -29,50 +30,61 @@ def test_target_plan_and_needs():
     for spec, need in zip(plan, needs):
         if spec['model'] == 'target_fixfinal':
             other = plan[need]
-            assert (other['model'], other['dataset'], other['seed']) == (
-                'target', spec['dataset'], spec['seed'])
+            assert (other['model'], other['dataset'],
+                    other['seed']) == ('target', spec['dataset'], spec['seed'])
         else:
             assert need is None
     # The target runs come first (others wait for them).
     assert [s['model'] for s in plan[:9]] == ['target'] * 9
     # Shared with the sweep and the control: labelled as they label them.
-    human = {(s['dataset'], s['seed']): s for s in plan
-             if s['model'] == 'human' and s.get('resolution', 32) == 32}
+    human = {
+        (s['dataset'], s['seed']): s
+        for s in plan
+        if s['model'] == 'human' and s.get('resolution', 32) == 32
+    }
     assert human['pairs', 0]['study'] == 'sweep'
     assert human['stretch-v', 0]['study'] == 'control'
     with pytest.raises(ValueError, match='target_gmacs'):
         ts.toy_study_plan(['target'], target_gmacs={'pairs': 1e-3})
     with pytest.raises(ValueError, match='needs the target run'):
-        target_needs([dict(model='target_fixfinal', dataset='pairs',
-                           seed=0)])
+        target_needs([dict(model='target_fixfinal', dataset='pairs', seed=0)])
     # All four studies together: the target's baselines are not doubled.
-    both = ts.toy_study_plan(ts.ALL_STUDIES, 5, 3, s_lambda=0.01,
-                             target_seeds=3, target_gmacs=X)
+    both = ts.toy_study_plan(
+        ts.ALL_STUDIES, 5, 3, s_lambda=0.01, target_seeds=3, target_gmacs=X)
     alone = ts.toy_study_plan(ts.STUDIES, 5, 3, s_lambda=0.01)
     assert len(both) == len(alone) + 18 + 6  # pairs/stretch humans shared
 
 
 def test_target_run_cfgs():
-    spec = dict(study='target', dataset='pairs', model='target', seed=4,
-                target_gmacs=2.5e-3)
+    spec = dict(
+        study='target',
+        dataset='pairs',
+        model='target',
+        seed=4,
+        target_gmacs=2.5e-3)
     cfg = ts.build_run_cfg(spec)
     hook = next(h for h in cfg.custom_hooks if h.type == 'GMACsLossHook')
     assert hook.target_gmacs == 2.5e-3 and hook.loss_weight == 0.0534
     assert cfg.randomness.seed == 4
     assert cfg.model.backbone.type == 'DynOPoolSlimVGG'
-    fixed = dict(init_scales=[[0.3, 0.7], [0.5, 0.4], [0.5, 0.5],
-                              [0.5, 0.5]], dynopool_cfg=dict(fixed=True))
-    cfg = ts.build_run_cfg(dict(spec, model='target_fixfinal',
-                                fixed_backbone=fixed))
+    fixed = dict(
+        init_scales=[[0.3, 0.7], [0.5, 0.4], [0.5, 0.5], [0.5, 0.5]],
+        dynopool_cfg=dict(fixed=True))
+    cfg = ts.build_run_cfg(
+        dict(spec, model='target_fixfinal', fixed_backbone=fixed))
     assert not [h for h in cfg.custom_hooks if h.type == 'GMACsLossHook']
     assert cfg.model.backbone.init_scales == fixed['init_scales']
     assert cfg.model.backbone.dynopool_cfg == dict(fixed=True)
     with pytest.raises(ValueError, match='fixed_backbone'):
         ts.build_run_cfg(dict(spec, model='target_fixfinal'))
     for size in TARGET_FAMILY:
-        cfg = ts.build_run_cfg(dict(study='target', dataset='pairs',
-                                    model='human', seed=0,
-                                    resolution=list(size)))
+        cfg = ts.build_run_cfg(
+            dict(
+                study='target',
+                dataset='pairs',
+                model='human',
+                seed=0,
+                resolution=list(size)))
         # mmcv's Resize takes (W, H).
         assert dict(type='Resize', scale=size[::-1]) in \
             cfg.train_dataloader.dataset.pipeline
@@ -91,8 +103,12 @@ def test_human_cost():
 def test_fixfinal_of_a_diverged_target(tmp_path):
     """A Fix (Final) whose target run diverged is recorded as failed (no
     shape to retrain) instead of stopping the study."""
-    spec = dict(study='target', dataset='pairs', model='target_fixfinal',
-                seed=1, target_gmacs=2.5e-3)
+    spec = dict(
+        study='target',
+        dataset='pairs',
+        model='target_fixfinal',
+        seed=1,
+        target_gmacs=2.5e-3)
     out = ts._run_one((spec, str(tmp_path), 1, None, 1),
                       dict(failed=True, value=None))
     assert out['failed'] and out['value'] is None
