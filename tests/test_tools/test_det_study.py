@@ -52,8 +52,10 @@ def test_run_cfgs(tmp_path):
     assert dyn.model.backbone.type == 'DynOPoolResNet'
     hooks = [h for h in dyn.custom_hooks if h['type'] == 'GMACsLossHook']
     assert len(hooks) == 1 and hooks[0]['target_gmacs'] == 0.25
-    assert not [h for h in human.get('custom_hooks', [])
-                if h['type'] == 'GMACsLossHook']
+    assert not [
+        h
+        for h in human.get('custom_hooks', []) if h['type'] == 'GMACsLossHook'
+    ]
     assert dyn.train_cfg.max_iters == dyn.param_scheduler[1].end == 7
     assert human.train_cfg.max_iters == 1200
     with pytest.raises(ValueError, match='needs target_gmacs'):
@@ -139,7 +141,7 @@ def test_det_study_tiny_end_to_end(tmp_path):
         assert f.read() == det_study.recompute_report(
             str(tmp_path / 'out' / det_study.RUNS))
     # Resumable: a second call reads the finished runs back.
-    again = det_study.run_det_study(str(work), str(tmp_path / 'out'), 2,
-                                    iters=2)
+    again = det_study.run_det_study(
+        str(work), str(tmp_path / 'out'), 2, iters=2)
     assert [r['value'] for r in again['runs']] == \
         [r['value'] for r in out['runs']]

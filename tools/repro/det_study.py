@@ -107,8 +107,7 @@ def _run_one(task, needed=None) -> Dict:
     cfg = build_det_cfg(spec, root, target, iters, cfg_options)
     extra['iters'] = cfg.train_cfg.max_iters
     out_dir = osp.join(work_dir, spec['condition'], f'seed{spec["seed"]}')
-    return run_experiment(
-        cfg, out_dir, INPUT_SIZE, metric=METRIC, extra=extra)
+    return run_experiment(cfg, out_dir, INPUT_SIZE, metric=METRIC, extra=extra)
 
 
 def format_report(data: Dict) -> str:
@@ -132,9 +131,9 @@ def format_report(data: Dict) -> str:
         f'{seeds[0]}-{seeds[-1]}; bbox mAP (mmdet CocoMetric, '
         'percent) on 150 validation canvases; GMACs: conv + linear of '
         'backbone, FPN and head at 128x128, target '
-        f'{target:.4f} (the human model\'s).' + (
-            f' Config overrides: `{settings["cfg_options"]}`.'
-            if settings.get('cfg_options') else ''), '',
+        f'{target:.4f} (the human model\'s).' +
+        (f' Config overrides: `{settings["cfg_options"]}`.'
+         if settings.get('cfg_options') else ''), '',
         '| condition | runs | bbox mAP | mAP@50 | GMACs / human | within '
         '5 % of the target |', '|---|---|---|---|---|---|'
     ]
@@ -210,9 +209,9 @@ def run_det_study(work_dir: str,
     root = build_digits_coco(osp.join(work_dir, 'digits_coco'))
     target = human_cost()
     plan = det_plan(seeds)
-    runs = run_parallel(_run_one, [(s, work_dir, root, target, iters,
-                                    threads, cfg_options) for s in plan],
-                        jobs)
+    runs = run_parallel(
+        _run_one, [(s, work_dir, root, target, iters, threads, cfg_options)
+                   for s in plan], jobs)
     data = dict(
         settings=dict(
             seeds=seeds,

@@ -47,9 +47,10 @@ class DynamicSizeHRFPN(HRFPN):
             raise ValueError(f'inputs must hold {self.num_ins} maps (one '
                              f'per stream), got {len(inputs)}')
         size = inputs[0].shape[-2:]
-        fused = torch.cat([inputs[0]] + [
-            F.interpolate(x, size=size, mode='bilinear') for x in inputs[1:]
-        ], 1)
+        fused = torch.cat(
+            [inputs[0]] +
+            [F.interpolate(x, size=size, mode='bilinear')
+             for x in inputs[1:]], 1)
         run = (lambda m, t: checkpoint(m, t, use_reentrant=False)) \
             if self.with_cp and fused.requires_grad else (lambda m, t: m(t))
         fused = run(self.reduction_conv, fused)
