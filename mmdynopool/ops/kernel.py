@@ -175,9 +175,7 @@ def _load() -> Optional[str]:
     if _verified(lib):
         torch.ops.load_library(lib)
         return lib
-    if osp.exists(lib):
-        warnings.warn(f'mmdynopool: the cached kernel {lib} does not match '
-                      'its checksum (cut short or changed); rebuilding it')
+    damaged = osp.exists(lib)
     try:
         os.makedirs(folder, exist_ok=True)
         from filelock import FileLock, Timeout
@@ -186,8 +184,12 @@ def _load() -> Optional[str]:
             with FileLock(osp.join(folder, 'lock'), timeout=wait):
                 if _verified(lib):  # another process built it meanwhile
                     torch.ops.load_library(lib)
-                else:
-                    _build_into(folder, lib)
+                    return lib
+                if damaged:
+                    warnings.warn(f'mmdynopool: the cached kernel {lib} does '
+                                  'not match its checksum (cut short or '
+                                  'changed); rebuilding it')
+                _build_into(folder, lib)
                 return lib
         except Timeout:
             warnings.warn(f'mmdynopool: another process has held the kernel '
@@ -195,9 +197,12 @@ def _load() -> Optional[str]:
                           'using the PyTorch implementation')
             return None
     except Exception as e:  # no compiler, read-only cache, no headers, ...
-        warnings.warn(f'mmdynopool: the fused CPU DynOPool kernel is '
-                      f'unavailable ({type(e).__name__}: {e}); using the '
-                      'PyTorch implementation')
+        what = (f'the cached kernel {lib} does not match its checksum (cut '
+                'short or changed) and cannot be rebuilt: the fused CPU '
+                'DynOPool kernel is unavailable'
+                if damaged else 'the fused CPU DynOPool kernel is unavailable')
+        warnings.warn(f'mmdynopool: {what} ({type(e).__name__}: {e}); using '
+                      'the PyTorch implementation')
         return None
 
 

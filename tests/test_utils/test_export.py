@@ -81,7 +81,29 @@ def test_backbone_exports_match_the_training_forward(name, fmt, tmp_path):
                 assert (a - b).abs().max() <= 1e-5 * b.abs().max()
 
 
-def test_export_tool_on_a_trained_segmentor(tmp_path, demo_cfg):
+@pytest.mark.parametrize('name', ['vgg', 'resnet', 'mobilenet_v2', 'hrnet'])
+def test_static_exports_run_at_their_size(name, tmp_path):
+    # A fixed input size: plain int sizes all through, checked at that size;
+    # the exported program refuses another size instead of a wrong map.
+    torch.manual_seed(0)
+    model = BACKBONES[name]()
+    result = export_model(
+        model,
+        str(tmp_path / f'{name}.pt2'), (64, 72),
+        'export',
+        dynamic=False)
+    assert list(result['max_rel_error']) == ['64x72']
+    assert result['max_rel_error']['64x72'] < 1e-5
+    program = torch.export.load(str(tmp_path / f'{name}.pt2')).module()
+    with pytest.raises(Exception):
+        program(torch.randn(1, 3, 81, 59))
+
+
+@pytest.mark.parametrize('options,suffix,checked',
+                         [([], 'onnx', 2),
+                          (['--format', 'export', '--static'], 'pt2', 1)])
+def test_export_tool_on_a_trained_segmentor(tmp_path, demo_cfg, options,
+                                            suffix, checked):
     # Our tool from a user's directory: a checkpoint whose alphas moved.
     from mmdynopool.utils import build_model_from_cfg
     cfg = demo_cfg(tmp_path)
@@ -100,20 +122,20 @@ def test_export_tool_on_a_trained_segmentor(tmp_path, demo_cfg):
         sys.executable,
         osp.abspath(tool),
         str(tmp_path / 'cfg.py'),
-        str(ckpt), '--shape', '96', '96'
+        str(ckpt), '--shape', '96', '96', *options
     ],
                          cwd=tmp_path,
                          capture_output=True,
                          text=True,
                          timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert osp.isfile(tmp_path / 'iter_8.onnx')
+    assert osp.isfile(tmp_path / f'iter_8.{suffix}')
     assert '5 resizing layers' in out.stdout
     errors = [
         float(line.rsplit('= ', 1)[1]) for line in out.stdout.splitlines()
         if 'max |export - eager|' in line
     ]
-    assert len(errors) == 2 and max(errors) < 1e-5
+    assert len(errors) == checked and max(errors) < 1e-5
 
 
 def test_bad_format_is_named(tmp_path):

@@ -1,4 +1,5 @@
 import math
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -828,6 +829,36 @@ class TestSizesAndModes:
             x = torch.randn(*shape)
             torch.testing.assert_close(
                 traced(x), pool(x), rtol=1e-5, atol=1e-5)
+
+    def test_legacy_onnx_export_of_a_learnable_layer_is_right(self, tmp_path):
+        # The legacy (tracing) ONNX exporter once wrote a graph without
+        # inputs and with garbage constants when the fused kernel was loaded
+        # (off by 2e35 in onnxruntime). Now it traces the plain ATen form:
+        # right in onnxruntime at the traced and at another input size.
+        ort = pytest.importorskip('onnxruntime')
+        torch.manual_seed(0)
+        pool = DynOPool2d((0.43, 0.61))
+        pool(torch.randn(1, 2, 20, 30))  # the fused kernel loads, if any
+        path = str(tmp_path / 'pool.onnx')
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # the tracer's own warnings
+            torch.onnx.export(
+                pool, (torch.randn(1, 2, 20, 30), ),
+                path,
+                dynamo=False,
+                input_names=['x'],
+                dynamic_axes={'x': {
+                    0: 'n',
+                    2: 'h',
+                    3: 'w'
+                }})
+        session = ort.InferenceSession(path)
+        assert [i.name for i in session.get_inputs()] == ['x']
+        for shape in ((1, 2, 20, 30), (2, 2, 41, 16)):
+            x = torch.randn(*shape)
+            got = torch.from_numpy(session.run(None, {'x': x.numpy()})[0])
+            torch.testing.assert_close(
+                got, pool(x).detach(), rtol=1e-5, atol=1e-5)
 
 
 def test_host_reads_one_per_call_none_in_backward(count_host_reads):
