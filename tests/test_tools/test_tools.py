@@ -37,10 +37,12 @@ def run(cmd, **env):
         text=True,
         timeout=900)
     # On failure, every error line (a child's traceback sits far up in a
-    # torchrun's output) and the tail.
+    # torchrun's output; a C++ abort says 'terminate called ... what()')
+    # and the tail.
+    keys = ('Error', 'error', 'terminate', 'what()', 'gloo', 'Abort')
     errors = [
         line for line in proc.stderr.splitlines()
-        if 'Error' in line or 'error' in line
+        if any(k in line for k in keys)
     ]
     assert proc.returncode == 0, '\n'.join(errors[-40:]) + \
         proc.stderr[-2000:]
